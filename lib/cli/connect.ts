@@ -1,0 +1,205 @@
+/**
+ * `ferry connect`: an interactive shell on one session (or a script read from a pipe).
+ *
+ * The shell's commands call the same functions as the one-shot commands, so `get` in the shell and
+ * `ferry get` behave the same. On a terminal it prompts, with line editing and history from
+ * `node:readline`; from a pipe it reads line by line with no prompt and stops at the first failing
+ * command (like `sftp -b -`).
+ *
+ * @module
+ */
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { basename, dirname } from "node:path";
+import { ConnectionError, describeError, UsageError } from "../errors.ts";
+import type { FerryClient } from "../client.ts";
+import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
+import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
+import type { ParsedCommand } from "./args.ts";
+import { parseHostPort } from "./common.ts";
+import { printError, printLine, TransferReporter } from "./output.ts";
+import { formatEntry, openClient } from "./remote.ts";
+
+/** The shell's own help text. */
+export const SHELL_HELP = [
+  "Commands:",
+  "  ls [path]                    list a folder on the server",
+  "  get [-f] <remote> [local]    download a file or folder (into a folder, or as a file name)",
+  "  put [-f] <local> [remote-dir] upload a file or folder (it lands as <prefix><name>)",
+  "  help                         show this help",
+  "  quit                         end the session (also: exit, Ctrl-D)",
+].join("\n");
+
+/** Splits a shell line into words, honouring single and double quotes and backslash escapes. */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let current = "";
+  let inWord = false;
+  let quote: "'" | '"' | undefined;
+  for (let index = 0; index < line.length; index++) {
+    const char = line[index]!;
+    if (quote) {
+      if (char === quote) quote = undefined;
+      else if (char === "\\" && quote === '"' && index + 1 < line.length) current += line[++index];
+      else current += char;
+    } else if (char === "'" || char === '"') {
+      quote = char;
+      inWord = true;
+    } else if (char === "\\" && index + 1 < line.length) {
+      current += line[++index];
+      inWord = true;
+    } else if (/\s/.test(char)) {
+      if (inWord) words.push(current);
+      current = "";
+      inWord = false;
+    } else {
+      current += char;
+      inWord = true;
+    }
+  }
+  if (quote) throw new UsageError("Unclosed quote");
+  if (inWord) words.push(current);
+  return words;
+}
+
+function takeForce(words: string[]): boolean {
+  const index = words.findIndex((word) => word === "-f" || word === "--force");
+  if (index < 0) return false;
+  words.splice(index, 1);
+  return true;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs one shell line against `client`. Returns false when the session should end. */
+export async function runShellLine(
+  client: FerryClient,
+  line: string,
+  quiet: boolean,
+): Promise<boolean> {
+  const words = splitWords(line.trim());
+  const command = words.shift();
+  if (command === undefined || command.startsWith("#")) return true;
+  const reporter = new TransferReporter({
+    json: false,
+    quiet,
+    progress: !quiet && Deno.stderr.isTerminal(),
+  });
+  switch (command) {
+    case "quit":
+    case "exit":
+    case "bye":
+      return false;
+    case "help":
+    case "?":
+      printLine(SHELL_HELP);
+      return true;
+    case "ls": {
+      if (words.length > 1) throw new UsageError("Usage: ls [path]");
+      for (const entry of await client.list(words[0] ?? "")) printLine(formatEntry(entry));
+      return true;
+    }
+    case "get": {
+      const force = takeForce(words);
+      if (words.length < 1 || words.length > 2) {
+        throw new UsageError("Usage: get [-f] <remote> [local]");
+      }
+      const remote = words[0]!;
+      const local = words[1] ?? ".";
+      try {
+        if (await isDirectory(local)) {
+          await checkDownloadTargets([remote], local, force);
+          await getPaths(client, [remote], { outputDir: local, force, onEvent: reporter.onEvent });
+        } else {
+          // A file name: download the remote file under that name.
+          parseRemotePath(remote);
+          const result = await client.download(remote, dirname(local), basename(local), {
+            force,
+            onStart: (info) =>
+              reporter.onEvent({
+                event: "start",
+                direction: "get",
+                name: sanitizeForDisplay(remote),
+                ...info,
+              }),
+            onProgress: (progress) =>
+              reporter.onEvent({
+                event: "progress",
+                direction: "get",
+                name: sanitizeForDisplay(remote),
+                ...progress,
+              }),
+          });
+          reporter.onEvent({ event: "done", direction: "get", ...result, name: result.name });
+        }
+      } finally {
+        reporter.abort();
+      }
+      return true;
+    }
+    case "put": {
+      const force = takeForce(words);
+      if (words.length < 1 || words.length > 2) {
+        throw new UsageError("Usage: put [-f] <local> [remote-dir]");
+      }
+      const plan = await planUpload([words[0]!]);
+      try {
+        await putPaths(client, plan, {
+          remoteDir: words[1] ?? "",
+          force,
+          onEvent: reporter.onEvent,
+        });
+      } finally {
+        reporter.abort();
+      }
+      return true;
+    }
+    default:
+      throw new UsageError(
+        `Unknown command "${sanitizeForDisplay(command)}": type help for the list`,
+      );
+  }
+}
+
+/** Runs `ferry connect`. Permissions: net to the server; read on the code file; read/write where you get or put. */
+export async function runConnect({ positionals, flags }: ParsedCommand): Promise<void> {
+  const address = parseHostPort(positionals[0]!);
+  const quiet = Boolean(flags.quiet);
+  await using client = await openClient(address, flags["code-file"] as string | undefined);
+  const interactive = Deno.stdin.isTerminal();
+  if (interactive) {
+    printError(
+      `Connected to ${address.hostname}:${address.port} (${client.welcome.mode}). Type help for commands.`,
+    );
+  }
+  const lines = createInterface({
+    input: process.stdin,
+    output: interactive ? process.stdout : undefined,
+    terminal: interactive,
+    historySize: 500,
+  });
+  if (interactive) {
+    lines.setPrompt("ferry> ");
+    lines.prompt();
+  }
+  try {
+    for await (const line of lines) {
+      try {
+        if (!await runShellLine(client, line, quiet)) break;
+      } catch (error) {
+        if (!interactive) throw error;
+        printError(`error: ${describeError(error)}`);
+        if (error instanceof ConnectionError) throw error;
+      }
+      if (interactive) lines.prompt();
+    }
+  } finally {
+    lines.close();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Everything the CLI prints: results as text or JSON, progress bars on a terminal, errors.
+ *
+ * Results go to stdout, progress and diagnostics to stderr. Progress bars appear only when stderr
+ * is a terminal and neither `--quiet` nor `--json` is given, so pipes and logs never receive
+ * control characters. With `--json`, stdout carries one JSON object per line for each event.
+ *
+ * @module
+ */
+import process from "node:process";
+import { cliProgress } from "../deps.ts";
+import type { TransferEvent } from "../transfers.ts";
+
+/** How output should look. */
+export interface OutputOptions {
+  json: boolean;
+  quiet: boolean;
+  /** Draw progress bars (stderr is a terminal). */
+  progress: boolean;
+}
+
+const encoder = new TextEncoder();
+
+/** Writes a line to stdout. */
+export function printLine(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+}
+
+/** Writes a line to stderr. */
+export function printError(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+/** `1536` → `1.5 KiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0
+    ? `${Math.round(value)} B`
+    : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
+/** Bytes per second as text. */
+export function formatRate(bytes: number, seconds: number): string {
+  return `${formatBytes(seconds > 0 ? bytes / seconds : 0)}/s`;
+}
+
+/** Interval between two `--json` progress events of one file. */
+const JSON_PROGRESS_INTERVAL_MS = 500;
+
+/** Turns transfer events into text lines, progress bars or JSON lines. */
+export class TransferReporter {
+  #options: OutputOptions;
+  #bar: InstanceType<typeof cliProgress.SingleBar> | undefined;
+  #lastJsonProgress = 0;
+  #files = 0;
+  #bytes = 0;
+  #started = performance.now();
+
+  /** Reports according to `options`. */
+  constructor(options: OutputOptions) {
+    this.#options = options;
+  }
+
+  /** Handles one event (pass as `onEvent`). */
+  readonly onEvent = (event: TransferEvent): void => {
+    if (this.#options.json) return this.#json(event);
+    switch (event.event) {
+      case "start":
+        if (this.#options.progress && !this.#options.quiet) this.#startBar(event);
+        break;
+      case "progress":
+        this.#bar?.update(event.bytes, { rate: this.#rate(event.bytes) });
+        break;
+      case "done": {
+        this.#stopBar();
+        this.#files++;
+        this.#bytes += event.transferred;
+        const verb = event.direction === "get" ? "Downloaded" : "Uploaded";
+        const resumed = event.resumedFrom > 0
+          ? `, resumed at ${formatBytes(event.resumedFrom)}`
+          : "";
+        printLine(
+          `${verb} ${event.name} (${formatBytes(event.size)} in ${event.seconds.toFixed(2)} s, ` +
+            `${formatRate(event.transferred, event.seconds)}${resumed})`,
+        );
+        break;
+      }
+      case "mkdir":
+        break;
+    }
+  };
+
+  #barStart = 0;
+  #barOffset = 0;
+
+  #rate(bytes: number): string {
+    return formatRate(bytes - this.#barOffset, (performance.now() - this.#barStart) / 1000);
+  }
+
+  #startBar(event: Extract<TransferEvent, { event: "start" }>): void {
+    this.#stopBar();
+    this.#barStart = performance.now();
+    this.#barOffset = event.offset;
+    this.#bar = new cliProgress.SingleBar({
+      stream: process.stderr,
+      format: `${
+        event.name.slice(0, 40)
+      } [{bar}] {percentage}% {done}/{size} {rate} ETA {eta_formatted}`,
+      barsize: 24,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+    }, cliProgress.Presets.shades_classic);
+    this.#bar.start(Math.max(event.size, 1), event.offset, {
+      rate: "-",
+      done: formatBytes(event.offset),
+      size: formatBytes(event.size),
+    });
+    const update = this.#bar.update.bind(this.#bar);
+    this.#bar.update =
+      ((value: number, payload?: Record<string, unknown>) =>
+        update(value, { ...payload, done: formatBytes(value) })) as typeof update;
+  }
+
+  #stopBar(): void {
+    if (this.#bar) {
+      this.#bar.stop();
+      this.#bar = undefined;
+    }
+  }
+
+  #json(event: TransferEvent): void {
+    if (event.event === "progress") {
+      const now = performance.now();
+      if (now - this.#lastJsonProgress < JSON_PROGRESS_INTERVAL_MS && event.bytes < event.size) {
+        return;
+      }
+      this.#lastJsonProgress = now;
+    }
+    if (event.event === "done") {
+      this.#files++;
+      this.#bytes += event.transferred;
+    }
+    printLine(JSON.stringify(event));
+  }
+
+  /** Prints the summary line after several files (text mode only). */
+  summary(): void {
+    this.#stopBar();
+    if (this.#options.json || this.#files < 2) return;
+    const seconds = (performance.now() - this.#started) / 1000;
+    printLine(
+      `${this.#files} files, ${formatBytes(this.#bytes)} in ${seconds.toFixed(2)} s (${
+        formatRate(this.#bytes, seconds)
+      })`,
+    );
+  }
+
+  /** Removes a progress bar left on screen (before an error is printed). */
+  abort(): void {
+    this.#stopBar();
+  }
+}

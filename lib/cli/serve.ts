@@ -1,0 +1,127 @@
+/**
+ * `ferry serve`: share a folder until interrupted.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import {
+  codeSecret,
+  DEFAULT_CODE_FILE,
+  generateCode,
+  readCodeFile,
+  resolveCode,
+  writeCodeFile,
+} from "../code.ts";
+import { InterruptedError, UsageError } from "../errors.ts";
+import type { ServeMode } from "../protocol/messages.ts";
+import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX, startServer } from "../server.ts";
+import type { ParsedCommand } from "./args.ts";
+import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
+import { formatBytes, printError } from "./output.ts";
+
+/** Whether `path` exists (no permission prompt: a denied read counts as "cannot tell"). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** The code to serve with: the code file (created when missing), or FERRY_CODE when no file is named and none exists. */
+async function serverCode(codeFile: string | undefined): Promise<string> {
+  const path = codeFile ?? DEFAULT_CODE_FILE;
+  if (await exists(path)) return await readCodeFile(path);
+  if (codeFile === undefined) {
+    const fromEnv = await resolveCode({}).catch(() => undefined);
+    if (fromEnv?.source === "FERRY_CODE") return fromEnv.code;
+  }
+  const code = generateCode();
+  await writeCodeFile(path, code);
+  printError(`Created ${path} with a new connection code: ${code}`);
+  printError("Give this code to the people who may connect.");
+  return await readCodeFile(path);
+}
+
+/**
+ * Runs `ferry serve` until SIGINT or SIGTERM, then shuts down gracefully.
+ * Permissions: net (host:port); read and write on the folder; read (and write when it must be
+ * created) on the code file.
+ */
+export async function runServe({ positionals, flags }: ParsedCommand): Promise<void> {
+  const root = positionals[0] ?? ".";
+  if (flags["read-only"] && flags["upload-only"]) {
+    throw new UsageError("Choose one of --read-only and --upload-only");
+  }
+  const mode: ServeMode = flags["read-only"]
+    ? "read-only"
+    : flags["upload-only"]
+    ? "upload-only"
+    : "read-write";
+  const port = flags.port === undefined ? DEFAULT_PORT : parsePort(flags.port as string, true);
+  const maxUpload = flags["max-upload"] === undefined
+    ? undefined
+    : parseSize(flags["max-upload"] as string);
+  const maxConnections = flags["max-connections"] === undefined
+    ? undefined
+    : parseCount(flags["max-connections"] as string, "max-connections");
+  const handshakeTimeoutMs = flags["handshake-timeout"] === undefined
+    ? undefined
+    : parseSeconds(flags["handshake-timeout"] as string, "handshake-timeout");
+  const idleTimeoutMs = flags["idle-timeout"] === undefined
+    ? undefined
+    : parseSeconds(flags["idle-timeout"] as string, "idle-timeout");
+  const graceMs = flags.grace === undefined ? 10_000 : parseSeconds(flags.grace as string, "grace");
+  const uploadPrefix = (flags["upload-prefix"] as string | undefined) ?? DEFAULT_UPLOAD_PREFIX;
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Folder ${root} does not exist`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
+  const codeFile = flags["code-file"] as string | undefined;
+  const code = await serverCode(codeFile);
+  const server = await startServer({
+    root,
+    secret: codeSecret(code),
+    hostname: (flags.host as string | undefined) ?? "0.0.0.0",
+    port,
+    uploadPrefix,
+    mode,
+    maxUpload,
+    maxConnections,
+    handshakeTimeoutMs,
+    idleTimeoutMs,
+    exclude: [resolve(codeFile ?? DEFAULT_CODE_FILE)],
+  });
+  const limits = [mode, maxUpload !== undefined ? `uploads up to ${formatBytes(maxUpload)}` : ""]
+    .filter(Boolean).join(", ");
+  printError(
+    `Serving ${root} on ${server.hostname}:${server.port} (${limits}); uploads land as ${uploadPrefix}<name>. Press Ctrl-C to stop.`,
+  );
+  let signalled: Deno.Signal | undefined;
+  const stopOn = (signal: Deno.Signal) => () => {
+    if (signalled) return;
+    signalled = signal;
+    printError("Stopping: no new connections; transfers in progress get a moment to finish.");
+    void server.shutdown(graceMs);
+  };
+  const onInterrupt = stopOn("SIGINT");
+  const onTerminate = stopOn("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onTerminate);
+  try {
+    await server.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onTerminate);
+  }
+  if (signalled === "SIGINT") throw new InterruptedError("Server stopped by Ctrl-C");
+  printError("Server stopped.");
+}

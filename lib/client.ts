@@ -1,0 +1,435 @@
+/**
+ * The ferry client: one authenticated session with a server, and the per-file operations on it.
+ *
+ * {@link FerryClient.connect} opens the TCP connection and runs the handshake; then
+ * {@link FerryClient.list}, {@link FerryClient.download}, {@link FerryClient.upload} and
+ * {@link FerryClient.mkdir} run one request at a time. The client trusts the server no more than
+ * the server trusts it: every name it receives is validated before it touches the disk, every
+ * message is checked, and every file is verified against its SHA-256 before it takes its name.
+ *
+ * Permissions: `--allow-net=<host:port>`; reading (uploads) or writing (downloads) the local paths.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Hash } from "node:crypto";
+import {
+  ConnectionError,
+  ExistsError,
+  IntegrityError,
+  ProtocolError,
+  RemoteError,
+} from "./errors.ts";
+import { hashFilePrefix, newSha256, PartialFile, peekHex } from "./partial_file.ts";
+import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "./protocol/framing.ts";
+import { clientHandshake, type SecureChannel } from "./protocol/handshake.ts";
+import {
+  type ClientMessage,
+  decodeServerMessage,
+  encodeMessage,
+  type ListEntry,
+  type ServerMessage,
+  type Welcome,
+} from "./protocol/messages.ts";
+import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
+
+/** Where and how to connect. */
+export interface ConnectOptions {
+  /** Server host name or address. */
+  hostname: string;
+  /** Server port. */
+  port: number;
+  /** PAKE secret: the normalised code as bytes (`codeSecret()` in `code.ts`). */
+  secret: Uint8Array;
+  /** Deadline for connecting and the handshake (default 15 s). */
+  timeoutMs?: number;
+}
+
+/** Progress of one file, reported while it moves. */
+export interface Progress {
+  /** Bytes of the file now present on the receiving side (kept prefix included). */
+  bytes: number;
+  /** Total size of the file. */
+  size: number;
+}
+
+/** What a finished file transfer reports. */
+export interface TransferResult {
+  /** Name of the file where it landed (local path for downloads, remote path for uploads). */
+  name: string;
+  size: number;
+  /** Bytes the transfer started from (0 unless resumed). */
+  resumedFrom: number;
+  /** Bytes that actually crossed the wire. */
+  transferred: number;
+  /** SHA-256 of the whole file, lowercase hex, verified by the receiver. */
+  sha256: string;
+  seconds: number;
+}
+
+/** Options shared by {@link FerryClient.download} and {@link FerryClient.upload}. */
+export interface TransferOptions {
+  /** Replace an existing target atomically instead of refusing. */
+  force?: boolean;
+  /** Called with the number of bytes present so far (at most every chunk). */
+  onProgress?: (progress: Progress) => void;
+  /** Called once the size and starting offset are known. */
+  onStart?: (info: { size: number; offset: number }) => void;
+}
+
+const DATA_CHUNK_BYTES = MAX_RECORD_PLAINTEXT;
+
+/** One authenticated session with a ferry server. */
+export class FerryClient {
+  #conn: Deno.TcpConn;
+  #channel: SecureChannel;
+  #welcome: Welcome | undefined;
+  #closed = false;
+
+  private constructor(conn: Deno.TcpConn, channel: SecureChannel) {
+    this.#conn = conn;
+    this.#channel = channel;
+  }
+
+  /** What the server said about itself after the handshake (mode, upload limit). */
+  get welcome(): Welcome {
+    return this.#welcome!;
+  }
+
+  /**
+   * Connects, runs the CPace handshake and reads the server's welcome.
+   * Throws `AuthenticationError` for a wrong code, `ConnectionError` if the server cannot be
+   * reached or refuses. Permission: `--allow-net=<hostname:port>`.
+   */
+  static async connect(options: ConnectOptions): Promise<FerryClient> {
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    let conn: Deno.TcpConn;
+    const controller = new AbortController();
+    const connectTimer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      conn = await Deno.connect({
+        hostname: options.hostname,
+        port: options.port,
+        transport: "tcp",
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+      ) {
+        throw error;
+      }
+      const detail = controller.signal.aborted
+        ? "timed out"
+        : error instanceof Error
+        ? error.message.split(" (os error")[0]!.split("\n")[0]
+        : String(error);
+      throw new ConnectionError(
+        `Cannot connect to ${options.hostname}:${options.port}: ${detail}`,
+      );
+    } finally {
+      clearTimeout(connectTimer);
+    }
+    let timedOut = false;
+    const handshakeTimer = setTimeout(() => {
+      timedOut = true;
+      conn.close();
+    }, timeoutMs);
+    try {
+      conn.setNoDelay(true);
+      const channel = await clientHandshake(conn, options.secret);
+      const client = new FerryClient(conn, channel);
+      client.#welcome = await client.#expect("welcome");
+      clearTimeout(handshakeTimer);
+      return client;
+    } catch (error) {
+      clearTimeout(handshakeTimer);
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+      if (timedOut) {
+        throw new ConnectionError(
+          `The server at ${options.hostname}:${options.port} did not complete the handshake in time`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #send(message: ClientMessage): Promise<void> {
+    await this.#channel.writer.send(RecordType.control, encodeMessage(message));
+  }
+
+  async #nextRecord(): Promise<ReceivedRecord> {
+    const record = await this.#channel.reader.next();
+    if (record.type === RecordType.end) {
+      throw new ConnectionError("The server closed the connection");
+    }
+    return record;
+  }
+
+  #decode(record: ReceivedRecord): ServerMessage {
+    if (record.type !== RecordType.control) {
+      throw new ProtocolError("Unexpected data from the server");
+    }
+    const message = decodeServerMessage(record.payload);
+    if (message.t === "error") {
+      throw new RemoteError(message.code, sanitizeForDisplay(message.message));
+    }
+    return message;
+  }
+
+  async #expect<T extends ServerMessage["t"]>(type: T): Promise<Extract<ServerMessage, { t: T }>> {
+    const message = this.#decode(await this.#nextRecord());
+    if (message.t !== type) {
+      throw new ProtocolError(`Expected "${type}" from the server, got "${message.t}"`);
+    }
+    return message as Extract<ServerMessage, { t: T }>;
+  }
+
+  /**
+   * Lists a remote folder (or one file); with `recursive`, every file and folder below it, named
+   * by their path relative to it. Every name is validated as a remote path.
+   */
+  async list(path: string, options: { recursive?: boolean } = {}): Promise<ListEntry[]> {
+    parseRemotePath(path);
+    await this.#send({ t: "list", path, recursive: options.recursive ?? false });
+    const entries: ListEntry[] = [];
+    while (true) {
+      const batch = await this.#expect("listing");
+      for (const entry of batch.entries) {
+        if (entry.name !== "") parseRemotePath(entry.name);
+        entries.push(entry);
+      }
+      if (batch.done) return entries;
+    }
+  }
+
+  /**
+   * Downloads the remote file `remotePath` into the local folder `localDir` under `name` (a single
+   * validated component). Resumes a kept partial file when its prefix still matches the source;
+   * refuses an existing target unless `force`. Permission: read and write on `localDir`.
+   */
+  async download(
+    remotePath: string,
+    localDir: string,
+    name: string,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    validateName(name);
+    parseRemotePath(remotePath);
+    const target = join(localDir, name);
+    if (!options.force && await exists(target)) {
+      throw new ExistsError(
+        `${sanitizeForDisplay(target)} already exists: use --force to replace it`,
+      );
+    }
+    const started = performance.now();
+    const partial = await PartialFile.open(localDir, name);
+    let keep = false;
+    try {
+      let prefixHash: Hash | undefined;
+      if (partial.size > 0) prefixHash = await partial.hashPrefix(partial.size);
+      await this.#send({
+        t: "get",
+        path: remotePath,
+        offset: partial.size,
+        prefixSha256: prefixHash ? peekHex(prefixHash) : "",
+      });
+      const header = await this.#expect("file");
+      if (header.offset !== 0 && header.offset !== partial.size) {
+        throw new ProtocolError("The server offered an offset that was not asked for");
+      }
+      if (header.offset > header.size) {
+        throw new ProtocolError("The server's offset is past the end");
+      }
+      const offset = header.offset;
+      const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
+      await partial.truncate(offset);
+      keep = true;
+      options.onStart?.({ size: header.size, offset });
+      let received = offset;
+      while (true) {
+        const record = await this.#nextRecord();
+        if (record.type === RecordType.data) {
+          received += record.payload.length;
+          if (received > header.size) {
+            throw new ProtocolError("The server sent more than the file's size");
+          }
+          hash.update(record.payload);
+          await partial.write(record.payload);
+          options.onProgress?.({ bytes: received, size: header.size });
+          continue;
+        }
+        const end = this.#decode(record);
+        if (end.t !== "file-end") throw new ProtocolError(`Expected "file-end", got "${end.t}"`);
+        if (received !== header.size) {
+          throw new ProtocolError(`The server sent ${received} of ${header.size} bytes`);
+        }
+        const sha256 = hash.digest("hex");
+        if (sha256 !== end.sha256) {
+          keep = false;
+          throw new IntegrityError(
+            `Download of ${
+              sanitizeForDisplay(remotePath)
+            } does not match the server's SHA-256: nothing was kept`,
+          );
+        }
+        await partial.commit({
+          force: options.force ?? false,
+          mode: header.mode,
+          mtime: header.mtime,
+        });
+        return {
+          name: target,
+          size: header.size,
+          resumedFrom: offset,
+          transferred: header.size - offset,
+          sha256,
+          seconds: (performance.now() - started) / 1000,
+        };
+      }
+    } catch (error) {
+      if (keep && partial.size > 0) partial.close();
+      else await partial.discard();
+      throw error;
+    }
+  }
+
+  /**
+   * Uploads the local file `localPath` as `<prefix>name` inside the remote folder `remoteDir`
+   * (`name` may have several components for folder uploads; the server adds its prefix to the
+   * first). Resumes the server's kept partial upload when its prefix matches this file.
+   * Permission: read on `localPath`.
+   */
+  async upload(
+    localPath: string,
+    remoteDir: string,
+    name: string,
+    options: TransferOptions = {},
+  ): Promise<TransferResult> {
+    parseRemotePath(remoteDir);
+    if (parseRemotePath(name).length === 0) throw new ProtocolError("Upload name is empty");
+    const started = performance.now();
+    using file = await Deno.open(localPath, { read: true });
+    const info = await file.stat();
+    if (!info.isFile) throw new ExistsError(`${localPath} is not a regular file`);
+    const size = info.size;
+    await this.#send({
+      t: "put",
+      dir: remoteDir,
+      name,
+      size,
+      mode: (info.mode ?? 0o644) & 0o777,
+      mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+      force: options.force ?? false,
+    });
+    const ready = await this.#expect("put-ready");
+    let offset = 0;
+    let hash: Hash = newSha256();
+    if (ready.offset > 0 && ready.offset <= size) {
+      const prefix = await hashFilePrefix(file, ready.offset);
+      if (peekHex(prefix) === ready.prefixSha256) {
+        offset = ready.offset;
+        hash = prefix;
+      }
+    }
+    await this.#send({ t: "put-start", offset });
+    options.onStart?.({ size, offset });
+    await file.seek(offset, Deno.SeekMode.Start);
+    // The server may refuse mid-stream (disk full): watch for its reply while sending.
+    const reply = this.#nextRecord();
+    let replied = false;
+    reply.then(() => replied = true, () => replied = true);
+    const writer = this.#channel.writer;
+    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
+    let position = offset;
+    try {
+      while (position < size && !replied) {
+        const count = await file.read(buffer.subarray(0, Math.min(buffer.length, size - position)));
+        if (count === null) {
+          throw new ConnectionError(`${localPath} shrank while it was being sent`);
+        }
+        const chunk = buffer.subarray(0, count);
+        hash.update(chunk);
+        await writer.write(RecordType.data, chunk);
+        position += count;
+        options.onProgress?.({ bytes: position, size });
+      }
+      if (!replied) {
+        const sha256 = hash.digest("hex");
+        await writer.write(RecordType.control, encodeMessage({ t: "put-end", sha256 }));
+        await writer.flush();
+      }
+    } catch (error) {
+      // A write that fails because the server hung up: its reply says why.
+      const answer = await Promise.race([reply.then(this.#decode.bind(this)), delay(2000)])
+        .catch((reason) => reason);
+      if (answer instanceof Error) throw answer;
+      throw error;
+    }
+    const done = this.#decode(await reply);
+    if (done.t !== "put-done") throw new ProtocolError(`Expected "put-done", got "${done.t}"`);
+    return {
+      name: done.name,
+      size,
+      resumedFrom: offset,
+      transferred: size - offset,
+      sha256: done.sha256,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  /** Creates the folder `<prefix>name` inside `remoteDir` (or finds it there); returns its remote path. */
+  async mkdir(
+    remoteDir: string,
+    name: string,
+    options: { mode?: number; mtime?: number } = {},
+  ): Promise<string> {
+    await this.#send({
+      t: "mkdir",
+      dir: remoteDir,
+      name,
+      mode: (options.mode ?? 0o755) & 0o777,
+      mtime: Math.max(0, Math.round(options.mtime ?? Date.now())),
+    });
+    return (await this.#expect("mkdir-done")).name;
+  }
+
+  /** Ends the session politely and closes the connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#channel.writer.end();
+    } catch {
+      // the connection is gone already
+    }
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Closes the session (`await using client = await FerryClient.connect(...)`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function delay(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+}

@@ -1,0 +1,102 @@
+/**
+ * Typed errors. Library code throws these; only `main.ts` turns them into exit codes
+ * (see {@link exitCodeFor}). Messages are one line, in sentence case, detail after a colon, and
+ * never contain the connection code or key material.
+ *
+ * @module
+ */
+
+/** Base class of every error ferry raises on purpose. */
+export class FerryError extends Error {
+  /** Short machine-readable code, used in `--json` output and in protocol error messages. */
+  readonly code: string = "error";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The command line was misused: unknown flag, missing argument, missing local file. Exit 2. */
+export class UsageError extends FerryError {
+  override readonly code: string = "usage";
+}
+
+/** The peer does not hold the same connection code (or is not a ferry peer at all). Exit 3. */
+export class AuthenticationError extends FerryError {
+  override readonly code: string = "auth";
+}
+
+/** The user interrupted the command (Ctrl-C). Exit 130. */
+export class InterruptedError extends FerryError {
+  override readonly code: string = "interrupted";
+}
+
+/** A remote or received path is not acceptable (`..`, absolute, control characters, escapes the root). */
+export class PathError extends FerryError {
+  override readonly code: string = "invalid-path";
+}
+
+/** A path names nothing. */
+export class NotFoundError extends FerryError {
+  override readonly code: string = "not-found";
+}
+
+/** The target exists and `--force` was not given. */
+export class ExistsError extends FerryError {
+  override readonly code: string = "exists";
+}
+
+/** The peer broke the protocol: bad frame, bad message, failed record authentication, early end. */
+export class ProtocolError extends FerryError {
+  override readonly code: string = "protocol";
+}
+
+/** The connection could not be made or was lost. */
+export class ConnectionError extends FerryError {
+  override readonly code: string = "connection";
+}
+
+/** The data received does not match the sender's SHA-256. */
+export class IntegrityError extends FerryError {
+  override readonly code: string = "integrity";
+}
+
+/** The server refused a request; `code` is the server's reason code (for example `read-only`). */
+export class RemoteError extends FerryError {
+  override readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Exit statuses, documented in the README and `ferry --help`. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  auth: 3,
+  interrupted: 130,
+} as const;
+
+/** Maps any thrown value to the process exit status. The single place that decides it. */
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return ExitCode.usage;
+  if (error instanceof AuthenticationError) return ExitCode.auth;
+  if (error instanceof InterruptedError) return ExitCode.interrupted;
+  return ExitCode.failure;
+}
+
+/** One line describing `error` for a person, with no stack trace. */
+export function describeError(error: unknown): string {
+  if (error instanceof FerryError) return error.message;
+  if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+    return `Permission denied: ${firstLine(error.message)}`;
+  }
+  if (error instanceof Error) return firstLine(error.message) || error.name;
+  return String(error);
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0] ?? "";
+}

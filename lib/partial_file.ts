@@ -1,0 +1,179 @@
+/**
+ * Atomic, resumable file writes, shared by the server (uploads) and the client (downloads).
+ *
+ * Bytes go to a hidden partial file beside the target (`.ferry-partial.<name>`); only when all of
+ * them have arrived and the SHA-256 of the whole file matches the sender's is the partial file
+ * flushed and renamed into place. A cut transfer leaves the partial file, which the next attempt
+ * resumes after checking that its prefix still matches the source.
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import { join } from "node:path";
+import { ExistsError, PathError } from "./errors.ts";
+import { partialNameFor, sanitizeForDisplay } from "./remote_path.ts";
+
+/** Size of the blocks read when hashing a kept prefix. */
+const HASH_BLOCK_BYTES = 1024 * 1024;
+
+/** A fresh SHA-256 state. */
+export function newSha256(): Hash {
+  return createHash("sha256");
+}
+
+/** Hex digest of a hash state without ending it (the state can keep growing). */
+export function peekHex(hash: Hash): string {
+  return hash.copy().digest("hex");
+}
+
+/** Writes every byte of `bytes` to `file`. */
+export async function writeAllToFile(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+}
+
+/**
+ * Hashes the first `length` bytes of an open file, reading from its start.
+ * Needs no permission beyond the open handle.
+ */
+export async function hashFilePrefix(file: Deno.FsFile, length: number): Promise<Hash> {
+  const hash = newSha256();
+  const block = new Uint8Array(Math.min(HASH_BLOCK_BYTES, Math.max(length, 1)));
+  await file.seek(0, Deno.SeekMode.Start);
+  let remaining = length;
+  while (remaining > 0) {
+    const count = await file.read(block.subarray(0, Math.min(block.length, remaining)));
+    if (count === null) throw new Error("File ended before the expected length");
+    hash.update(block.subarray(0, count));
+    remaining -= count;
+  }
+  return hash;
+}
+
+/** Options of {@link PartialFile.commit}. */
+export interface CommitOptions {
+  /** Replace an existing target (atomically) instead of refusing. */
+  force: boolean;
+  /** Permission bits to give the file, if known. */
+  mode?: number;
+  /** Modification time (ms since the epoch) to give the file, if known. */
+  mtime?: number;
+}
+
+/** The hidden partial file of one transfer into `dir/name`. */
+export class PartialFile {
+  /** Real path of the partial file. */
+  readonly path: string;
+  /** Real path the file takes when committed. */
+  readonly targetPath: string;
+  #file: Deno.FsFile;
+  #size: number;
+
+  private constructor(path: string, targetPath: string, file: Deno.FsFile, size: number) {
+    this.path = path;
+    this.targetPath = targetPath;
+    this.#file = file;
+    this.#size = size;
+  }
+
+  /**
+   * Opens (or creates, mode 0600) the partial file for `name` in the folder `dir`, which the caller
+   * has already confined. A partial name that is not a regular file (say, a planted symlink) is
+   * removed first. Needs read and write permission on `dir`.
+   */
+  static async open(dir: string, name: string): Promise<PartialFile> {
+    const path = join(dir, partialNameFor(name));
+    try {
+      const info = await Deno.lstat(path);
+      if (!info.isFile) await Deno.remove(path, { recursive: false });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+    const size = (await file.stat()).size;
+    return new PartialFile(path, join(dir, name), file, size);
+  }
+
+  /** Bytes currently kept. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** SHA-256 state of the first `length` bytes kept (`length` at most {@link size}). */
+  hashPrefix(length: number): Promise<Hash> {
+    return hashFilePrefix(this.#file, length);
+  }
+
+  /** Keeps only the first `length` bytes and positions writes after them. */
+  async truncate(length: number): Promise<void> {
+    await this.#file.truncate(length);
+    await this.#file.seek(length, Deno.SeekMode.Start);
+    this.#size = length;
+  }
+
+  /** Appends `bytes`. */
+  async write(bytes: Uint8Array): Promise<void> {
+    await writeAllToFile(this.#file, bytes);
+    this.#size += bytes.length;
+  }
+
+  /**
+   * Flushes the data to disk, applies mode and mtime, and moves the file to its target name: with
+   * `force` by an atomic rename over whatever is there, otherwise by a hard link that fails if the
+   * target exists (no window in which an existing file could be replaced), then removal of the
+   * partial name.
+   */
+  async commit(options: CommitOptions): Promise<void> {
+    await this.#file.syncData();
+    if (options.mode !== undefined) await Deno.chmod(this.path, options.mode & 0o777);
+    if (options.mtime !== undefined) {
+      const time = new Date(options.mtime);
+      await this.#file.utime(time, time);
+    }
+    this.#file.close();
+    if (options.force) {
+      try {
+        const existing = await Deno.lstat(this.targetPath);
+        if (existing.isDirectory) {
+          throw new PathError(
+            `Cannot replace ${sanitizeForDisplay(this.targetPath)}: it is a folder`,
+          );
+        }
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      await Deno.rename(this.path, this.targetPath);
+      return;
+    }
+    try {
+      await Deno.link(this.path, this.targetPath);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new ExistsError(
+          `${sanitizeForDisplay(this.targetPath)} already exists: use --force to replace it`,
+        );
+      }
+      throw error;
+    }
+    await Deno.remove(this.path);
+  }
+
+  /** Closes the file and keeps the partial data for a later resume. */
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Closes the file and deletes the partial data (it cannot be trusted or is not wanted). */
+  async discard(): Promise<void> {
+    this.close();
+    try {
+      await Deno.remove(this.path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * The record layer: after the handshake every byte travels in an authenticated, encrypted record.
+ *
+ * ```
+ * record  = type (1 byte) || u32be(len) || ciphertext (len - 16 bytes) || tag (16 bytes)
+ * nonce   = iv XOR (0^4 || u64be(seq))       seq counts records per direction from 0
+ * AAD     = the 5-byte header
+ * ```
+ * ChaCha20-Poly1305 comes from `node:crypto` (native in Deno). A length above
+ * {@link MAX_RECORD_PLAINTEXT} + 16 is refused before any byte of the body is read. Because the
+ * sequence number is part of the nonce, a replayed, reordered, dropped or modified record fails
+ * authentication; an explicit {@link RecordType.end} record makes truncation of the stream
+ * detectable.
+ *
+ * @module
+ */
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { ConnectionError, ProtocolError } from "../errors.ts";
+
+/** The kinds of record. The type byte is authenticated as part of the AAD. */
+export const RecordType = {
+  /** A JSON control message (see `messages.ts`). */
+  control: 1,
+  /** A chunk of file content. */
+  data: 2,
+  /** Orderly end of the stream in this direction; nothing may follow it. */
+  end: 3,
+} as const;
+/** One of the {@link RecordType} values. */
+export type RecordType = typeof RecordType[keyof typeof RecordType];
+
+/** Largest plaintext a record may carry (256 KiB). */
+export const MAX_RECORD_PLAINTEXT = 256 * 1024;
+/** Bytes of header before the ciphertext. */
+export const RECORD_HEADER_BYTES = 5;
+/** Bytes of Poly1305 tag after the ciphertext. */
+export const RECORD_TAG_BYTES = 16;
+/** The sequence number may not reach this (far below the 2^64 wrap). */
+const MAX_SEQUENCE = 2 ** 48;
+/** Encrypted bytes gathered before one socket write. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** The smallest reading surface the record layer needs (a `Deno.Conn` has it). */
+export interface ByteSource {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+/** The smallest writing surface the record layer needs (a `Deno.Conn` has it). */
+export interface ByteSink {
+  write(buffer: Uint8Array): Promise<number>;
+}
+
+/**
+ * Reads exact byte counts from a socket through one reusable buffer.
+ * Views it returns are valid only until the next call.
+ */
+export class ByteReader {
+  #source: ByteSource;
+  #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+
+  /** Wraps `source`; `bufferBytes` must exceed the largest single {@link readExact}. */
+  constructor(source: ByteSource, bufferBytes = MAX_RECORD_PLAINTEXT * 4 + 64) {
+    this.#source = source;
+    this.#buffer = new Uint8Array(bufferBytes);
+  }
+
+  /** Bytes already received and not yet consumed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Returns the next `length` bytes, or `null` if the stream ended cleanly before the first of
+   * them. A stream that ends in the middle throws {@link ConnectionError}.
+   */
+  async readExact(length: number): Promise<Uint8Array | null> {
+    if (length > this.#buffer.length) {
+      throw new ProtocolError(`Cannot read ${length} bytes at once: buffer is smaller`);
+    }
+    while (this.#end - this.#start < length) {
+      if (this.#buffer.length - this.#start < length) {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      let count: number | null;
+      try {
+        count = await this.#source.read(this.#buffer.subarray(this.#end));
+      } catch (error) {
+        throw connectionLost(error);
+      }
+      if (count === null) {
+        if (this.#end === this.#start) return null;
+        throw new ConnectionError("Connection closed in the middle of a message");
+      }
+      this.#end += count;
+    }
+    const view = this.#buffer.subarray(this.#start, this.#start + length);
+    this.#start += length;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return view;
+  }
+}
+
+/** Writes the whole buffer, looping over partial writes. */
+export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  try {
+    while (offset < bytes.length) {
+      offset += await sink.write(offset === 0 ? bytes : bytes.subarray(offset));
+    }
+  } catch (error) {
+    throw connectionLost(error);
+  }
+}
+
+/** Turns a socket error into a {@link ConnectionError} with one readable line. */
+export function connectionLost(error: unknown): ConnectionError {
+  if (error instanceof ConnectionError || error instanceof ProtocolError) return error;
+  const detail = error instanceof Error ? error.message.split("\n", 1)[0] : String(error);
+  return new ConnectionError(`Connection lost: ${detail}`, { cause: error });
+}
+
+function nonceFor(iv: Uint8Array, sequence: number): Uint8Array {
+  if (sequence >= MAX_SEQUENCE) throw new ProtocolError("Too many records on one connection");
+  const nonce = new Uint8Array(iv);
+  const high = Math.floor(sequence / 2 ** 32);
+  const low = sequence >>> 0;
+  nonce[4]! ^= high >>> 24;
+  nonce[5]! ^= (high >>> 16) & 0xff;
+  nonce[6]! ^= (high >>> 8) & 0xff;
+  nonce[7]! ^= high & 0xff;
+  nonce[8]! ^= low >>> 24;
+  nonce[9]! ^= (low >>> 16) & 0xff;
+  nonce[10]! ^= (low >>> 8) & 0xff;
+  nonce[11]! ^= low & 0xff;
+  return nonce;
+}
+
+function checkKeyMaterial(key: Uint8Array, iv: Uint8Array): void {
+  if (key.length !== 32 || iv.length !== 12) {
+    throw new TypeError("Record keys must be 32 bytes with a 12-byte IV");
+  }
+}
+
+/** A record as it comes out of {@link RecordReader.next}. */
+export interface ReceivedRecord {
+  readonly type: RecordType;
+  /** The authenticated plaintext (a fresh buffer the caller may keep). */
+  readonly payload: Uint8Array;
+}
+
+/** Decrypts and authenticates records from one direction of the connection. */
+export class RecordReader {
+  #input: ByteReader;
+  #key: Uint8Array;
+  #iv: Uint8Array;
+  #sequence = 0;
+  #ended = false;
+
+  /** Reads through `input` with this direction's key and IV. */
+  constructor(input: ByteReader, key: Uint8Array, iv: Uint8Array) {
+    checkKeyMaterial(key, iv);
+    this.#input = input;
+    this.#key = key;
+    this.#iv = iv;
+  }
+
+  /**
+   * The next record. Throws {@link ProtocolError} for an unknown type, an oversized length (before
+   * reading the body) or a failed authentication, and {@link ConnectionError} when the stream stops
+   * without an end record. After an end record it returns it again on every call.
+   */
+  async next(): Promise<ReceivedRecord> {
+    if (this.#ended) return { type: RecordType.end, payload: new Uint8Array(0) };
+    const header = await this.#input.readExact(RECORD_HEADER_BYTES);
+    if (header === null) {
+      throw new ConnectionError("Connection closed by the peer without an orderly end");
+    }
+    const type = header[0]!;
+    const length = ((header[1]! << 24) | (header[2]! << 16) | (header[3]! << 8) | header[4]!) >>>
+      0;
+    if (type !== RecordType.control && type !== RecordType.data && type !== RecordType.end) {
+      throw new ProtocolError(`Unknown record type ${type}`);
+    }
+    if (length < RECORD_TAG_BYTES || length > MAX_RECORD_PLAINTEXT + RECORD_TAG_BYTES) {
+      throw new ProtocolError(
+        `Record length ${length} is outside 16..${MAX_RECORD_PLAINTEXT + RECORD_TAG_BYTES}`,
+      );
+    }
+    const aad = header.slice();
+    const body = await this.#input.readExact(length);
+    if (body === null) throw new ConnectionError("Connection closed in the middle of a record");
+    const plaintextLength = length - RECORD_TAG_BYTES;
+    const decipher = createDecipheriv(
+      "chacha20-poly1305",
+      this.#key,
+      nonceFor(this.#iv, this.#sequence),
+      { authTagLength: RECORD_TAG_BYTES },
+    );
+    decipher.setAAD(aad, { plaintextLength });
+    decipher.setAuthTag(body.subarray(plaintextLength));
+    let payload: Uint8Array;
+    try {
+      // Nothing from update() is used unless final() accepts the tag.
+      payload = decipher.update(body.subarray(0, plaintextLength));
+      decipher.final();
+    } catch {
+      throw new ProtocolError("Record failed authentication (modified, replayed or reordered)");
+    }
+    this.#sequence++;
+    if (type === RecordType.end) {
+      if (plaintextLength !== 0) throw new ProtocolError("End record must be empty");
+      this.#ended = true;
+    }
+    return { type: type as RecordType, payload };
+  }
+}
+
+/** Encrypts records for one direction, gathering them into large socket writes. */
+export class RecordWriter {
+  #sink: ByteSink;
+  #key: Uint8Array;
+  #iv: Uint8Array;
+  #sequence = 0;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #ended = false;
+
+  /** Writes to `sink` with this direction's key and IV. */
+  constructor(sink: ByteSink, key: Uint8Array, iv: Uint8Array) {
+    checkKeyMaterial(key, iv);
+    this.#sink = sink;
+    this.#key = key;
+    this.#iv = iv;
+  }
+
+  /**
+   * Seals `payload` into one record and queues it; the queue goes out when it passes 1 MiB or on
+   * {@link flush}. The payload is copied, so the caller may reuse its buffer at once.
+   */
+  async write(type: RecordType, payload: Uint8Array): Promise<void> {
+    if (this.#ended) throw new ProtocolError("Cannot write after the end record");
+    if (payload.length > MAX_RECORD_PLAINTEXT) {
+      throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
+    }
+    const length = payload.length + RECORD_TAG_BYTES;
+    const header = new Uint8Array([
+      type,
+      length >>> 24,
+      (length >>> 16) & 0xff,
+      (length >>> 8) & 0xff,
+      length & 0xff,
+    ]);
+    const cipher = createCipheriv(
+      "chacha20-poly1305",
+      this.#key,
+      nonceFor(this.#iv, this.#sequence),
+      { authTagLength: RECORD_TAG_BYTES },
+    );
+    cipher.setAAD(header, { plaintextLength: payload.length });
+    const ciphertext = cipher.update(payload);
+    cipher.final();
+    const tag = cipher.getAuthTag();
+    this.#sequence++;
+    this.#pending.push(header, ciphertext, tag);
+    this.#pendingBytes += RECORD_HEADER_BYTES + length;
+    if (type === RecordType.end) this.#ended = true;
+    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.flush();
+  }
+
+  /** Sends everything queued. */
+  async flush(): Promise<void> {
+    if (this.#pendingBytes === 0) return;
+    const batch = new Uint8Array(this.#pendingBytes);
+    let offset = 0;
+    for (const piece of this.#pending) {
+      batch.set(piece, offset);
+      offset += piece.length;
+    }
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    await writeAll(this.#sink, batch);
+  }
+
+  /** Writes one record and sends it (with anything queued) at once. */
+  async send(type: RecordType, payload: Uint8Array): Promise<void> {
+    await this.write(type, payload);
+    await this.flush();
+  }
+
+  /** Writes the end record and flushes. */
+  async end(): Promise<void> {
+    if (this.#ended) return;
+    await this.write(RecordType.end, new Uint8Array(0));
+    await this.flush();
+  }
+}

@@ -1,0 +1,325 @@
+/**
+ * Every control message of protocol version 1, as a discriminated union on `t`, with one decoder
+ * that checks the shape of whatever the peer sent before any other code sees it.
+ *
+ * Control messages travel as UTF-8 JSON inside {@link RecordType.control} records; file content
+ * travels in {@link RecordType.data} records between a `file`/`put-ready` message and the
+ * matching `file-end`/`put-end`. See `docs/PROTOCOL.md` for the conversation.
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+
+/** The protocol version sent in the server's hello. */
+export const PROTOCOL_VERSION = 1;
+/** Largest encoded control message accepted (64 KiB). */
+export const MAX_CONTROL_BYTES = 64 * 1024;
+/** Largest number of entries in one `listing` message. */
+export const MAX_LISTING_BATCH = 256;
+
+/** What a server allows. */
+export type ServeMode = "read-write" | "read-only" | "upload-only";
+const SERVE_MODES: readonly ServeMode[] = ["read-write", "read-only", "upload-only"];
+
+/** One entry of a listing; `name` is a POSIX path relative to the listed folder. */
+export interface ListEntry {
+  name: string;
+  type: "file" | "dir";
+  size: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtime: number;
+  /** Permission bits (`mode & 0o777`). */
+  mode: number;
+}
+
+/** Client to server: list a folder (or one file); `recursive` walks the whole tree. */
+export interface ListRequest {
+  t: "list";
+  path: string;
+  recursive: boolean;
+}
+/** Client to server: send a file from `offset`, which the server accepts only if the hash of its first `offset` bytes equals `prefixSha256`. */
+export interface GetRequest {
+  t: "get";
+  path: string;
+  offset: number;
+  prefixSha256: string;
+}
+/** Client to server: announce an upload of `size` bytes to `<prefix>name` inside folder `dir`. */
+export interface PutRequest {
+  t: "put";
+  dir: string;
+  name: string;
+  size: number;
+  mode: number;
+  mtime: number;
+  force: boolean;
+}
+/** Client to server: start sending upload bytes at `offset` (0, or the offset the server offered). */
+export interface PutStart {
+  t: "put-start";
+  offset: number;
+}
+/** Client to server: all upload bytes are sent; `sha256` is the hash of the whole file. */
+export interface PutEnd {
+  t: "put-end";
+  sha256: string;
+}
+/** Client to server: create folder `<prefix>name` inside `dir` (folder uploads, empty folders). */
+export interface MkdirRequest {
+  t: "mkdir";
+  dir: string;
+  name: string;
+  mode: number;
+  mtime: number;
+}
+
+/** Server to client, first message after the handshake. */
+export interface Welcome {
+  t: "welcome";
+  server: string;
+  mode: ServeMode;
+  /** Largest upload accepted, in bytes, or -1 for no limit. */
+  maxUpload: number;
+}
+/** Server to client: a batch of entries; `done` on the last batch. */
+export interface Listing {
+  t: "listing";
+  entries: ListEntry[];
+  done: boolean;
+}
+/** Server to client: the file follows from `offset` as data records, then `file-end`. */
+export interface FileStart {
+  t: "file";
+  size: number;
+  mtime: number;
+  mode: number;
+  offset: number;
+}
+/** Server to client: end of file content; `sha256` covers the whole file from byte 0. */
+export interface FileEnd {
+  t: "file-end";
+  sha256: string;
+}
+/** Server to client: ready for upload data. `offset` > 0 offers to resume a kept partial upload whose first `offset` bytes hash to `prefixSha256`. */
+export interface PutReady {
+  t: "put-ready";
+  offset: number;
+  prefixSha256: string;
+}
+/** Server to client: the upload is verified and in place under `name` (relative to the served folder). */
+export interface PutDone {
+  t: "put-done";
+  name: string;
+  size: number;
+  sha256: string;
+}
+/** Server to client: the folder exists (created or already there). */
+export interface MkdirDone {
+  t: "mkdir-done";
+  name: string;
+}
+/** Server to client: the request failed; `code` is machine-readable (`not-found`, `exists`, `read-only`, ...). */
+export interface ErrorReply {
+  t: "error";
+  code: string;
+  message: string;
+}
+
+/** Any message a client sends. */
+export type ClientMessage =
+  | ListRequest
+  | GetRequest
+  | PutRequest
+  | PutStart
+  | PutEnd
+  | MkdirRequest;
+/** Any message a server sends. */
+export type ServerMessage =
+  | Welcome
+  | Listing
+  | FileStart
+  | FileEnd
+  | PutReady
+  | PutDone
+  | MkdirDone
+  | ErrorReply;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a message as UTF-8 JSON; refuses one larger than {@link MAX_CONTROL_BYTES}. */
+export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(message));
+  if (bytes.length > MAX_CONTROL_BYTES) {
+    throw new RangeError(`Control message of ${bytes.length} bytes exceeds the maximum`);
+  }
+  return bytes;
+}
+
+type Fields = Record<string, unknown>;
+
+function parseObject(bytes: Uint8Array): Fields {
+  if (bytes.length > MAX_CONTROL_BYTES) {
+    throw new ProtocolError(`Control message of ${bytes.length} bytes exceeds the maximum`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new ProtocolError("Control message is not valid UTF-8 JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("Control message is not a JSON object");
+  }
+  return value as Fields;
+}
+
+function str(fields: Fields, key: string, maxLength = 8192): string {
+  const value = fields[key];
+  if (typeof value !== "string" || value.length > maxLength) {
+    throw new ProtocolError(`Message field "${key}" must be a string`);
+  }
+  return value;
+}
+
+function int(fields: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const value = fields[key];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ProtocolError(`Message field "${key}" must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function bool(fields: Fields, key: string): boolean {
+  const value = fields[key];
+  if (typeof value !== "boolean") {
+    throw new ProtocolError(`Message field "${key}" must be a boolean`);
+  }
+  return value;
+}
+
+function sha256Hex(fields: Fields, key: string, allowEmpty = false): string {
+  const value = str(fields, key, 64);
+  if ((allowEmpty && value === "") || /^[0-9a-f]{64}$/.test(value)) return value;
+  throw new ProtocolError(`Message field "${key}" must be a SHA-256 in lowercase hex`);
+}
+
+function mtime(fields: Fields): number {
+  return int(fields, "mtime", 0, 8.64e15);
+}
+
+function mode(fields: Fields): number {
+  return int(fields, "mode", 0, 0o777);
+}
+
+function entry(value: unknown): ListEntry {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("Listing entry is not an object");
+  }
+  const fields = value as Fields;
+  const type = str(fields, "type", 8);
+  if (type !== "file" && type !== "dir") {
+    throw new ProtocolError("Listing entry has an unknown type");
+  }
+  return {
+    name: str(fields, "name"),
+    type,
+    size: int(fields, "size"),
+    mtime: mtime(fields),
+    mode: mode(fields),
+  };
+}
+
+/** Decodes and checks a message sent by a client. Throws {@link ProtocolError} on anything else. */
+export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
+  const fields = parseObject(bytes);
+  switch (fields.t) {
+    case "list":
+      return { t: "list", path: str(fields, "path"), recursive: bool(fields, "recursive") };
+    case "get":
+      return {
+        t: "get",
+        path: str(fields, "path"),
+        offset: int(fields, "offset"),
+        prefixSha256: sha256Hex(fields, "prefixSha256", true),
+      };
+    case "put":
+      return {
+        t: "put",
+        dir: str(fields, "dir"),
+        name: str(fields, "name"),
+        size: int(fields, "size"),
+        mode: mode(fields),
+        mtime: mtime(fields),
+        force: bool(fields, "force"),
+      };
+    case "put-start":
+      return { t: "put-start", offset: int(fields, "offset") };
+    case "put-end":
+      return { t: "put-end", sha256: sha256Hex(fields, "sha256") };
+    case "mkdir":
+      return {
+        t: "mkdir",
+        dir: str(fields, "dir"),
+        name: str(fields, "name"),
+        mode: mode(fields),
+        mtime: mtime(fields),
+      };
+    default:
+      throw new ProtocolError("Unknown client message type");
+  }
+}
+
+/** Decodes and checks a message sent by a server. Throws {@link ProtocolError} on anything else. */
+export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
+  const fields = parseObject(bytes);
+  switch (fields.t) {
+    case "welcome": {
+      const mode = str(fields, "mode", 16) as ServeMode;
+      if (!SERVE_MODES.includes(mode)) throw new ProtocolError("Unknown server mode");
+      return {
+        t: "welcome",
+        server: str(fields, "server", 128),
+        mode,
+        maxUpload: int(fields, "maxUpload", -1),
+      };
+    }
+    case "listing": {
+      const entries = fields.entries;
+      if (!Array.isArray(entries) || entries.length > MAX_LISTING_BATCH) {
+        throw new ProtocolError("Listing entries must be an array of bounded length");
+      }
+      return { t: "listing", entries: entries.map(entry), done: bool(fields, "done") };
+    }
+    case "file":
+      return {
+        t: "file",
+        size: int(fields, "size"),
+        mtime: mtime(fields),
+        mode: mode(fields),
+        offset: int(fields, "offset"),
+      };
+    case "file-end":
+      return { t: "file-end", sha256: sha256Hex(fields, "sha256") };
+    case "put-ready":
+      return {
+        t: "put-ready",
+        offset: int(fields, "offset"),
+        prefixSha256: sha256Hex(fields, "prefixSha256", true),
+      };
+    case "put-done":
+      return {
+        t: "put-done",
+        name: str(fields, "name"),
+        size: int(fields, "size"),
+        sha256: sha256Hex(fields, "sha256"),
+      };
+    case "mkdir-done":
+      return { t: "mkdir-done", name: str(fields, "name") };
+    case "error":
+      return { t: "error", code: str(fields, "code", 64), message: str(fields, "message", 1024) };
+    default:
+      throw new ProtocolError("Unknown server message type");
+  }
+}

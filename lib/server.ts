@@ -1,0 +1,699 @@
+/**
+ * The ferry server: accept loop, per-connection limits and deadlines, request dispatch.
+ *
+ * Every connection runs the CPace handshake under a deadline, then answers one request at a time.
+ * Paths go through {@link Store} (confinement) and uploads through {@link PartialFile} (atomic,
+ * verified, resumable). A misbehaving connection ends with a logged reason and never affects the
+ * others; nothing a client sends can make the process throw.
+ *
+ * Permissions: `--allow-net=<host:port>`, `--allow-read=<folder>` and `--allow-write=<folder>`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Hash } from "node:crypto";
+import {
+  AuthenticationError,
+  ConnectionError,
+  FerryError,
+  PathError,
+  ProtocolError,
+} from "./errors.ts";
+import {
+  type CommitOptions,
+  hashFilePrefix,
+  newSha256,
+  PartialFile,
+  peekHex,
+} from "./partial_file.ts";
+import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
+import { MAX_RECORD_PLAINTEXT, RecordType } from "./protocol/framing.ts";
+import {
+  RefusalStatus,
+  type SecureChannel,
+  sendRefusal,
+  serverHandshake,
+} from "./protocol/handshake.ts";
+import {
+  type ClientMessage,
+  decodeClientMessage,
+  encodeMessage,
+  type ErrorReply,
+  type GetRequest,
+  type ListEntry,
+  type ListRequest,
+  MAX_LISTING_BATCH,
+  type MkdirRequest,
+  type PutRequest,
+  type ServeMode,
+  type ServerMessage,
+} from "./protocol/messages.ts";
+import {
+  joinRemotePath,
+  parseRemotePath,
+  sanitizeForDisplay,
+  validateName,
+} from "./remote_path.ts";
+import { type EntryInfo, Store } from "./store.ts";
+import { VERSION } from "./version.ts";
+
+/** How a server is set up. Only `root` and `code` are required. */
+export interface ServerOptions {
+  /** The folder to serve. */
+  root: string;
+  /** PAKE secret: the normalised connection code as bytes (see `codeSecret()` in `code.ts`). */
+  secret: Uint8Array;
+  /** Address to listen on (default `0.0.0.0`). */
+  hostname?: string;
+  /** Port to listen on (default 7878; 0 picks a free one). */
+  port?: number;
+  /** Prepended to the first component of every upload's name (default `uploaded_`). */
+  uploadPrefix?: string;
+  /** What clients may do (default `read-write`). */
+  mode?: ServeMode;
+  /** Largest upload in bytes (default: no limit). */
+  maxUpload?: number;
+  /** Paths inside the folder that are never listed nor served (the code file). */
+  exclude?: string[];
+  /** Deadline for the handshake (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** An authenticated connection with no traffic this long is closed (default 5 min). */
+  idleTimeoutMs?: number;
+  /** Connections served at once; more are refused with a reason (default 64). */
+  maxConnections?: number;
+  /** Tuning of the failed-handshake penalties. */
+  penalty?: Partial<PenaltyOptions>;
+  /** Receives one line per event; never given the code or key material. Default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** Default port of `ferry serve`. */
+export const DEFAULT_PORT = 7878;
+/** Default prefix of uploaded names. */
+export const DEFAULT_UPLOAD_PREFIX = "uploaded_";
+/** Bytes read from disk per data record. */
+const READ_CHUNK_BYTES = MAX_RECORD_PLAINTEXT;
+/** Encoded size at which a listing batch is sent. */
+const LISTING_BATCH_BYTES = 32 * 1024;
+
+/** A running server. */
+export class FerryServer {
+  /** The address actually bound (useful with port 0). */
+  readonly hostname: string;
+  /** The port actually bound. */
+  readonly port: number;
+  /** Settles when the server has stopped and every connection is closed. */
+  readonly finished: Promise<void>;
+  #listener: Deno.Listener;
+  #sessions = new Set<Session>();
+  #stopping = false;
+
+  /** @internal Use {@link startServer}. */
+  constructor(listener: Deno.Listener, context: ServerContext) {
+    this.#listener = listener;
+    const address = listener.addr as Deno.NetAddr;
+    this.hostname = address.hostname;
+    this.port = address.port;
+    this.finished = this.#acceptLoop(context);
+  }
+
+  /** Connections being served now. */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Stops accepting, closes idle connections, lets transfers in progress finish for up to
+   * `graceMs`, then closes what is left (removing its temporary files) and resolves.
+   */
+  async shutdown(graceMs = 5000): Promise<void> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      try {
+        this.#listener.close();
+      } catch {
+        // already closed
+      }
+      for (const session of this.#sessions) session.stopWhenIdle();
+      const deadline = setTimeout(() => {
+        for (const session of this.#sessions) session.abort("shutdown grace period over");
+      }, graceMs);
+      try {
+        await this.finished;
+      } finally {
+        clearTimeout(deadline);
+      }
+    }
+    await this.finished;
+  }
+
+  async #acceptLoop(context: ServerContext): Promise<void> {
+    const running: Promise<void>[] = [];
+    while (true) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept() as Deno.TcpConn;
+      } catch (error) {
+        if (this.#stopping || error instanceof Deno.errors.BadResource) break;
+        context.log(`accept failed: ${describe(error)}`);
+        continue;
+      }
+      const session = new Session(conn, context);
+      if (this.#stopping) {
+        void session.refuse(RefusalStatus.shuttingDown, "server is shutting down");
+        continue;
+      }
+      if (this.#sessions.size >= context.maxConnections) {
+        void session.refuse(RefusalStatus.busy, "too many connections, try again later");
+        continue;
+      }
+      this.#sessions.add(session);
+      const done = session.run().finally(() => this.#sessions.delete(session));
+      running.push(done);
+      if (running.length > 1024) running.splice(0, running.length - 1024);
+    }
+    await Promise.allSettled([...this.#sessions].map((session) => session.finished));
+  }
+}
+
+interface ServerContext {
+  store: Store;
+  secret: Uint8Array;
+  uploadPrefix: string;
+  mode: ServeMode;
+  maxUpload: number | undefined;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  penalties: PenaltyBox;
+  uploadsInProgress: Set<string>;
+  log: (line: string) => void;
+}
+
+/**
+ * Starts serving `options.root`. Resolves once the port is bound.
+ * Permissions: net (host:port), read and write (the folder).
+ */
+export async function startServer(options: ServerOptions): Promise<FerryServer> {
+  const uploadPrefix = options.uploadPrefix ?? DEFAULT_UPLOAD_PREFIX;
+  if (uploadPrefix !== "") validateName(uploadPrefix);
+  const store = await Store.open(options.root, { exclude: options.exclude ?? [] });
+  const log = options.log ?? ((line: string) => console.error(line));
+  const listener = Deno.listen({
+    hostname: options.hostname ?? "0.0.0.0",
+    port: options.port ?? DEFAULT_PORT,
+    transport: "tcp",
+  });
+  return new FerryServer(listener, {
+    store,
+    secret: options.secret,
+    uploadPrefix,
+    mode: options.mode ?? "read-write",
+    maxUpload: options.maxUpload,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
+    maxConnections: options.maxConnections ?? 64,
+    penalties: new PenaltyBox(options.penalty),
+    uploadsInProgress: new Set(),
+    log,
+  });
+}
+
+function describe(error: unknown): string {
+  if (error instanceof FerryError) return error.message;
+  if (error instanceof Error) return `${error.name}: ${error.message.split("\n", 1)[0]}`;
+  return String(error);
+}
+
+/** An error that is reported to the client and ends only the current request. */
+class RequestError extends FerryError {
+  override readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function replyFor(error: unknown): ErrorReply {
+  if (error instanceof FerryError) return { t: "error", code: error.code, message: error.message };
+  if (error instanceof Deno.errors.NotFound) {
+    return { t: "error", code: "not-found", message: "Not found" };
+  }
+  if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+    return { t: "error", code: "permission", message: "The server has no permission for that" };
+  }
+  const name = error instanceof Error ? error.name : "Error";
+  return { t: "error", code: "io", message: `The server could not complete the request (${name})` };
+}
+
+/** One client connection. */
+class Session {
+  readonly finished: Promise<void>;
+  #conn: Deno.TcpConn;
+  #context: ServerContext;
+  #peer: string;
+  #address: string;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timeoutReason = "";
+  #busy = false;
+  #stopRequested = false;
+  #closed = false;
+  #resolveFinished!: () => void;
+  #partials = new Set<PartialFile>();
+
+  constructor(conn: Deno.TcpConn, context: ServerContext) {
+    this.#conn = conn;
+    this.#context = context;
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    this.#address = remote.hostname;
+    this.#peer = `${remote.hostname}:${remote.port}`;
+    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+  }
+
+  #log(message: string): void {
+    this.#context.log(`${new Date().toISOString()} ${this.#peer} ${message}`);
+  }
+
+  async refuse(status: typeof RefusalStatus[keyof typeof RefusalStatus], reason: string) {
+    this.#log(`refused: ${reason}`);
+    this.#arm(1000, "refusal not read");
+    try {
+      await sendRefusal(this.#conn, status, reason);
+    } catch {
+      // the client left already
+    }
+    this.#close();
+    this.#resolveFinished();
+  }
+
+  /** Closes the connection at once if it is waiting for a request, else after the transfer. */
+  stopWhenIdle(): void {
+    this.#stopRequested = true;
+    if (!this.#busy) this.abort("server shutting down");
+  }
+
+  /** Closes the connection now. */
+  abort(reason: string): void {
+    if (this.#closed) return;
+    this.#timeoutReason = reason;
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** (Re)starts the deadline: the connection is closed unless {@link #arm} is called again in time. */
+  #arm(ms: number, reason: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timeoutReason = reason;
+      this.#close();
+    }, ms);
+  }
+
+  async run(): Promise<void> {
+    try {
+      const wait = this.#context.penalties.waitFor(this.#address);
+      if (wait > 0) {
+        await this.refuse(
+          RefusalStatus.slowDown,
+          `too many failed attempts from your address, wait ${Math.ceil(wait / 1000)} s`,
+        );
+        return;
+      }
+      this.#log("connected");
+      let channel: SecureChannel;
+      this.#arm(this.#context.handshakeTimeoutMs, "handshake deadline passed");
+      try {
+        this.#conn.setNoDelay(true);
+        channel = await serverHandshake(this.#conn, this.#context.secret);
+      } catch (error) {
+        this.#context.penalties.fail(this.#address);
+        const reason = this.#timeoutReason || describe(error);
+        this.#log(
+          error instanceof AuthenticationError
+            ? "authentication failed: wrong code"
+            : `handshake failed: ${reason}`,
+        );
+        return;
+      }
+      this.#context.penalties.succeed(this.#address);
+      this.#log("authenticated");
+      await this.#serve(channel);
+    } catch (error) {
+      this.#log(`closed: ${this.#timeoutReason || describe(error)}`);
+    } finally {
+      for (const partial of this.#partials) {
+        if (this.#stopRequested) await partial.discard().catch(() => {});
+        else partial.close();
+      }
+      this.#close();
+      this.#resolveFinished();
+    }
+  }
+
+  async #serve(channel: SecureChannel): Promise<void> {
+    const { reader, writer } = channel;
+    const send = (message: ServerMessage) =>
+      writer.send(RecordType.control, encodeMessage(message));
+    await send({
+      t: "welcome",
+      server: `ferry/${VERSION}`,
+      mode: this.#context.mode,
+      maxUpload: this.#context.maxUpload ?? -1,
+    });
+    while (true) {
+      if (this.#stopRequested) {
+        await writer.end().catch(() => {});
+        this.#log("closed: server shutting down");
+        return;
+      }
+      this.#busy = false;
+      this.#arm(this.#context.idleTimeoutMs, "idle deadline passed");
+      const record = await reader.next();
+      this.#busy = true;
+      if (record.type === RecordType.end) {
+        await writer.end().catch(() => {});
+        this.#log("closed by client");
+        return;
+      }
+      if (record.type !== RecordType.control) {
+        throw new ProtocolError("Data record outside an upload");
+      }
+      const request = decodeClientMessage(record.payload);
+      try {
+        await this.#dispatch(request, channel, send);
+      } catch (error) {
+        if (error instanceof ConnectionError || error instanceof ProtocolError) throw error;
+        this.#log(`${request.t} refused: ${describe(error)}`);
+        await send(replyFor(error));
+        if (error instanceof RequestError && error.code === "closing") throw error;
+      }
+    }
+  }
+
+  #dispatch(
+    request: ClientMessage,
+    channel: SecureChannel,
+    send: (message: ServerMessage) => Promise<void>,
+  ): Promise<void> {
+    switch (request.t) {
+      case "list":
+        return this.#list(request, send);
+      case "get":
+        return this.#get(request, channel, send);
+      case "put":
+        return this.#put(request, channel, send);
+      case "mkdir":
+        return this.#mkdir(request, send);
+      default:
+        throw new ProtocolError(`Message "${request.t}" outside its place in the conversation`);
+    }
+  }
+
+  #requireReading(): void {
+    if (this.#context.mode === "upload-only") {
+      throw new RequestError(
+        "upload-only",
+        "The server is in upload-only mode (a drop box): listing and downloading are refused",
+      );
+    }
+  }
+
+  #requireWriting(): void {
+    if (this.#context.mode === "read-only") {
+      throw new RequestError("read-only", "The server is in read-only mode: uploads are refused");
+    }
+  }
+
+  async #list(request: ListRequest, send: (message: ServerMessage) => Promise<void>) {
+    this.#requireReading();
+    const store = this.#context.store;
+    let batch: ListEntry[] = [];
+    let batchBytes = 0;
+    const flush = async (done: boolean) => {
+      await send({ t: "listing", entries: batch, done });
+      batch = [];
+      batchBytes = 0;
+    };
+    const add = async (entry: ListEntry) => {
+      batch.push(entry);
+      batchBytes += entry.name.length * 6 + 100;
+      if (batch.length >= MAX_LISTING_BATCH || batchBytes >= LISTING_BATCH_BYTES) {
+        await flush(false);
+      }
+    };
+    const toEntry = (info: EntryInfo, name: string): ListEntry => ({
+      name,
+      type: info.type,
+      size: info.type === "file" ? info.size : 0,
+      mtime: Math.max(0, Math.round(info.mtime)),
+      mode: info.mode & 0o777,
+    });
+    if (request.recursive) {
+      const { info } = await store.resolve(request.path);
+      if (info.type !== "dir") {
+        await add(toEntry(info, ""));
+      } else {
+        for await (const entry of store.walk(request.path)) await add(toEntry(entry, entry.path));
+      }
+    } else {
+      for (const entry of await store.list(request.path)) await add(toEntry(entry, entry.name));
+    }
+    await flush(true);
+    this.#log(`list ${sanitizeForDisplay(request.path) || "."}`);
+  }
+
+  async #get(
+    request: GetRequest,
+    { writer }: SecureChannel,
+    send: (message: ServerMessage) => Promise<void>,
+  ) {
+    this.#requireReading();
+    const { info } = await this.#context.store.resolve(request.path);
+    if (info.type === "dir") {
+      throw new RequestError("is-dir", `${sanitizeForDisplay(request.path)} is a folder`);
+    }
+    const { file } = await this.#context.store.openRead(request.path);
+    try {
+      const size = info.size;
+      let offset = 0;
+      let hash: Hash = newSha256();
+      if (request.offset > 0 && request.offset <= size) {
+        const prefix = await hashFilePrefix(file, request.offset);
+        if (peekHex(prefix) === request.prefixSha256) {
+          offset = request.offset;
+          hash = prefix;
+        }
+      }
+      await file.seek(offset, Deno.SeekMode.Start);
+      await send({ t: "file", size, mtime: Math.round(info.mtime), mode: info.mode, offset });
+      const buffer = new Uint8Array(READ_CHUNK_BYTES);
+      let position = offset;
+      while (position < size) {
+        const count = await file.read(buffer.subarray(0, Math.min(buffer.length, size - position)));
+        if (count === null) {
+          throw new RequestError("changed", "The file shrank while it was being sent");
+        }
+        const chunk = buffer.subarray(0, count);
+        hash.update(chunk);
+        await writer.write(RecordType.data, chunk);
+        this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
+        position += count;
+      }
+      const sha256 = hash.digest("hex");
+      await send({ t: "file-end", sha256 });
+      this.#log(
+        `get ${sanitizeForDisplay(request.path)}: ${size - offset} bytes sent` +
+          (offset ? ` (resumed at ${offset})` : ""),
+      );
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Resolves an upload's folder and final name: `<dir>/<prefix><first>/.../<last>`. */
+  async #uploadTarget(dir: string, name: string, create: boolean) {
+    const store = this.#context.store;
+    await store.resolveDir(dir);
+    const components = parseRemotePath(name);
+    if (components.length === 0) throw new PathError("Refused upload: the name is empty");
+    components[0] = this.#context.uploadPrefix + components[0];
+    validateName(components[0]!);
+    const finalName = components.pop()!;
+    const folder = joinRemotePath([...parseRemotePath(dir), ...components]);
+    const realDir = await store.resolveDir(folder, { create });
+    const relative = joinRemotePath([...parseRemotePath(dir), ...components, finalName]);
+    return { realDir, finalName, relative };
+  }
+
+  async #mkdir(request: MkdirRequest, send: (message: ServerMessage) => Promise<void>) {
+    this.#requireWriting();
+    const { realDir, finalName, relative } = await this.#uploadTarget(
+      request.dir,
+      request.name,
+      true,
+    );
+    const path = join(realDir, finalName);
+    try {
+      await Deno.mkdir(path, { mode: (request.mode & 0o777) | 0o700 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const info = await Deno.lstat(path);
+    if (!info.isDirectory) {
+      throw new RequestError(
+        "exists",
+        `${sanitizeForDisplay(relative)} exists and is not a folder`,
+      );
+    }
+    await this.#context.store.resolveDir(relative);
+    await send({ t: "mkdir-done", name: relative });
+    this.#log(`mkdir ${sanitizeForDisplay(relative)}`);
+  }
+
+  async #put(
+    request: PutRequest,
+    { reader }: SecureChannel,
+    send: (message: ServerMessage) => Promise<void>,
+  ) {
+    this.#requireWriting();
+    const maxUpload = this.#context.maxUpload;
+    if (maxUpload !== undefined && request.size > maxUpload) {
+      throw new RequestError(
+        "too-large",
+        `Upload of ${request.size} bytes refused: the server accepts at most ${maxUpload} bytes`,
+      );
+    }
+    const { realDir, finalName, relative } = await this.#uploadTarget(
+      request.dir,
+      request.name,
+      true,
+    );
+    const targetPath = join(realDir, finalName);
+    await checkTarget(targetPath, relative, request.force);
+    const uploads = this.#context.uploadsInProgress;
+    if (uploads.has(targetPath)) {
+      throw new RequestError(
+        "busy",
+        `${sanitizeForDisplay(relative)} is being uploaded by another client`,
+      );
+    }
+    uploads.add(targetPath);
+    let partial: PartialFile | undefined;
+    let committed = false;
+    try {
+      partial = await PartialFile.open(realDir, finalName);
+      this.#partials.add(partial);
+      let offer = 0;
+      let prefixSha256 = "";
+      let prefixHash: Hash | undefined;
+      if (partial.size > 0 && partial.size <= request.size) {
+        prefixHash = await partial.hashPrefix(partial.size);
+        offer = partial.size;
+        prefixSha256 = peekHex(prefixHash);
+      }
+      await send({ t: "put-ready", offset: offer, prefixSha256 });
+      const start = await reader.next();
+      if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
+      const message = decodeClientMessage(start.payload);
+      if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== offer)) {
+        throw new ProtocolError("Expected put-start at 0 or at the offered offset");
+      }
+      const offset = message.offset;
+      const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
+      await partial.truncate(offset);
+      let received = offset;
+      let writeError: unknown;
+      while (true) {
+        const record = await reader.next();
+        this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
+        if (record.type === RecordType.data) {
+          received += record.payload.length;
+          if (received > request.size) {
+            throw new ProtocolError("Upload sent more bytes than it announced");
+          }
+          hash.update(record.payload);
+          if (writeError === undefined) {
+            try {
+              await partial.write(record.payload);
+            } catch (error) {
+              writeError = error;
+              await partial.discard();
+              this.#log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
+              // Tell the client at once and end the connection: it is still sending.
+              await send(replyFor(error)).catch(() => {});
+              throw new ConnectionError("Upload aborted after a write error");
+            }
+          }
+          continue;
+        }
+        if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
+        const end = decodeClientMessage(record.payload);
+        if (end.t !== "put-end") throw new ProtocolError("Expected put-end");
+        if (received !== request.size) {
+          throw new ProtocolError(`Upload sent ${received} of ${request.size} bytes`);
+        }
+        const sha256 = hash.digest("hex");
+        if (sha256 !== end.sha256) {
+          await partial.discard();
+          throw new RequestError(
+            "integrity",
+            "Upload does not match its SHA-256: nothing was kept",
+          );
+        }
+        const commit: CommitOptions = {
+          force: request.force,
+          mode: request.mode,
+          mtime: request.mtime,
+        };
+        try {
+          await partial.commit(commit);
+        } catch (error) {
+          await partial.discard();
+          throw error;
+        }
+        committed = true;
+        await send({ t: "put-done", name: relative, size: request.size, sha256 });
+        this.#log(
+          `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
+            (offset ? ` (resumed at ${offset})` : ""),
+        );
+        return;
+      }
+    } finally {
+      uploads.delete(targetPath);
+      if (partial) {
+        this.#partials.delete(partial);
+        if (!committed) partial.close();
+      }
+    }
+  }
+}
+
+async function checkTarget(path: string, relative: string, force: boolean): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  if (info.isDirectory) {
+    throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
+  }
+  if (!force) {
+    throw new RequestError(
+      "exists",
+      `${sanitizeForDisplay(relative)} already exists on the server: use --force to replace it`,
+    );
+  }
+}

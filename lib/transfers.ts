@@ -1,0 +1,361 @@
+/**
+ * Many-file transfers: several paths per command, folders recursively, local checks first.
+ *
+ * Shared by the one-shot commands and the interactive shell, so both behave the same. Local
+ * arguments are checked (and folders walked) before anything is sent; names that come from the
+ * server are validated, and local folders are created one component at a time without following
+ * symlinks, so a hostile server cannot make a download land outside the output folder.
+ *
+ * @module
+ */
+import { basename, join, relative, resolve } from "node:path";
+import type { FerryClient, TransferResult } from "./client.ts";
+import { ExistsError, PathError, RemoteError, UsageError } from "./errors.ts";
+import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
+
+/** One event of a transfer, as printed by `--json` (one object per line). */
+export type TransferEvent =
+  | { event: "start"; direction: "get" | "put"; name: string; size: number; offset: number }
+  | { event: "progress"; direction: "get" | "put"; name: string; bytes: number; size: number }
+  | {
+    event: "done";
+    direction: "get" | "put";
+    name: string;
+    size: number;
+    transferred: number;
+    resumedFrom: number;
+    seconds: number;
+    sha256: string;
+  }
+  | { event: "mkdir"; direction: "get" | "put"; name: string };
+
+/** Options of {@link getPaths}. */
+export interface GetOptions {
+  /** Local folder that receives the downloads (must exist). */
+  outputDir: string;
+  /** Replace existing local files (atomically). */
+  force: boolean;
+  /** Receives every {@link TransferEvent}. */
+  onEvent?: (event: TransferEvent) => void;
+}
+
+/** Options of {@link putPaths}. */
+export interface PutOptions {
+  /** Remote folder, relative to the served folder, that receives the uploads. */
+  remoteDir: string;
+  /** Replace existing remote files (atomically). */
+  force: boolean;
+  /** Receives every {@link TransferEvent}. */
+  onEvent?: (event: TransferEvent) => void;
+}
+
+/** One step of an upload plan: a folder to create or a file to send, under its remote name. */
+export interface UploadItem {
+  kind: "dir" | "file";
+  /** Local path to read. */
+  localPath: string;
+  /** Remote name relative to the target folder (POSIX, the server prefixes the first component). */
+  name: string;
+  size: number;
+  mode: number;
+  mtime: number;
+}
+
+/** Final component of a remote path, or a usage error for the root itself. */
+function remoteBaseName(remotePath: string): string {
+  const components = parseRemotePath(remotePath);
+  const last = components.at(-1);
+  if (last === undefined) {
+    throw new UsageError("Name a file or folder to download, not the served folder itself");
+  }
+  return last;
+}
+
+/**
+ * Checks, before connecting, that downloads can land: the output folder exists and no target file
+ * is in the way (unless `force`). Permission: read on `outputDir`.
+ */
+export async function checkDownloadTargets(
+  remotePaths: readonly string[],
+  outputDir: string,
+  force: boolean,
+): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(outputDir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Output folder ${outputDir} does not exist`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) throw new UsageError(`Output ${outputDir} is not a folder`);
+  for (const remotePath of remotePaths) {
+    const name = remoteBaseName(remotePath);
+    const target = join(outputDir, name);
+    const existing = await lstatOrNull(target);
+    if (existing && !existing.isDirectory && !force) {
+      throw new ExistsError(`${target} already exists: use --force to replace it`);
+    }
+  }
+}
+
+/**
+ * Downloads each remote path (files, or folders recursively) into `options.outputDir`.
+ * Permission: net to the server; read and write on the output folder.
+ */
+export async function getPaths(
+  client: FerryClient,
+  remotePaths: readonly string[],
+  options: GetOptions,
+): Promise<TransferResult[]> {
+  const results: TransferResult[] = [];
+  for (const remotePath of remotePaths) {
+    const name = remoteBaseName(remotePath);
+    try {
+      results.push(await downloadFile(client, remotePath, options.outputDir, name, options));
+    } catch (error) {
+      if (!(error instanceof RemoteError && error.code === "is-dir")) throw error;
+      results.push(...await downloadFolder(client, remotePath, name, options));
+    }
+  }
+  return results;
+}
+
+function downloadFile(
+  client: FerryClient,
+  remotePath: string,
+  localDir: string,
+  name: string,
+  options: GetOptions,
+): Promise<TransferResult> {
+  const shown = sanitizeForDisplay(remotePath);
+  return client.download(remotePath, localDir, name, {
+    force: options.force,
+    onStart: ({ size, offset }) =>
+      options.onEvent?.({ event: "start", direction: "get", name: shown, size, offset }),
+    onProgress: ({ bytes, size }) =>
+      options.onEvent?.({ event: "progress", direction: "get", name: shown, bytes, size }),
+  }).then((result) => {
+    options.onEvent?.({
+      event: "done",
+      direction: "get",
+      name: shown,
+      size: result.size,
+      transferred: result.transferred,
+      resumedFrom: result.resumedFrom,
+      seconds: result.seconds,
+      sha256: result.sha256,
+    });
+    return result;
+  });
+}
+
+async function downloadFolder(
+  client: FerryClient,
+  remotePath: string,
+  name: string,
+  options: GetOptions,
+): Promise<TransferResult[]> {
+  const remoteRoot = parseRemotePath(remotePath);
+  const entries = await client.list(remotePath, { recursive: true });
+  await ensureLocalFolder(options.outputDir, [name]);
+  options.onEvent?.({ event: "mkdir", direction: "get", name: sanitizeForDisplay(name) });
+  const results: TransferResult[] = [];
+  for (const entry of entries) {
+    const components = parseRemotePath(entry.name);
+    if (components.length === 0) continue;
+    if (entry.type === "dir") {
+      await ensureLocalFolder(options.outputDir, [name, ...components]);
+      options.onEvent?.({
+        event: "mkdir",
+        direction: "get",
+        name: sanitizeForDisplay([name, ...components].join("/")),
+      });
+      continue;
+    }
+    const fileName = components.pop()!;
+    const folder = await ensureLocalFolder(options.outputDir, [name, ...components]);
+    results.push(
+      await downloadFile(
+        client,
+        [...remoteRoot, ...components, fileName].join("/"),
+        folder,
+        fileName,
+        options,
+      ),
+    );
+  }
+  return results;
+}
+
+/**
+ * Creates `base/components...` one folder at a time. Each component must be a valid name, and an
+ * existing component must be a real folder: a symlink (which could lead anywhere) is refused.
+ * Returns the folder's path. Permission: read and write on `base`.
+ */
+export async function ensureLocalFolder(
+  base: string,
+  components: readonly string[],
+): Promise<string> {
+  let current = base;
+  for (const component of components) {
+    validateName(component);
+    current = join(current, component);
+    const info = await lstatOrNull(current);
+    if (info === null) {
+      try {
+        await Deno.mkdir(current);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+      const created = await Deno.lstat(current);
+      if (!created.isDirectory) {
+        throw new PathError(`${sanitizeForDisplay(current)} is not a folder`);
+      }
+    } else if (info.isSymlink) {
+      throw new PathError(`Refusing to write through the symlink ${sanitizeForDisplay(current)}`);
+    } else if (!info.isDirectory) {
+      throw new ExistsError(`${sanitizeForDisplay(current)} exists and is not a folder`);
+    }
+  }
+  return current;
+}
+
+/**
+ * Builds the upload plan before connecting: every local path must exist (else a usage error) and
+ * have a name the server accepts; folders are walked depth-first with their empty folders kept.
+ * Symlinks inside a folder are followed only to files inside that folder. Permission: read on the
+ * local paths.
+ */
+export async function planUpload(localPaths: readonly string[]): Promise<UploadItem[]> {
+  if (localPaths.length === 0) throw new UsageError("Name at least one local file or folder");
+  const items: UploadItem[] = [];
+  for (const localPath of localPaths) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(localPath);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new UsageError(`Local path ${localPath} does not exist`);
+      }
+      throw error;
+    }
+    const name = basename(resolve(localPath));
+    try {
+      validateName(name);
+    } catch (error) {
+      throw new UsageError(`Cannot upload ${localPath}: ${(error as Error).message}`);
+    }
+    if (info.isFile) {
+      items.push(itemFor("file", localPath, name, info));
+    } else if (info.isDirectory) {
+      items.push(itemFor("dir", localPath, name, info));
+      await walkLocal(await Deno.realPath(localPath), localPath, [name], items);
+    } else {
+      throw new UsageError(`Cannot upload ${localPath}: it is not a file or folder`);
+    }
+  }
+  return items;
+}
+
+function itemFor(
+  kind: "dir" | "file",
+  localPath: string,
+  name: string,
+  info: Deno.FileInfo,
+): UploadItem {
+  return {
+    kind,
+    localPath,
+    name,
+    size: kind === "file" ? info.size : 0,
+    mode: (info.mode ?? (kind === "dir" ? 0o755 : 0o644)) & 0o777,
+    mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+  };
+}
+
+async function walkLocal(
+  rootReal: string,
+  folder: string,
+  names: string[],
+  items: UploadItem[],
+): Promise<void> {
+  const children: Deno.DirEntry[] = [];
+  for await (const entry of Deno.readDir(folder)) children.push(entry);
+  children.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  for (const child of children) {
+    const path = join(folder, child.name);
+    try {
+      validateName(child.name);
+    } catch (error) {
+      throw new UsageError(`Cannot upload ${path}: ${(error as Error).message}`);
+    }
+    const name = [...names, child.name];
+    if (child.isSymlink) {
+      let real: string;
+      try {
+        real = await Deno.realPath(path);
+      } catch {
+        continue; // dangling
+      }
+      const inside = relative(rootReal, real);
+      if (inside.startsWith("..") || inside === "" || resolve(rootReal, inside) !== real) continue;
+      const info = await Deno.stat(path);
+      if (info.isFile) items.push(itemFor("file", path, name.join("/"), info));
+      continue; // symlinked folders are not followed
+    }
+    const info = await Deno.lstat(path);
+    if (info.isFile) {
+      items.push(itemFor("file", path, name.join("/"), info));
+    } else if (info.isDirectory) {
+      items.push(itemFor("dir", path, name.join("/"), info));
+      await walkLocal(rootReal, path, name, items);
+    }
+  }
+}
+
+/** Runs an upload plan. Permission: net to the server; read on the local paths. */
+export async function putPaths(
+  client: FerryClient,
+  items: readonly UploadItem[],
+  options: PutOptions,
+): Promise<TransferResult[]> {
+  const results: TransferResult[] = [];
+  for (const item of items) {
+    if (item.kind === "dir") {
+      const name = await client.mkdir(options.remoteDir, item.name, item);
+      options.onEvent?.({ event: "mkdir", direction: "put", name: sanitizeForDisplay(name) });
+      continue;
+    }
+    const shown = sanitizeForDisplay(item.name);
+    const result = await client.upload(item.localPath, options.remoteDir, item.name, {
+      force: options.force,
+      onStart: ({ size, offset }) =>
+        options.onEvent?.({ event: "start", direction: "put", name: shown, size, offset }),
+      onProgress: ({ bytes, size }) =>
+        options.onEvent?.({ event: "progress", direction: "put", name: shown, bytes, size }),
+    });
+    options.onEvent?.({
+      event: "done",
+      direction: "put",
+      name: sanitizeForDisplay(result.name),
+      size: result.size,
+      transferred: result.transferred,
+      resumedFrom: result.resumedFrom,
+      seconds: result.seconds,
+      sha256: result.sha256,
+    });
+    results.push(result);
+  }
+  return results;
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}

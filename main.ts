@@ -1,0 +1,128 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read=. --allow-write=.
+/**
+ * ferry's command line: parse, dispatch, and turn errors into exit codes. The only module that
+ * exits the process.
+ *
+ * @module
+ */
+import {
+  type CommandSpec,
+  CommandUsageError,
+  formatHelp,
+  formatUsage,
+  parseCommand,
+  suggest,
+} from "./lib/cli/args.ts";
+import { runCode } from "./lib/cli/code.ts";
+import { completionScript } from "./lib/cli/completions.ts";
+import { runConnect } from "./lib/cli/connect.ts";
+import { printError, printLine } from "./lib/cli/output.ts";
+import { runGet, runLs, runPut } from "./lib/cli/remote.ts";
+import { runServe } from "./lib/cli/serve.ts";
+import { COMMANDS } from "./lib/cli/specs.ts";
+import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
+import { VERSION } from "./lib/version.ts";
+import type { ParsedCommand } from "./lib/cli/args.ts";
+
+const RUNNERS: Record<string, (parsed: ParsedCommand) => Promise<void>> = {
+  code: runCode,
+  serve: runServe,
+  ls: runLs,
+  get: runGet,
+  put: runPut,
+  connect: runConnect,
+  completions: ({ positionals }) => {
+    printLine(completionScript(positionals[0]!).trimEnd());
+    return Promise.resolve();
+  },
+};
+
+/** The top-level help. */
+export function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((spec) => spec.name.length));
+  return [
+    `ferry ${VERSION}: move files between machines, end-to-end encrypted with a shared code.`,
+    "",
+    "Usage: ferry <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((spec) => `  ${spec.name.padEnd(width)}  ${spec.summary}`),
+    "",
+    "Options:",
+    "  -h, --help     Show help (also: ferry <command> --help)",
+    "  -V, --version  Print the version",
+    "",
+    "Exit status: 0 success, 1 failure, 2 usage error, 3 wrong connection code, 130 interrupted.",
+    "",
+    "Examples:",
+    "  ferry serve                       # share this folder (creates .connection_code)",
+    "  ferry get 192.168.1.20 notes.txt  # on another machine, with the same code",
+  ].join("\n");
+}
+
+/** Runs the CLI with `args` and returns the exit status; never exits by itself. */
+export async function main(args: readonly string[]): Promise<number> {
+  const [name, ...rest] = args;
+  let spec: CommandSpec | undefined;
+  try {
+    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+      const topic = name === "help"
+        ? COMMANDS.find((command) => command.name === rest[0])
+        : undefined;
+      printLine(topic ? formatHelp(topic) : mainHelp());
+      return ExitCode.ok;
+    }
+    if (name === "--version" || name === "-V" || name === "version") {
+      printLine(`ferry ${VERSION}`);
+      return ExitCode.ok;
+    }
+    spec = COMMANDS.find((command) => command.name === name);
+    if (!spec) {
+      const guess = suggest(name, COMMANDS.map((command) => command.name));
+      throw new UsageError(
+        `Unknown command "${name}"` + (guess ? `: did you mean "${guess}"?` : "") +
+          "\nRun 'ferry --help' for the list of commands.",
+      );
+    }
+    const parsed = parseCommand(spec, rest);
+    if (parsed.flags.help) {
+      printLine(formatHelp(spec));
+      return ExitCode.ok;
+    }
+    await RUNNERS[spec.name]!(parsed);
+    return ExitCode.ok;
+  } catch (error) {
+    return reportError(error, spec, args.includes("--json"));
+  }
+}
+
+function reportError(error: unknown, spec: CommandSpec | undefined, json: boolean): number {
+  const message = describeError(error);
+  if (json) {
+    const code = error instanceof FerryError ? error.code : "error";
+    printLine(JSON.stringify({ event: "error", code, message }));
+  }
+  printError(`ferry: ${message.split("\n")[0]}`);
+  if (error instanceof UsageError) {
+    const hint = message.split("\n").slice(1).join("\n");
+    if (hint) printError(hint);
+    const usageSpec = error instanceof CommandUsageError ? error.spec : spec;
+    if (usageSpec && error instanceof CommandUsageError) printError(formatUsage(usageSpec));
+  }
+  return exitCodeFor(error);
+}
+
+if (import.meta.main) {
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) return;
+    interrupted = true;
+    printError(
+      "\nferry: interrupted; a partial transfer is kept and resumes when you run it again",
+    );
+    Deno.exit(ExitCode.interrupted);
+  };
+  if (Deno.args[0] !== "serve") Deno.addSignalListener("SIGINT", onInterrupt);
+  const status = await main(Deno.args);
+  Deno.exit(status);
+}
