@@ -1,0 +1,243 @@
+/**
+ * Test helpers: temporary folders that remove themselves, and the real CLI run as a subprocess
+ * (`ferry serve` on port 0, clients against it) with explicit, narrow permission flags.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { generateCode, writeCodeFile } from "../lib/code.ts";
+
+/** Absolute path of `main.ts`. */
+export const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The Deno binary running the tests. */
+export const DENO = Deno.execPath();
+
+/** A temporary folder removed on dispose: `await using dir = await tempDir()`. */
+export async function tempDir(prefix = "ferry-test-"): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.realPath(await Deno.makeTempDir({ prefix }));
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Writes a fresh connection code file at `path` and returns the code. */
+export async function makeCodeFile(path: string): Promise<string> {
+  const code = generateCode();
+  await writeCodeFile(path, code, { force: true });
+  return code;
+}
+
+/** Result of {@link runFerry}. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link runFerry}. */
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Deno permission flags; default: everything the client may need (`-A`). */
+  permissions?: string[];
+  /** Text fed to standard input. */
+  stdin?: string;
+  /** Kill the process after this long (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** Runs `ferry ARGS...` to completion as a subprocess. */
+export async function runFerry(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const command = new Deno.Command(DENO, {
+    args: ["run", "--no-prompt", ...(options.permissions ?? ["-A"]), MAIN, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: false,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+  }, options.timeoutMs ?? 60_000);
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  clearTimeout(timer);
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** A `ferry serve` subprocess. */
+export interface ServeProcess extends AsyncDisposable {
+  /** The port it bound (it is started with `--port 0`). */
+  port: number;
+  /** `127.0.0.1:<port>`, ready to pass to client commands. */
+  address: string;
+  /** The connection code. */
+  code: string;
+  /** Path of the code file (outside the served folder). */
+  codeFile: string;
+  child: Deno.ChildProcess;
+  /** Everything the server wrote to stderr so far. */
+  log(): string;
+  /** Sends `signal` and waits for the exit status. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** Options of {@link startServe}. */
+export interface ServeOptions {
+  /** Extra arguments after `serve <root>`. */
+  args?: string[];
+  /** Permission flags; default: scoped to the folder, the code file and 127.0.0.1:0. */
+  permissions?: string[];
+  /** Code file to use; default: a fresh one in a temporary folder beside `root`. */
+  codeFile?: string;
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts `ferry serve ROOT --host 127.0.0.1 --port 0` with scoped permissions and waits for the
+ * line that names the bound port.
+ */
+export async function startServe(root: string, options: ServeOptions = {}): Promise<ServeProcess> {
+  const codeDir = options.codeFile ? undefined : await Deno.makeTempDir({ prefix: "ferry-code-" });
+  const codeFile = options.codeFile ?? join(codeDir!, "code");
+  let code = "";
+  try {
+    code = (await Deno.readTextFile(codeFile)).trim();
+  } catch {
+    code = await makeCodeFile(codeFile);
+  }
+  const permissions = options.permissions ?? [
+    "--allow-net=127.0.0.1:0",
+    `--allow-read=${root},${codeFile}`,
+    `--allow-write=${root}`,
+  ];
+  const child = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--no-prompt",
+      ...permissions,
+      MAIN,
+      "serve",
+      root,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--code-file",
+      codeFile,
+      ...(options.args ?? []),
+    ],
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const decoder = new TextDecoder();
+  const portFound = Promise.withResolvers<number>();
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr) {
+      log += decoder.decode(chunk, { stream: true });
+      const match = / on 127\.0\.0\.1:(\d+) /.exec(log);
+      if (match) portFound.resolve(Number(match[1]));
+    }
+    portFound.reject(new Error(`ferry serve exited before listening:\n${log}`));
+  })();
+  const stdoutDone = child.stdout.pipeTo(new WritableStream());
+  const timer = setTimeout(
+    () => portFound.reject(new Error(`ferry serve did not start:\n${log}`)),
+    30_000,
+  );
+  let port: number;
+  try {
+    port = await portFound.promise;
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  let status: Promise<Deno.CommandStatus> | undefined;
+  const stop = (signal: Deno.Signal = "SIGTERM") => {
+    if (!status) {
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
+      status = Promise.all([child.status, stderrDone, stdoutDone]).then(([result]) => result);
+    }
+    return status;
+  };
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    code,
+    codeFile,
+    child,
+    log: () => log,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+      if (codeDir) await Deno.remove(codeDir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Fills a file with `size` pseudo-random bytes (deterministic per seed) in 1 MiB blocks. */
+export async function makeFile(path: string, size: number, seed = 1): Promise<void> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const block = new Uint8Array(1024 * 1024);
+  let state = seed >>> 0 || 1;
+  let written = 0;
+  while (written < size) {
+    const length = Math.min(block.length, size - written);
+    for (let index = 0; index < length; index += 4) {
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      block[index] = state & 0xff;
+      block[index + 1] = (state >>> 8) & 0xff;
+      block[index + 2] = (state >>> 16) & 0xff;
+      block[index + 3] = (state >>> 24) & 0xff;
+    }
+    let offset = 0;
+    while (offset < length) offset += await file.write(block.subarray(offset, length));
+    written += length;
+  }
+}
+
+/** SHA-256 of a file, lowercase hex. */
+export async function sha256File(path: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  const block = new Uint8Array(1024 * 1024);
+  while (true) {
+    const count = await file.read(block);
+    if (count === null) break;
+    hash.update(block.subarray(0, count));
+  }
+  return hash.digest("hex");
+}
