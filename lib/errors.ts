@@ -70,6 +70,11 @@ export class RemoteError extends FerryError {
   }
 }
 
+/** Deno did not grant a permission the command needs; the message names the flag to add. */
+export class PermissionError extends FerryError {
+  override readonly code: string = "permission";
+}
+
 /** Exit statuses, documented in the README and `ferry --help`. */
 export const ExitCode = {
   ok: 0,
@@ -91,10 +96,21 @@ export function exitCodeFor(error: unknown): number {
 export function describeError(error: unknown): string {
   if (error instanceof FerryError) return error.message;
   if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
-    return `Permission denied: ${firstLine(error.message)}`;
+    return explainPermission(firstLine(error.message));
   }
   if (error instanceof Error) return firstLine(error.message) || error.name;
   return String(error);
+}
+
+/** Turns Deno's "Requires read access to "x", run again with the --allow-read flag" into a hint naming the exact flag. */
+function explainPermission(message: string): string {
+  const match = /Requires (\w+) access to "?([^",]+)"?/.exec(message);
+  if (!match) return `Permission denied: ${message}`;
+  const [, kind, target] = match;
+  const flag = kind === "sys" || kind === "run" || kind === "ffi"
+    ? `--allow-${kind}`
+    : `--allow-${kind}=${target}`;
+  return `Permission denied: ferry needs ${kind} access to ${target}; run deno with ${flag}`;
 }
 
 function firstLine(text: string): string {

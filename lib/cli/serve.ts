@@ -18,6 +18,7 @@ import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX, startServer } from "../server.ts";
 import type { ParsedCommand } from "./args.ts";
 import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
 import { formatBytes, printError } from "./output.ts";
+import { requirePermissions } from "./permissions.ts";
 
 /** Whether `path` exists (no permission prompt: a denied read counts as "cannot tell"). */
 async function exists(path: string): Promise<boolean> {
@@ -86,11 +87,29 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
   }
   if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
   const codeFile = flags["code-file"] as string | undefined;
+  const hostname = (flags.host as string | undefined) ?? "0.0.0.0";
+  requirePermissions([
+    {
+      descriptor: { name: "net", host: `${hostname}:${port}` },
+      flag: `--allow-net=${hostname}:${port}`,
+      why: "to listen",
+    },
+    {
+      descriptor: { name: "read", path: root },
+      flag: `--allow-read=${root}`,
+      why: "to serve the folder",
+    },
+    ...(mode === "read-only" ? [] : [{
+      descriptor: { name: "write" as const, path: root },
+      flag: `--allow-write=${root}`,
+      why: "to store uploads",
+    }]),
+  ]);
   const code = await serverCode(codeFile);
   const server = await startServer({
     root,
     secret: codeSecret(code),
-    hostname: (flags.host as string | undefined) ?? "0.0.0.0",
+    hostname,
     port,
     uploadPrefix,
     mode,
@@ -102,8 +121,9 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
   });
   const limits = [mode, maxUpload !== undefined ? `uploads up to ${formatBytes(maxUpload)}` : ""]
     .filter(Boolean).join(", ");
+  const uploads = mode === "read-only" ? "" : `; uploads land as ${uploadPrefix}<name>`;
   printError(
-    `Serving ${root} on ${server.hostname}:${server.port} (${limits}); uploads land as ${uploadPrefix}<name>. Press Ctrl-C to stop.`,
+    `Serving ${root} on ${server.hostname}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
   );
   let signalled: Deno.Signal | undefined;
   const stopOn = (signal: Deno.Signal) => () => {
