@@ -32,6 +32,7 @@ import {
   type Welcome,
 } from "./protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
+import { readAhead, WriteBehind } from "./streaming.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -229,6 +230,7 @@ export class FerryClient {
     const started = performance.now();
     const partial = await PartialFile.open(localDir, name);
     let keep = false;
+    let sink: WriteBehind | undefined;
     try {
       let prefixHash: Hash | undefined;
       if (partial.size > 0) prefixHash = await partial.hashPrefix(partial.size);
@@ -251,6 +253,7 @@ export class FerryClient {
       keep = true;
       options.onStart?.({ size: header.size, offset });
       let received = offset;
+      sink = new WriteBehind((chunk) => partial.write(chunk));
       while (true) {
         const record = await this.#nextRecord();
         if (record.type === RecordType.data) {
@@ -259,7 +262,7 @@ export class FerryClient {
             throw new ProtocolError("The server sent more than the file's size");
           }
           hash.update(record.payload);
-          await partial.write(record.payload);
+          await sink.push(record.payload);
           options.onProgress?.({ bytes: received, size: header.size });
           continue;
         }
@@ -268,6 +271,7 @@ export class FerryClient {
         if (received !== header.size) {
           throw new ProtocolError(`The server sent ${received} of ${header.size} bytes`);
         }
+        await sink.drain();
         const sha256 = hash.digest("hex");
         if (sha256 !== end.sha256) {
           keep = false;
@@ -292,6 +296,8 @@ export class FerryClient {
         };
       }
     } catch (error) {
+      // Whatever was received is kept for a resume: let queued writes land first.
+      await sink?.drain().catch(() => {});
       if (keep && partial.size > 0) partial.close();
       else await partial.discard();
       throw error;
@@ -344,19 +350,20 @@ export class FerryClient {
     let replied = false;
     reply.then(() => replied = true, () => replied = true);
     const writer = this.#channel.writer;
-    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
     let position = offset;
     try {
-      while (position < size && !replied) {
-        const count = await file.read(buffer.subarray(0, Math.min(buffer.length, size - position)));
-        if (count === null) {
-          throw new ConnectionError(`${localPath} shrank while it was being sent`);
+      for await (const block of readAhead(file, size - offset)) {
+        for (let start = 0; start < block.length && !replied; start += DATA_CHUNK_BYTES) {
+          const chunk = block.subarray(start, Math.min(block.length, start + DATA_CHUNK_BYTES));
+          hash.update(chunk);
+          await writer.write(RecordType.data, chunk);
+          position += chunk.length;
+          options.onProgress?.({ bytes: position, size });
         }
-        const chunk = buffer.subarray(0, count);
-        hash.update(chunk);
-        await writer.write(RecordType.data, chunk);
-        position += count;
-        options.onProgress?.({ bytes: position, size });
+        if (replied) break;
+      }
+      if (position < size && !replied) {
+        throw new ConnectionError(`${localPath} shrank while it was being sent`);
       }
       if (!replied) {
         const sha256 = hash.digest("hex");

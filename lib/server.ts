@@ -27,6 +27,7 @@ import {
   peekHex,
 } from "./partial_file.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
+import { readAhead, WriteBehind } from "./streaming.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "./protocol/framing.ts";
 import {
   RefusalStatus,
@@ -91,8 +92,6 @@ export interface ServerOptions {
 export const DEFAULT_PORT = 7878;
 /** Default prefix of uploaded names. */
 export const DEFAULT_UPLOAD_PREFIX = "uploaded_";
-/** Bytes read from disk per data record. */
-const READ_CHUNK_BYTES = MAX_RECORD_PLAINTEXT;
 /** Encoded size at which a listing batch is sent. */
 const LISTING_BATCH_BYTES = 32 * 1024;
 
@@ -321,7 +320,7 @@ class Session {
 
   async run(): Promise<void> {
     try {
-      const wait = this.#context.penalties.waitFor(this.#address);
+      const wait = this.#context.penalties.admit(this.#address);
       if (wait > 0) {
         await this.refuse(
           RefusalStatus.slowDown,
@@ -496,18 +495,18 @@ class Session {
       }
       await file.seek(offset, Deno.SeekMode.Start);
       await send({ t: "file", size, mtime: Math.round(info.mtime), mode: info.mode, offset });
-      const buffer = new Uint8Array(READ_CHUNK_BYTES);
       let position = offset;
-      while (position < size) {
-        const count = await file.read(buffer.subarray(0, Math.min(buffer.length, size - position)));
-        if (count === null) {
-          throw new RequestError("changed", "The file shrank while it was being sent");
+      for await (const block of readAhead(file, size - offset)) {
+        for (let start = 0; start < block.length; start += MAX_RECORD_PLAINTEXT) {
+          const chunk = block.subarray(start, Math.min(block.length, start + MAX_RECORD_PLAINTEXT));
+          hash.update(chunk);
+          await writer.write(RecordType.data, chunk);
         }
-        const chunk = buffer.subarray(0, count);
-        hash.update(chunk);
-        await writer.write(RecordType.data, chunk);
+        position += block.length;
         this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
-        position += count;
+      }
+      if (position < size) {
+        throw new RequestError("changed", "The file shrank while it was being sent");
       }
       const sha256 = hash.digest("hex");
       await send({ t: "file-end", sha256 });
@@ -612,7 +611,14 @@ class Session {
       const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
       await partial.truncate(offset);
       let received = offset;
-      let writeError: unknown;
+      const sink = new WriteBehind((chunk) => partial!.write(chunk));
+      const failWrite = async (error: unknown): Promise<never> => {
+        await partial!.discard();
+        this.#log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
+        // Tell the client at once and end the connection: it may still be sending.
+        await send(replyFor(error)).catch(() => {});
+        throw new ConnectionError("Upload aborted after a write error");
+      };
       while (true) {
         const record = await reader.next();
         this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
@@ -622,18 +628,7 @@ class Session {
             throw new ProtocolError("Upload sent more bytes than it announced");
           }
           hash.update(record.payload);
-          if (writeError === undefined) {
-            try {
-              await partial.write(record.payload);
-            } catch (error) {
-              writeError = error;
-              await partial.discard();
-              this.#log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
-              // Tell the client at once and end the connection: it is still sending.
-              await send(replyFor(error)).catch(() => {});
-              throw new ConnectionError("Upload aborted after a write error");
-            }
-          }
+          await sink.push(record.payload).catch(failWrite);
           continue;
         }
         if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
@@ -642,6 +637,7 @@ class Session {
         if (received !== request.size) {
           throw new ProtocolError(`Upload sent ${received} of ${request.size} bytes`);
         }
+        await sink.drain().catch(failWrite);
         const sha256 = hash.digest("hex");
         if (sha256 !== end.sha256) {
           await partial.discard();

@@ -227,6 +227,8 @@ export class RecordWriter {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #ended = false;
+  #inFlight: Promise<void> | undefined;
+  #error: unknown;
 
   /** Writes to `sink` with this direction's key and IV. */
   constructor(sink: ByteSink, key: Uint8Array, iv: Uint8Array) {
@@ -242,6 +244,7 @@ export class RecordWriter {
    */
   async write(type: RecordType, payload: Uint8Array): Promise<void> {
     if (this.#ended) throw new ProtocolError("Cannot write after the end record");
+    if (this.#error !== undefined) throw this.#error;
     if (payload.length > MAX_RECORD_PLAINTEXT) {
       throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
     }
@@ -267,11 +270,14 @@ export class RecordWriter {
     this.#pending.push(header, ciphertext, tag);
     this.#pendingBytes += RECORD_HEADER_BYTES + length;
     if (type === RecordType.end) this.#ended = true;
-    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.flush();
+    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.#startBatch();
   }
 
-  /** Sends everything queued. */
-  async flush(): Promise<void> {
+  /**
+   * Starts sending the queued records, after the previous batch has gone out. At most one batch
+   * is in flight while the next is sealed, which overlaps encryption with the socket write.
+   */
+  async #startBatch(): Promise<void> {
     if (this.#pendingBytes === 0) return;
     const batch = new Uint8Array(this.#pendingBytes);
     let offset = 0;
@@ -281,7 +287,26 @@ export class RecordWriter {
     }
     this.#pending = [];
     this.#pendingBytes = 0;
-    await writeAll(this.#sink, batch);
+    await this.#awaitInFlight();
+    // The rejection is kept and rethrown by the next write or flush, never left unhandled.
+    this.#inFlight = writeAll(this.#sink, batch).catch((error) => {
+      this.#error = error;
+    });
+  }
+
+  async #awaitInFlight(): Promise<void> {
+    if (this.#inFlight) {
+      const inFlight = this.#inFlight;
+      this.#inFlight = undefined;
+      await inFlight;
+    }
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  /** Sends everything queued and waits until the socket has taken it. */
+  async flush(): Promise<void> {
+    await this.#startBatch();
+    await this.#awaitInFlight();
   }
 
   /** Writes one record and sends it (with anything queued) at once. */
