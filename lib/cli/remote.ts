@@ -5,7 +5,7 @@
  */
 import { FerryClient } from "../client.ts";
 import type { ListEntry } from "../protocol/messages.ts";
-import { sanitizeForDisplay } from "../remote_path.ts";
+import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
 import type { ParsedCommand } from "./args.ts";
 import { clientSecret, type HostPort, parseHostPort } from "./common.ts";
@@ -50,8 +50,10 @@ export function entriesAsJson(entries: readonly ListEntry[]): string {
 /** Runs `ferry ls`. Permissions: net to the server; read on the code file. */
 export async function runLs({ positionals, flags }: ParsedCommand): Promise<void> {
   const address = parseHostPort(positionals[0]!);
+  const path = positionals[1] ?? "";
+  parseRemotePath(path); // refuse a bad path before connecting
   await using client = await openClient(address, flags["code-file"] as string | undefined);
-  const entries = await client.list(positionals[1] ?? "", { recursive: Boolean(flags.recursive) });
+  const entries = await client.list(path, { recursive: Boolean(flags.recursive) });
   if (flags.json) printLine(entriesAsJson(entries));
   else for (const entry of entries) printLine(formatEntry(entry));
 }
@@ -76,12 +78,14 @@ export async function runGet({ positionals, flags }: ParsedCommand): Promise<voi
 /** Runs `ferry put`. Permissions: net to the server; read on the code file and the local paths. */
 export async function runPut({ positionals, flags }: ParsedCommand): Promise<void> {
   const address = parseHostPort(positionals[0]!);
+  const remoteDir = (flags.to as string | undefined) ?? "";
+  parseRemotePath(remoteDir); // refuse a bad --to before reading or sending anything
   const plan = await planUpload(positionals.slice(1));
   const reporter = new TransferReporter(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"] as string | undefined);
   try {
     await putPaths(client, plan, {
-      remoteDir: (flags.to as string | undefined) ?? "",
+      remoteDir,
       force: Boolean(flags.force),
       onEvent: reporter.onEvent,
     });
