@@ -39,15 +39,21 @@ export async function* readAhead(
   let pending: Promise<Uint8Array | null> | undefined = remaining > 0
     ? readInto(buffers[which]!, Math.min(blockBytes, remaining))
     : undefined;
-  while (pending) {
-    const block = await pending;
-    if (block === null) return;
-    remaining -= block.length;
-    which ^= 1;
-    pending = remaining > 0 && block.length > 0
-      ? readInto(buffers[which]!, Math.min(blockBytes, remaining))
-      : undefined;
-    yield block;
+  try {
+    while (pending) {
+      const block = await pending;
+      if (block === null) return;
+      remaining -= block.length;
+      which ^= 1;
+      pending = remaining > 0 && block.length > 0
+        ? readInto(buffers[which]!, Math.min(blockBytes, remaining))
+        : undefined;
+      yield block;
+    }
+  } finally {
+    // The caller stopped early (say, the peer hung up): let the read in flight settle before the
+    // caller closes the file, so its rejection is neither unhandled nor fatal to the process.
+    await pending?.catch(() => {});
   }
 }
 
@@ -65,7 +71,7 @@ export class WriteBehind {
   #failed = false;
 
   /** Writes through `write`, holding at most `maxInFlightBytes` unwritten. */
-  constructor(write: (chunk: Uint8Array) => Promise<void>, maxInFlightBytes = 8 * 1024 * 1024) {
+  constructor(write: (chunk: Uint8Array) => Promise<void>, maxInFlightBytes = 4 * 1024 * 1024) {
     this.#write = write;
     this.#maxInFlight = maxInFlightBytes;
   }

@@ -16,6 +16,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ConnectionError, ProtocolError } from "../errors.ts";
+import { noteTransientBytes } from "../memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
 export const RecordType = {
@@ -210,6 +211,7 @@ export class RecordReader {
       throw new ProtocolError("Record failed authentication (modified, replayed or reordered)");
     }
     this.#sequence++;
+    noteTransientBytes(plaintextLength);
     if (type === RecordType.end) {
       if (plaintextLength !== 0) throw new ProtocolError("End record must be empty");
       this.#ended = true;
@@ -267,6 +269,7 @@ export class RecordWriter {
     cipher.final();
     const tag = cipher.getAuthTag();
     this.#sequence++;
+    noteTransientBytes(length);
     this.#pending.push(header, ciphertext, tag);
     this.#pendingBytes += RECORD_HEADER_BYTES + length;
     if (type === RecordType.end) this.#ended = true;
