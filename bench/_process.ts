@@ -1,0 +1,177 @@
+/**
+ * Benchmark plumbing: run a command with its wall time and peak resident memory, read a running
+ * process's high-water mark, and the small statistics the tables need.
+ *
+ * Peak RSS of a command we start comes from GNU time (`/usr/bin/time -f %M`), which reports the
+ * kernel's `ru_maxrss` for the child (and the children it waited for) when it exits: exact, nothing
+ * polled. Without GNU time, `/proc/<pid>/status` `VmHWM` is polled every 50 ms until the process
+ * ends; the high-water mark only grows, so this misses at most the last 50 ms of growth. Deno wants
+ * `--allow-all` to read `/proc` itself, so `/proc` files are read through `cat`.
+ *
+ * Permissions: run (the commands and `cat`), read and write (the temporary folder, for GNU time's
+ * report).
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** Where a command's peak RSS came from. */
+export type RssMethod = "gnu-time" | "proc-poll";
+
+const GNU_TIME = "/usr/bin/time";
+
+/** Whether GNU time is there and answers `-f %M` (probed once). */
+export async function detectRssMethod(): Promise<RssMethod> {
+  try {
+    const output = await new Deno.Command(GNU_TIME, {
+      args: ["-f", "%M", "true"],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(output.stderr).trim();
+    if (output.success && /^\d+$/.test(text)) return "gnu-time";
+  } catch {
+    // not installed
+  }
+  return "proc-poll";
+}
+
+/**
+ * The text of a file under `/proc`, or undefined if it cannot be read. Deno asks for `--allow-all`
+ * to read `/proc` directly, so this runs `cat` (covered by `--allow-run`) instead.
+ */
+export async function readProcFile(path: string): Promise<string | undefined> {
+  try {
+    const output = await new Deno.Command("cat", {
+      args: [path],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return output.success ? new TextDecoder().decode(output.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Peak resident set size of a live process (`VmHWM`, in bytes), or undefined once it is gone. */
+export async function readPeakRss(pid: number): Promise<number | undefined> {
+  const status = await readProcFile(`/proc/${pid}/status`);
+  const match = status === undefined ? null : /^VmHWM:\s+(\d+) kB$/m.exec(status);
+  return match ? Number(match[1]) * 1024 : undefined;
+}
+
+/** Result of {@link runMeasured}. */
+export interface Measured {
+  code: number;
+  /** Wall time from spawn to exit. */
+  seconds: number;
+  /** Peak resident set size in bytes (undefined if it could not be read). */
+  peakRss: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link runMeasured}. */
+export interface MeasureOptions {
+  method: RssMethod;
+  /** Folder for GNU time's report file. */
+  scratch: string;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+let reportCounter = 0;
+
+/** Runs `command args...` to completion, timing it and measuring its peak RSS. */
+export async function runMeasured(
+  command: string,
+  args: readonly string[],
+  options: MeasureOptions,
+): Promise<Measured> {
+  const report = join(options.scratch, `rss-${Deno.pid}-${reportCounter++}.txt`);
+  const [program, programArgs] = options.method === "gnu-time"
+    ? [GNU_TIME, ["-f", "%M", "-o", report, command, ...args]]
+    : [command, [...args]];
+  const started = performance.now();
+  const child = new Deno.Command(program, {
+    args: programArgs,
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let peakRss: number | undefined;
+  let poller: ReturnType<typeof setInterval> | undefined;
+  if (options.method === "proc-poll") {
+    const poll = async () => {
+      const value = await readPeakRss(child.pid);
+      if (value !== undefined) peakRss = Math.max(peakRss ?? 0, value);
+    };
+    await poll();
+    poller = setInterval(poll, 50);
+  }
+  const output = await child.output();
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(poller);
+  if (options.method === "gnu-time") {
+    try {
+      // GNU time writes "Command exited with non-zero status N" first when the command failed.
+      const lines = (await Deno.readTextFile(report)).trim().split("\n");
+      const kib = Number(lines[lines.length - 1]);
+      if (Number.isFinite(kib)) peakRss = kib * 1024;
+    } finally {
+      await Deno.remove(report).catch(() => {});
+    }
+  }
+  return {
+    code: output.code,
+    seconds,
+    peakRss,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** Median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** The `p`-th percentile (0..100) by nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** Parses `64M`, `1G`, `512K`, `256MiB` or a byte count (suffixes are binary: K = 1024). */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(text.trim());
+  if (!match) throw new RangeError(`Cannot parse size "${text}": expected e.g. 64M or 1G`);
+  const scale = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[match[2]!.toUpperCase()]!;
+  const size = Math.round(Number(match[1]) * scale);
+  if (size <= 0) throw new RangeError(`Cannot use size "${text}": must be above zero`);
+  return size;
+}
+
+/** A size in binary units, as the table labels files (`256 MiB`). */
+export function formatSize(bytes: number): string {
+  for (const [unit, scale] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
+    if (bytes >= scale) {
+      const value = bytes / scale;
+      return `${Number.isInteger(value) ? value : value.toFixed(1)} ${unit}`;
+    }
+  }
+  return `${bytes} B`;
+}
+
+/** Bytes as decimal megabytes (MB = 10^6 bytes), one decimal. */
+export function formatMB(bytes: number | undefined): string {
+  return bytes === undefined ? "-" : `${(bytes / 1e6).toFixed(1)} MB`;
+}
