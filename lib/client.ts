@@ -44,6 +44,8 @@ export interface ConnectOptions {
   secret: Uint8Array;
   /** Deadline for connecting and the handshake (default 15 s). */
   timeoutMs?: number;
+  /** The connection is closed when nothing moves in either direction this long (default 120 s). */
+  idleTimeoutMs?: number;
 }
 
 /** Progress of one file, reported while it moves. */
@@ -86,10 +88,14 @@ export class FerryClient {
   #channel: SecureChannel;
   #welcome: Welcome | undefined;
   #closed = false;
+  #idleTimeoutMs: number;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #stalled = false;
 
-  private constructor(conn: Deno.TcpConn, channel: SecureChannel) {
+  private constructor(conn: Deno.TcpConn, channel: SecureChannel, idleTimeoutMs: number) {
     this.#conn = conn;
     this.#channel = channel;
+    this.#idleTimeoutMs = idleTimeoutMs;
   }
 
   /** What the server said about itself after the handshake (mode, upload limit). */
@@ -139,7 +145,7 @@ export class FerryClient {
     try {
       conn.setNoDelay(true);
       const channel = await clientHandshake(conn, options.secret);
-      const client = new FerryClient(conn, channel);
+      const client = new FerryClient(conn, channel, options.idleTimeoutMs ?? 120_000);
       client.#welcome = await client.#expect("welcome");
       clearTimeout(handshakeTimer);
       return client;
@@ -163,8 +169,43 @@ export class FerryClient {
     await this.#channel.writer.send(RecordType.control, encodeMessage(message));
   }
 
+  /**
+   * Restarts the stall watchdog while a reply is awaited or data is being sent: a server that
+   * stops responding is hung up on, not waited for forever.
+   */
+  #touch(): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(() => {
+      this.#stalled = true;
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed
+      }
+    }, this.#idleTimeoutMs);
+    Deno.unrefTimer(Number(this.#watchdog));
+  }
+
+  /** A stalled connection's errors say so. */
+  #explain(error: unknown): unknown {
+    return this.#stalled
+      ? new ConnectionError(
+        `The server stopped responding for ${Math.round(this.#idleTimeoutMs / 1000)} s`,
+      )
+      : error;
+  }
+
   async #nextRecord(): Promise<ReceivedRecord> {
-    const record = await this.#channel.reader.next();
+    this.#touch();
+    let record: ReceivedRecord;
+    try {
+      record = await this.#channel.reader.next();
+    } catch (error) {
+      throw this.#explain(error);
+    } finally {
+      // Only a pending reply is watched: an idle interactive session is not a stall.
+      clearTimeout(this.#watchdog);
+    }
     if (record.type === RecordType.end) {
       throw new ConnectionError("The server closed the connection");
     }
@@ -356,7 +397,10 @@ export class FerryClient {
         for (let start = 0; start < block.length && !replied; start += DATA_CHUNK_BYTES) {
           const chunk = block.subarray(start, Math.min(block.length, start + DATA_CHUNK_BYTES));
           hash.update(chunk);
-          await writer.write(RecordType.data, chunk);
+          await writer.write(RecordType.data, chunk).catch((error) => {
+            throw this.#explain(error);
+          });
+          this.#touch();
           position += chunk.length;
           options.onProgress?.({ bytes: position, size });
         }
@@ -409,6 +453,7 @@ export class FerryClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#watchdog);
     try {
       await this.#channel.writer.end();
     } catch {

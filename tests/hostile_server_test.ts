@@ -1,0 +1,117 @@
+/**
+ * The client treats the server as untrusted too: a server that stalls, lies about sizes or
+ * sends garbage gets a clear error, never a hang or a corrupt file under its final name.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { FerryClient } from "../lib/client.ts";
+import { codeSecret, generateCode } from "../lib/code.ts";
+import { ConnectionError, ProtocolError } from "../lib/errors.ts";
+import { RecordType } from "../lib/protocol/framing.ts";
+import { type SecureChannel, serverHandshake } from "../lib/protocol/handshake.ts";
+import {
+  decodeClientMessage,
+  encodeMessage,
+  type ServerMessage,
+} from "../lib/protocol/messages.ts";
+import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { tempDir } from "./_helpers.ts";
+
+/** A one-connection fake server that runs the real handshake, then `behave`. */
+async function fakeServer(
+  secret: Uint8Array,
+  behave: (
+    channel: SecureChannel,
+    send: (message: ServerMessage) => Promise<void>,
+  ) => Promise<void>,
+): Promise<{ port: number; done: Promise<void> } & AsyncDisposable> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    try {
+      const channel = await serverHandshake(conn, secret);
+      const send = (message: ServerMessage) =>
+        channel.writer.send(RecordType.control, encodeMessage(message));
+      await send({ t: "welcome", server: "fake", mode: "read-write", maxUpload: -1 });
+      await behave(channel, send);
+    } catch {
+      // the client hung up
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // closed
+      }
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    done,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await done;
+    },
+  };
+}
+
+Deno.test("hostile server: one that stops answering is hung up on with a clear error", async () => {
+  const secret = codeSecret(generateCode());
+  const release = Promise.withResolvers<void>();
+  await using server = await fakeServer(secret, async ({ reader }) => {
+    await reader.next(); // the request, never answered
+    await release.promise;
+  });
+  const client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret,
+    idleTimeoutMs: 300,
+  });
+  await assert.rejects(
+    () => client.list(""),
+    (error) => error instanceof ConnectionError && /stopped responding/.test(error.message),
+  );
+  release.resolve();
+  await client.close();
+});
+
+Deno.test("hostile server: more bytes than the announced size end the download, nothing is kept under the final name", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = await fakeServer(secret, async ({ reader, writer }, send) => {
+    const request = decodeClientMessage((await reader.next()).payload);
+    assert.equal(request.t, "get");
+    await send({ t: "file", size: 4, mtime: 0, mode: 0o644, offset: 0 });
+    await writer.send(RecordType.data, new TextEncoder().encode("too many bytes"));
+    await reader.next().catch(() => {});
+  });
+  await using out = await tempDir();
+  const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+  await assert.rejects(
+    () => client.download("x.bin", out.path, "x.bin"),
+    (error) => error instanceof ProtocolError && /more than the file's size/.test(error.message),
+  );
+  await client.close();
+  const names = [];
+  for await (const entry of Deno.readDir(out.path)) names.push(entry.name);
+  assert.ok(!names.includes("x.bin"), "no file under the final name");
+});
+
+Deno.test("hostile server: a wrong SHA-256 at the end keeps nothing, not even the partial file", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = await fakeServer(secret, async ({ reader, writer }, send) => {
+    await reader.next();
+    await send({ t: "file", size: 5, mtime: 0, mode: 0o644, offset: 0 });
+    await writer.send(RecordType.data, new TextEncoder().encode("hello"));
+    await send({ t: "file-end", sha256: "0".repeat(64) });
+    await reader.next().catch(() => {});
+  });
+  await using out = await tempDir();
+  const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+  await assert.rejects(() => client.download("x.bin", out.path, "x.bin"), /does not match/);
+  await client.close();
+  await assert.rejects(() => Deno.lstat(join(out.path, "x.bin")), Deno.errors.NotFound);
+  await assert.rejects(
+    () => Deno.lstat(join(out.path, PARTIAL_PREFIX + "x.bin")),
+    Deno.errors.NotFound,
+  );
+});
