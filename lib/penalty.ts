@@ -63,17 +63,29 @@ export class PenaltyBox {
     return record ? Math.max(0, record.nextAllowed - this.#now()) : 0;
   }
 
+  /**
+   * Decides whether `address` may start a handshake now: returns 0 if so, else the milliseconds
+   * it must still wait. Once an address is past its free failures, admitting an attempt also
+   * reserves its slot (the next one waits as if this one had failed already), so opening many
+   * connections at once cannot multiply its guesses.
+   */
+  admit(address: string): number {
+    const wait = this.waitFor(address);
+    if (wait > 0) return wait;
+    const record = this.#current(address);
+    if (record && record.failures >= this.#options.freeFailures) {
+      record.nextAllowed = this.#now() + this.#delayAfter(record.failures + 1);
+    }
+    return 0;
+  }
+
   /** Records a failed handshake from `address`. */
   fail(address: string): void {
     const now = this.#now();
     const record = this.#current(address) ?? { failures: 0, lastFailure: now, nextAllowed: now };
     record.failures++;
     record.lastFailure = now;
-    const over = record.failures - this.#options.freeFailures;
-    const delay = over <= 0
-      ? 0
-      : Math.min(this.#options.maxDelayMs, this.#options.baseDelayMs * 2 ** (over - 1));
-    record.nextAllowed = now + delay;
+    record.nextAllowed = Math.max(record.nextAllowed, now + this.#delayAfter(record.failures));
     // Re-insert so the Map's order stays "least recently failed first".
     this.#sources.delete(address);
     this.#sources.set(address, record);
@@ -87,6 +99,14 @@ export class PenaltyBox {
   /** Forgets `address`'s failures (after a successful handshake). */
   succeed(address: string): void {
     this.#sources.delete(address);
+  }
+
+  /** The wait imposed after the `failures`-th failure. */
+  #delayAfter(failures: number): number {
+    const over = failures - this.#options.freeFailures;
+    return over <= 0
+      ? 0
+      : Math.min(this.#options.maxDelayMs, this.#options.baseDelayMs * 2 ** (over - 1));
   }
 
   #current(address: string): SourceRecord | undefined {

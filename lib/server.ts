@@ -241,6 +241,14 @@ function replyFor(error: unknown): ErrorReply {
   if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
     return { t: "error", code: "permission", message: "The server has no permission for that" };
   }
+  const errno = (error as { code?: unknown } | null)?.code;
+  if (errno === "ENOSPC" || errno === "EDQUOT") {
+    return {
+      t: "error",
+      code: "disk-full",
+      message: "The server's disk is full (or its quota is used up): nothing was kept",
+    };
+  }
   const name = error instanceof Error ? error.name : "Error";
   return { t: "error", code: "io", message: `The server could not complete the request (${name})` };
 }
@@ -669,7 +677,9 @@ class Session {
       uploads.delete(targetPath);
       if (partial) {
         this.#partials.delete(partial);
-        if (!committed) partial.close();
+        // Kept for a resume, except on shutdown: then no temporary file may stay behind.
+        if (!committed && this.#stopRequested) await partial.discard().catch(() => {});
+        else if (!committed) partial.close();
       }
     }
   }

@@ -18,13 +18,13 @@ import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** A one-connection fake server that runs the real handshake, then `behave`. */
-async function fakeServer(
+function fakeServer(
   secret: Uint8Array,
   behave: (
     channel: SecureChannel,
     send: (message: ServerMessage) => Promise<void>,
   ) => Promise<void>,
-): Promise<{ port: number; done: Promise<void> } & AsyncDisposable> {
+): { port: number; done: Promise<void> } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const done = (async () => {
     const conn = await listener.accept();
@@ -57,7 +57,7 @@ async function fakeServer(
 Deno.test("hostile server: one that stops answering is hung up on with a clear error", async () => {
   const secret = codeSecret(generateCode());
   const release = Promise.withResolvers<void>();
-  await using server = await fakeServer(secret, async ({ reader }) => {
+  await using server = fakeServer(secret, async ({ reader }) => {
     await reader.next(); // the request, never answered
     await release.promise;
   });
@@ -77,7 +77,7 @@ Deno.test("hostile server: one that stops answering is hung up on with a clear e
 
 Deno.test("hostile server: more bytes than the announced size end the download, nothing is kept under the final name", async () => {
   const secret = codeSecret(generateCode());
-  await using server = await fakeServer(secret, async ({ reader, writer }, send) => {
+  await using server = fakeServer(secret, async ({ reader, writer }, send) => {
     const request = decodeClientMessage((await reader.next()).payload);
     assert.equal(request.t, "get");
     await send({ t: "file", size: 4, mtime: 0, mode: 0o644, offset: 0 });
@@ -98,7 +98,7 @@ Deno.test("hostile server: more bytes than the announced size end the download, 
 
 Deno.test("hostile server: a wrong SHA-256 at the end keeps nothing, not even the partial file", async () => {
   const secret = codeSecret(generateCode());
-  await using server = await fakeServer(secret, async ({ reader, writer }, send) => {
+  await using server = fakeServer(secret, async ({ reader, writer }, send) => {
     await reader.next();
     await send({ t: "file", size: 5, mtime: 0, mode: 0o644, offset: 0 });
     await writer.send(RecordType.data, new TextEncoder().encode("hello"));

@@ -1,0 +1,286 @@
+/**
+ * Faults: a client or server killed mid-transfer, a disk that fills up, and a server stopped with
+ * SIGTERM. Clients are the real CLI; servers are in-process or the real `ferry serve`.
+ */
+import { match, ok, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
+import { writeCodeFile } from "../lib/code.ts";
+import { DENO, MAIN, makeFile, runFerry, sha256File, startServe, tempDir } from "./_helpers.ts";
+import { assertStillServes, exists, partialFiles, startTestServer } from "./_hostile.ts";
+
+const MiB = 1024 * 1024;
+
+/** A CLI client run as a subprocess, to be signalled while it runs. */
+function spawnFerry(args: string[]) {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "--no-prompt", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let ended = false;
+  const result = child.output().then((output) => {
+    ended = true;
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      signal: output.signal,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  });
+  return {
+    child,
+    result,
+    signal(signal: Deno.Signal) {
+      if (!ended) child.kill(signal);
+    },
+    async [Symbol.asyncDispose]() {
+      if (!ended) {
+        child.kill("SIGKILL");
+        child.kill("SIGCONT");
+      }
+      await result;
+    },
+  };
+}
+
+/**
+ * Waits until the partial file at `path` holds more than `bytes` (the transfer is under way).
+ * The writer is another process, so this polls its size every 2 ms.
+ */
+async function partialGrows(path: string, bytes = MiB, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    const size = await Deno.stat(path).then((info) => info.size, () => 0);
+    if (size > bytes) return;
+    if (performance.now() > deadline) throw new Error(`${path} did not grow past ${bytes} bytes`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Waits until `condition()` holds, checking every 10 ms (for output of another process). */
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+// --- Cuts -------------------------------------------------------------------------------------
+
+Deno.test("a client killed mid-upload leaves no file under the final name, and the upload resumes at once", async () => {
+  await using dir = await tempDir();
+  await using local = await tempDir();
+  const source = join(local.path, "big.bin");
+  await makeFile(source, 32 * MiB, 11);
+  await using server = await startTestServer(dir.path);
+  const codeFile = join(local.path, "code");
+  await writeCodeFile(codeFile, server.code, { force: true });
+  const address = `127.0.0.1:${server.port}`;
+  {
+    await using put = spawnFerry(["put", address, source, "--json", "--code-file", codeFile]);
+    await partialGrows(join(dir.path, ".ferry-partial.uploaded_big.bin"));
+    put.signal("SIGKILL");
+    strictEqual((await put.result).signal, "SIGKILL");
+  }
+  await server.log.waitFor(/ closed: /);
+  ok(!await exists(join(dir.path, "uploaded_big.bin")), "no file under the final name");
+  const kept = await Deno.stat(join(dir.path, ".ferry-partial.uploaded_big.bin"));
+  ok(kept.size < 32 * MiB, "the partial file holds part of the upload");
+
+  // At once: the server has released the upload, which resumes where it stopped.
+  const again = await runFerry(["put", address, source, "--json", "--code-file", codeFile]);
+  strictEqual(again.code, 0, again.stderr);
+  const done = again.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line))
+    .find((event) => event.event === "done");
+  strictEqual(done.resumedFrom, kept.size);
+  strictEqual(await sha256File(join(dir.path, "uploaded_big.bin")), await sha256File(source));
+  strictEqual((await partialFiles(dir.path)).length, 0);
+});
+
+Deno.test("a server killed mid-download leaves the client with a one-line error and a resumable partial file", async () => {
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  await makeFile(join(dir.path, "big.bin"), 32 * MiB, 12);
+  const first = await startServe(dir.path);
+  await using _first = first;
+  const args = ["get", first.address, "big.bin", "-o", out.path, "--json"];
+  {
+    await using get = spawnFerry([...args, "--code-file", first.codeFile]);
+    await partialGrows(join(out.path, ".ferry-partial.big.bin"));
+    // Freeze the client so the download cannot finish, kill the server, then let the client go.
+    get.signal("SIGSTOP");
+    await first.stop("SIGKILL");
+    get.signal("SIGCONT");
+    const result = await get.result;
+    strictEqual(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    strictEqual(lines.length, 1, result.stderr);
+    match(lines[0]!, /^ferry: (Connection|The server)/);
+  }
+  ok(!await exists(join(out.path, "big.bin")), "no final file");
+  const kept = await Deno.stat(join(out.path, ".ferry-partial.big.bin"));
+  ok(kept.size > 0 && kept.size < 32 * MiB, `partial file of ${kept.size} bytes`);
+
+  // The same download against a restarted server resumes and ends byte-exact.
+  await using second = await startServe(dir.path, { codeFile: first.codeFile });
+  const again = await runFerry([
+    "get",
+    second.address,
+    "big.bin",
+    "-o",
+    out.path,
+    "--json",
+    "--code-file",
+    first.codeFile,
+  ]);
+  strictEqual(again.code, 0, again.stderr);
+  const done = again.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line))
+    .find((event) => event.event === "done");
+  ok(done.resumedFrom > 0, "resumed");
+  strictEqual(
+    await sha256File(join(out.path, "big.bin")),
+    await sha256File(join(dir.path, "big.bin")),
+  );
+  strictEqual((await partialFiles(out.path)).length, 0);
+});
+
+// --- Disk -------------------------------------------------------------------------------------
+
+/** Whether this process may mount a small tmpfs (root on Linux, usually). */
+async function canMountTmpfs(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  const probe = await Deno.makeTempDir({ prefix: "ferry-mount-probe-" });
+  try {
+    const mounted = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => ({ success: false }));
+    if (!mounted.success) return false;
+    await new Deno.Command("umount", { args: [probe] }).output();
+    return true;
+  } finally {
+    await Deno.remove(probe).catch(() => {});
+  }
+}
+
+/** A 1 MiB tmpfs mounted in a temporary folder, unmounted and removed on dispose. */
+async function smallDisk(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.realPath(await Deno.makeTempDir({ prefix: "ferry-disk-" }));
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", path],
+  }).output();
+  ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await new Deno.Command("umount", { args: [path] }).output();
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+const tmpfs = await canMountTmpfs();
+
+Deno.test({
+  // Needs a real full disk: a 1 MiB tmpfs, which only root can mount. Skipped elsewhere.
+  name:
+    "a disk that fills up ends the upload with a clear error on both sides and no temporary file",
+  ignore: !tmpfs,
+  async fn() {
+    await using local = await tempDir();
+    await using disk = await smallDisk();
+    await using server = await startTestServer(disk.path);
+    const codeFile = join(local.path, "code");
+    await writeCodeFile(codeFile, server.code, { force: true });
+    const source = join(local.path, "large.bin");
+    await makeFile(source, 3 * MiB, 13);
+    const address = `127.0.0.1:${server.port}`;
+
+    const result = await runFerry(["put", address, source, "--code-file", codeFile]);
+    strictEqual(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    strictEqual(lines.length, 1, result.stderr);
+    match(lines[0]!, /^ferry: The server's disk is full/);
+    const line = await server.log.waitFor(/put uploaded_large\.bin failed: /);
+    match(line, /No space left on device/);
+
+    ok(!await exists(join(disk.path, "uploaded_large.bin")), "no final file");
+    strictEqual((await partialFiles(disk.path)).length, 0, "no temporary file");
+    // The space is free again: a small upload goes through.
+    const small = join(local.path, "small.txt");
+    await Deno.writeTextFile(small, "fits");
+    const ok2 = await runFerry(["put", address, small, "--code-file", codeFile]);
+    strictEqual(ok2.code, 0, ok2.stderr);
+    await assertStillServes(server.port, server.secret);
+  },
+});
+
+// --- Shutdown ---------------------------------------------------------------------------------
+
+Deno.test("SIGTERM on `ferry serve` stops accepting, lets the transfer in progress finish, exits 0", async () => {
+  await using dir = await tempDir();
+  await using local = await tempDir();
+  const source = join(local.path, "big.bin");
+  await makeFile(source, 32 * MiB, 14);
+  await using serve = await startServe(dir.path, { args: ["--grace", "20"] });
+  await using put = spawnFerry([
+    "put",
+    serve.address,
+    source,
+    "--json",
+    "--code-file",
+    serve.codeFile,
+  ]);
+  await partialGrows(join(dir.path, ".ferry-partial.uploaded_big.bin"));
+  put.signal("SIGSTOP"); // hold the transfer in progress while the server is told to stop
+  serve.child.kill("SIGTERM");
+  await until(() => serve.log().includes("Stopping"), "the server to start stopping");
+  let refused = false;
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port: serve.port })).close();
+  } catch (error) {
+    refused = error instanceof Deno.errors.ConnectionRefused;
+  }
+  ok(refused, "new connections are refused");
+  put.signal("SIGCONT");
+  const result = await put.result;
+  strictEqual(result.code, 0, result.stderr);
+  const status = await serve.stop();
+  strictEqual(status.code, 0, serve.log());
+  strictEqual(await sha256File(join(dir.path, "uploaded_big.bin")), await sha256File(source));
+  strictEqual((await partialFiles(dir.path)).length, 0);
+});
+
+Deno.test("SIGTERM on `ferry serve` with a grace shorter than the transfer closes it and leaves no partial file", async () => {
+  await using dir = await tempDir();
+  await using local = await tempDir();
+  const source = join(local.path, "big.bin");
+  await makeFile(source, 32 * MiB, 15);
+  await using serve = await startServe(dir.path, { args: ["--grace", "0.3"] });
+  await using put = spawnFerry([
+    "put",
+    serve.address,
+    source,
+    "--json",
+    "--code-file",
+    serve.codeFile,
+  ]);
+  await partialGrows(join(dir.path, ".ferry-partial.uploaded_big.bin"));
+  put.signal("SIGSTOP"); // the transfer cannot finish in time
+  const started = performance.now();
+  serve.child.kill("SIGTERM");
+  const status = await serve.child.status;
+  strictEqual(status.code, 0);
+  ok(performance.now() - started < 5000, "the server did not wait past its grace period");
+  ok(!await exists(join(dir.path, "uploaded_big.bin")), "no final file");
+  strictEqual((await partialFiles(dir.path)).length, 0, "no temporary file left behind");
+  put.signal("SIGCONT");
+  const result = await put.result;
+  strictEqual(result.code, 1);
+  match(result.stderr.trim(), /^ferry: /);
+});
