@@ -34,7 +34,7 @@ const SERVER_SHARE_BYTES = 32 + 64;
 const TAG_BYTES = 64;
 
 const vectors = JSON.parse(
-  await Deno.readTextFile(new URL("../../shared/vectors/cpace-ristretto255.json", import.meta.url)),
+  await Deno.readTextFile(new URL("./vectors/cpace-ristretto255.json", import.meta.url)),
 );
 const INVALID_POINTS: [string, Uint8Array][] = [
   ["the vectors' Y_i1 (not a valid encoding)", fromHex(vectors.scalar_mult_vfy_invalid.Y_i1)],
