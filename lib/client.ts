@@ -33,6 +33,7 @@ import {
 } from "./protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
 import { readAhead, WriteBehind } from "./streaming.ts";
+import { releaseBuffer } from "./memory.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -294,7 +295,8 @@ export class FerryClient {
       keep = true;
       options.onStart?.({ size: header.size, offset });
       let received = offset;
-      sink = new WriteBehind((chunk) => partial.write(chunk));
+      // Each opened record is written, then its memory handed back at once.
+      sink = new WriteBehind((chunk) => partial.write(chunk).then(() => releaseBuffer(chunk)));
       while (true) {
         const record = await this.#nextRecord();
         if (record.type === RecordType.data) {

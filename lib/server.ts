@@ -28,6 +28,7 @@ import {
 } from "./partial_file.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
 import { readAhead, WriteBehind } from "./streaming.ts";
+import { releaseBuffer } from "./memory.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "./protocol/framing.ts";
 import {
   RefusalStatus,
@@ -619,7 +620,10 @@ class Session {
       const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
       await partial.truncate(offset);
       let received = offset;
-      const sink = new WriteBehind((chunk) => partial!.write(chunk));
+      // Each opened record is written, then its memory handed back at once.
+      const sink = new WriteBehind((chunk) =>
+        partial!.write(chunk).then(() => releaseBuffer(chunk))
+      );
       const failWrite = async (error: unknown): Promise<never> => {
         await partial!.discard();
         this.#log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);

@@ -16,7 +16,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ConnectionError, ProtocolError } from "../errors.ts";
-import { noteTransientBytes } from "../memory.ts";
+import { releaseBuffer } from "../memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
 export const RecordType = {
@@ -40,12 +40,18 @@ export const RECORD_TAG_BYTES = 16;
 const MAX_SEQUENCE = 2 ** 48;
 /** Encrypted bytes gathered before one socket write. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/** One batch buffer: a full batch plus the largest record that may overflow it. */
+const BATCH_BUFFER_BYTES = WRITE_BATCH_BYTES + RECORD_HEADER_BYTES + MAX_RECORD_PLAINTEXT +
+  RECORD_TAG_BYTES;
 
 /** The smallest reading surface the record layer needs (a `Deno.Conn` has it). */
 export interface ByteSource {
   read(buffer: Uint8Array): Promise<number | null>;
 }
-/** The smallest writing surface the record layer needs (a `Deno.Conn` has it). */
+/**
+ * The smallest writing surface the record layer needs (a `Deno.Conn` has it). A sink must be
+ * done with the buffer when its promise settles: the record writer frees it right after.
+ */
 export interface ByteSink {
   write(buffer: Uint8Array): Promise<number>;
 }
@@ -211,7 +217,6 @@ export class RecordReader {
       throw new ProtocolError("Record failed authentication (modified, replayed or reordered)");
     }
     this.#sequence++;
-    noteTransientBytes(plaintextLength);
     if (type === RecordType.end) {
       if (plaintextLength !== 0) throw new ProtocolError("End record must be empty");
       this.#ended = true;
@@ -226,8 +231,10 @@ export class RecordWriter {
   #key: Uint8Array;
   #iv: Uint8Array;
   #sequence = 0;
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
+  /** The buffer records are sealed into, and the one that may be on the wire. */
+  #batch: Uint8Array | undefined;
+  #spare: Uint8Array | undefined;
+  #used = 0;
   #ended = false;
   #inFlight: Promise<void> | undefined;
   #error: unknown;
@@ -269,32 +276,32 @@ export class RecordWriter {
     cipher.final();
     const tag = cipher.getAuthTag();
     this.#sequence++;
-    noteTransientBytes(length);
-    this.#pending.push(header, ciphertext, tag);
-    this.#pendingBytes += RECORD_HEADER_BYTES + length;
+    const batch = this.#batch ??= new Uint8Array(BATCH_BUFFER_BYTES);
+    batch.set(header, this.#used);
+    batch.set(ciphertext, this.#used + RECORD_HEADER_BYTES);
+    batch.set(tag, this.#used + RECORD_HEADER_BYTES + payload.length);
+    this.#used += RECORD_HEADER_BYTES + length;
+    releaseBuffer(ciphertext); // copied into the batch
     if (type === RecordType.end) this.#ended = true;
-    if (this.#pendingBytes >= WRITE_BATCH_BYTES) await this.#startBatch();
+    if (this.#used >= WRITE_BATCH_BYTES) await this.#startBatch();
   }
 
   /**
-   * Starts sending the queued records, after the previous batch has gone out. At most one batch
-   * is in flight while the next is sealed, which overlaps encryption with the socket write.
+   * Starts sending the filled batch buffer once the previous one has gone out, and switches to
+   * the other buffer. Two buffers alternate, allocated once: one on the wire while the next
+   * records are sealed into the other, which overlaps encryption with the socket write and keeps
+   * fresh memory (and its page faults) off the hot path.
    */
   async #startBatch(): Promise<void> {
-    if (this.#pendingBytes === 0) return;
-    const batch = new Uint8Array(this.#pendingBytes);
-    let offset = 0;
-    for (const piece of this.#pending) {
-      batch.set(piece, offset);
-      offset += piece.length;
-    }
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    if (this.#used === 0) return;
+    const filled = this.#batch!.subarray(0, this.#used);
     await this.#awaitInFlight();
     // The rejection is kept and rethrown by the next write or flush, never left unhandled.
-    this.#inFlight = writeAll(this.#sink, batch).catch((error) => {
+    this.#inFlight = writeAll(this.#sink, filled).catch((error) => {
       this.#error = error;
     });
+    [this.#batch, this.#spare] = [this.#spare, this.#batch];
+    this.#used = 0;
   }
 
   async #awaitInFlight(): Promise<void> {
