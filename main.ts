@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE
+#!/usr/bin/env -S deno run -q --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE
 /**
  * ferry's command line: parse, dispatch, and turn errors into exit codes. The only module that
  * exits the process.

@@ -403,7 +403,6 @@ class Session {
         if (error instanceof ConnectionError || error instanceof ProtocolError) throw error;
         this.#log(`${request.t} refused: ${describe(error)}`);
         await send(replyFor(error));
-        if (error instanceof RequestError && error.code === "closing") throw error;
       }
     }
   }
@@ -495,7 +494,7 @@ class Session {
       const size = info.size;
       let offset = 0;
       let hash: Hash = newSha256();
-      if (request.offset > 0 && request.offset <= size) {
+      if (request.offset > 0 && request.offset <= size && request.prefixSha256 !== "") {
         const prefix = await hashFilePrefix(file, request.offset);
         if (peekHex(prefix) === request.prefixSha256) {
           offset = request.offset;
@@ -503,7 +502,13 @@ class Session {
         }
       }
       await file.seek(offset, Deno.SeekMode.Start);
-      await send({ t: "file", size, mtime: Math.round(info.mtime), mode: info.mode, offset });
+      await send({
+        t: "file",
+        size,
+        mtime: Math.max(0, Math.round(info.mtime)),
+        mode: info.mode & 0o777,
+        offset,
+      });
       let position = offset;
       for await (const block of readAhead(file, size - offset)) {
         for (let start = 0; start < block.length; start += MAX_RECORD_PLAINTEXT) {
@@ -540,6 +545,7 @@ class Session {
     const folder = joinRemotePath([...parseRemotePath(dir), ...components]);
     const realDir = await store.resolveDir(folder, { create });
     const relative = joinRemotePath([...parseRemotePath(dir), ...components, finalName]);
+    store.assertWritable(join(realDir, finalName), relative);
     return { realDir, finalName, relative };
   }
 
@@ -574,6 +580,12 @@ class Session {
     send: (message: ServerMessage) => Promise<void>,
   ) {
     this.#requireWriting();
+    if (request.force && this.#context.mode === "upload-only") {
+      throw new RequestError(
+        "upload-only",
+        "The server is a drop box (upload-only): uploads cannot replace existing files",
+      );
+    }
     const maxUpload = this.#context.maxUpload;
     if (maxUpload !== undefined && request.size > maxUpload) {
       throw new RequestError(

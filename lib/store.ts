@@ -177,6 +177,17 @@ export class Store {
     return current;
   }
 
+  /**
+   * Refuses (with {@link PathError}) a write to `realPath`, the real path an upload or a new
+   * folder would take, when it is or lies inside an excluded path: the code file can never be
+   * replaced, whatever the upload prefix or `--force`.
+   */
+  assertWritable(realPath: string, path: string): void {
+    if (this.#isExcluded(realPath)) {
+      throw new PathError(`Refused path ${quote(path)}: it is excluded from the served folder`);
+    }
+  }
+
   async #resolve(path: string): Promise<Resolved> {
     const components = parseRemotePath(path);
     const lexical = join(this.root, ...components);

@@ -136,6 +136,8 @@ export class TransferReporter {
   }
 
   #json(event: TransferEvent): void {
+    // Each file's first progress event comes at once, later ones at most every 500 ms.
+    if (event.event === "start") this.#lastJsonProgress = -Infinity;
     if (event.event === "progress") {
       const now = performance.now();
       if (now - this.#lastJsonProgress < JSON_PROGRESS_INTERVAL_MS && event.bytes < event.size) {

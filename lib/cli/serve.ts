@@ -12,7 +12,7 @@ import {
   resolveCode,
   writeCodeFile,
 } from "../code.ts";
-import { InterruptedError, UsageError } from "../errors.ts";
+import { describeError, InterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX, startServer } from "../server.ts";
 import type { ParsedCommand } from "./args.ts";
@@ -106,6 +106,15 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
     }]),
   ]);
   const code = await serverCode(codeFile);
+  // A safety net: a bug in one connection's handling must not stop the others. Errors that reach
+  // here are logged (one line, no stack) and the server keeps serving.
+  const keepServing = (event: PromiseRejectionEvent | ErrorEvent) => {
+    event.preventDefault();
+    const reason = "reason" in event ? event.reason : event.error;
+    printError(`ferry: internal error in one connection, still serving: ${describeError(reason)}`);
+  };
+  globalThis.addEventListener("unhandledrejection", keepServing);
+  globalThis.addEventListener("error", keepServing);
   const server = await startServer({
     root,
     secret: codeSecret(code),

@@ -1,0 +1,58 @@
+/**
+ * What an upload may replace: never the code file (whatever the prefix and --force), and nothing
+ * at all in a drop box (upload-only), where uploaders must not overwrite one another.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runFerry, startServe, tempDir } from "./_helpers.ts";
+
+Deno.test("`put --force` with an empty upload prefix cannot replace the code file in the served folder", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const codeFile = join(served.path, ".connection_code");
+  await using server = await startServe(served.path, { codeFile, args: ["--upload-prefix", ""] });
+  const before = await Deno.readTextFile(codeFile);
+  const forged = join(local.path, ".connection_code");
+  await Deno.writeTextFile(forged, "AAAA-AAAA-AAAA-AAAA\n");
+
+  const result = await runFerry([
+    "put",
+    server.address,
+    forged,
+    "--force",
+    "--code-file",
+    codeFile,
+  ]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /excluded from the served folder/);
+  assert.equal(await Deno.readTextFile(codeFile), before, "the code file is unchanged");
+
+  const other = join(local.path, "notes.txt");
+  await Deno.writeTextFile(other, "mine");
+  const allowed = await runFerry(["put", server.address, other, "--code-file", codeFile]);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(await Deno.readTextFile(join(served.path, "notes.txt")), "mine");
+});
+
+Deno.test("`serve --upload-only` (a drop box) refuses --force: uploaders cannot replace each other's files", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  await using server = await startServe(served.path, { args: ["--upload-only"] });
+  const file = join(local.path, "report.txt");
+  await Deno.writeTextFile(file, "first");
+  const first = await runFerry(["put", server.address, file, "--code-file", server.codeFile]);
+  assert.equal(first.code, 0, first.stderr);
+
+  await Deno.writeTextFile(file, "second");
+  const forced = await runFerry([
+    "put",
+    server.address,
+    file,
+    "--force",
+    "--code-file",
+    server.codeFile,
+  ]);
+  assert.equal(forced.code, 1);
+  assert.match(forced.stderr, /drop box/);
+  assert.equal(await Deno.readTextFile(join(served.path, "uploaded_report.txt")), "first");
+});
