@@ -267,6 +267,14 @@ function check(result: Measured, what: string, serverLog: string): void {
   );
 }
 
+/**
+ * Flushes every dirty page to disk (`sync`) before a timed run, so that no run pays for the
+ * write-back of the file the previous run (often the other tool's) left in the page cache.
+ */
+async function settleDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
 /** Compares `path` with the source's SHA-256, then removes it. Throws on a mismatch. */
 async function verify(bench: Bench, path: string, name: string, what: string): Promise<void> {
   const expected = bench.sources.get(name)!;
@@ -502,6 +510,7 @@ async function run(options: Options): Promise<number> {
           const order: Tool[] = runIndex % 2 === 0 ? ["ferry", "sftp"] : ["sftp", "ferry"];
           for (const tool of order) {
             if (tool === "sftp" && !bench.sshd) continue;
+            await settleDisk();
             const sample = tool === "ferry"
               ? await ferryRun(bench, direction, size)
               : await sftpRun(bench, direction, size);

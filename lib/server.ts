@@ -712,6 +712,14 @@ async function checkTarget(path: string, relative: string, force: boolean): Prom
   if (info.isDirectory) {
     throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
   }
+  if (info.isSymlink) {
+    throw new RequestError(
+      "exists",
+      `${
+        sanitizeForDisplay(relative)
+      } is a symbolic link on the server: uploads never replace links`,
+    );
+  }
   if (!force) {
     throw new RequestError(
       "exists",

@@ -1,0 +1,98 @@
+/**
+ * The server's own path checks, reached with hand-built requests (the real client refuses these
+ * paths before sending them): every hostile spelling in a list, get, put or mkdir is answered
+ * with an `invalid-path` error, nothing outside the served folder is read or written, and the
+ * connection stays usable.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { assertStillServes, manualSession, startTestServer } from "./_hostile.ts";
+import { tempDir } from "./_helpers.ts";
+
+const HOSTILE_PATHS = [
+  "..",
+  "../",
+  "../outside.txt",
+  "a/../../outside.txt",
+  "/etc/passwd",
+  "//etc/passwd",
+  "\\..\\outside.txt",
+  "a\\..\\..\\outside.txt",
+  "C:\\Windows",
+  "c:outside.txt",
+  "x\u0000y",
+  "\u001b[2J",
+  "a\nb",
+  "CON",
+  "nul.txt",
+  "a//b",
+  "./../outside.txt",
+  "\u2215etc\u2215passwd",
+  "\uff0e\uff0e/outside.txt",
+  ".ferry-partial.secret",
+  "escape",
+  "escape/outside.txt",
+  "link-to-outside.txt",
+];
+
+Deno.test("hostile client: every hostile path in list, get, put and mkdir is refused by the server", async () => {
+  await using parent = await tempDir();
+  const root = join(parent.path, "served");
+  const outside = join(parent.path, "outside");
+  await Deno.mkdir(root);
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(parent.path, "outside.txt"), "secret");
+  await Deno.writeTextFile(join(outside, "outside.txt"), "secret");
+  await Deno.symlink(outside, join(root, "escape"));
+  await Deno.symlink(join(outside, "outside.txt"), join(root, "link-to-outside.txt"));
+  await Deno.writeTextFile(join(root, ".ferry-partial.secret"), "partial");
+  await using server = await startTestServer(root, { uploadPrefix: "" });
+  await using session = await manualSession(server.port, server.secret);
+
+  for (const path of HOSTILE_PATHS) {
+    const shown = JSON.stringify(path);
+    await session.send({ t: "list", path, recursive: false });
+    const listed = await session.next();
+    assert.equal(listed?.t, "error", `list ${shown} must be refused`);
+    assert.ok(listed?.t === "error" && /invalid-path|not-found/.test(listed.code), `list ${shown}`);
+
+    await session.send({ t: "get", path, offset: 0, prefixSha256: "" });
+    const got = await session.next();
+    assert.equal(got?.t, "error", `get ${shown} must be refused`);
+
+    await session.send({
+      t: "put",
+      dir: path,
+      name: "x.txt",
+      size: 1,
+      mode: 0o644,
+      mtime: 0,
+      force: true,
+    });
+    const putDir = await session.next();
+    assert.equal(putDir?.t, "error", `put into ${shown} must be refused`);
+
+    await session.send({
+      t: "put",
+      dir: "",
+      name: path,
+      size: 1,
+      mode: 0o644,
+      mtime: 0,
+      force: true,
+    });
+    const putName = await session.next();
+    assert.equal(putName?.t, "error", `put named ${shown} must be refused`);
+
+    await session.send({ t: "mkdir", dir: "", name: path, mode: 0o755, mtime: 0 });
+    const made = await session.next();
+    assert.equal(made?.t, "error", `mkdir ${shown} must be refused`);
+  }
+
+  assert.equal(await Deno.readTextFile(join(parent.path, "outside.txt")), "secret");
+  assert.equal(await Deno.readTextFile(join(outside, "outside.txt")), "secret");
+  const outsideNames = [];
+  for await (const entry of Deno.readDir(outside)) outsideNames.push(entry.name);
+  assert.deepEqual(outsideNames, ["outside.txt"], "nothing was written outside");
+  await assertStillServes(server.port, server.secret);
+});
