@@ -92,6 +92,8 @@ export async function main(args: readonly string[]): Promise<number> {
     await RUNNERS[spec.name]!(parsed);
     return ExitCode.ok;
   } catch (error) {
+    // The reader of our output went away (`ferry ls | head`): nothing more to say to anyone.
+    if (error instanceof Deno.errors.BrokenPipe) return ExitCode.ok;
     return reportError(error, spec, args.includes("--json"));
   }
 }

@@ -167,3 +167,18 @@ Deno.test("main.ts's shebang lists narrow permission flags, not -A", async () =>
   assert.match(first, /--allow-write=\.(\s|$)/);
   assert.match(first, /--allow-env=FERRY_CODE/);
 });
+
+Deno.test("`ferry ls | head -1` ends quietly with status 0 when the pipe closes early", async () => {
+  await using served = await tempDir();
+  for (let index = 0; index < 2000; index++) {
+    await Deno.writeTextFile(join(served.path, `file-${index}.txt`), "x");
+  }
+  await using server = await startServe(served.path);
+  const script = `set -o pipefail; '${DENO}' run -q -A '${MAIN}' ls ${server.address} ` +
+    `--code-file '${server.codeFile}' | head -1`;
+  const output = await new Deno.Command("bash", { args: ["-c", script] }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.equal(stderr, "");
+  assert.match(new TextDecoder().decode(output.stdout), /^file\s/);
+});
