@@ -20,6 +20,7 @@ import {
   ProtocolError,
   RemoteError,
 } from "./errors.ts";
+import { lstatOrNull } from "./_fs.ts";
 import { hashFilePrefix, newSha256, PartialFile, peekHex } from "./partial_file.ts";
 import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "./protocol/framing.ts";
 import { clientHandshake, type SecureChannel } from "./protocol/handshake.ts";
@@ -264,7 +265,7 @@ export class FerryClient {
     validateName(name);
     parseRemotePath(remotePath);
     const target = join(localDir, name);
-    if (!options.force && await exists(target)) {
+    if (!options.force && await lstatOrNull(target) !== null) {
       throw new ExistsError(
         `${sanitizeForDisplay(target)} already exists: use --force to replace it`,
       );
@@ -471,16 +472,6 @@ export class FerryClient {
   /** Closes the session (`await using client = await FerryClient.connect(...)`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
+import { lstatOrNull } from "./_fs.ts";
 import { ExistsError, PathError } from "./errors.ts";
 import { partialNameFor, sanitizeForDisplay } from "./remote_path.ts";
 
@@ -83,12 +84,8 @@ export class PartialFile {
    */
   static async open(dir: string, name: string): Promise<PartialFile> {
     const path = join(dir, partialNameFor(name));
-    try {
-      const info = await Deno.lstat(path);
-      if (!info.isFile) await Deno.remove(path, { recursive: false });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
+    const existing = await lstatOrNull(path);
+    if (existing !== null && !existing.isFile) await Deno.remove(path, { recursive: false });
     const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
     const size = (await file.stat()).size;
     return new PartialFile(path, join(dir, name), file, size);
@@ -132,15 +129,10 @@ export class PartialFile {
     }
     this.#file.close();
     if (options.force) {
-      try {
-        const existing = await Deno.lstat(this.targetPath);
-        if (existing.isDirectory) {
-          throw new PathError(
-            `Cannot replace ${sanitizeForDisplay(this.targetPath)}: it is a folder`,
-          );
-        }
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      if ((await lstatOrNull(this.targetPath))?.isDirectory) {
+        throw new PathError(
+          `Cannot replace ${sanitizeForDisplay(this.targetPath)}: it is a folder`,
+        );
       }
       await Deno.rename(this.path, this.targetPath);
       return;

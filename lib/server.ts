@@ -11,6 +11,7 @@
  * @module
  */
 import { join } from "node:path";
+import { lstatOrNull } from "./_fs.ts";
 import type { Hash } from "node:crypto";
 import {
   AuthenticationError,
@@ -702,13 +703,8 @@ class Session {
 }
 
 async function checkTarget(path: string, relative: string, force: boolean): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
-  }
+  const info = await lstatOrNull(path);
+  if (info === null) return;
   if (info.isDirectory) {
     throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
   }

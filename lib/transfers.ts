@@ -9,6 +9,7 @@
  * @module
  */
 import { basename, join, relative, resolve } from "node:path";
+import { lstatOrNull } from "./_fs.ts";
 import type { FerryClient, TransferResult } from "./client.ts";
 import { ExistsError, PathError, RemoteError, UsageError } from "./errors.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
@@ -349,13 +350,4 @@ export async function putPaths(
     results.push(result);
   }
   return results;
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
 }

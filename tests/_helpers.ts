@@ -241,3 +241,21 @@ export async function sha256File(path: string): Promise<string> {
   }
   return hash.digest("hex");
 }
+
+/** Whether this process may mount a small tmpfs (root on Linux, usually): full-disk tests need it. */
+export async function canMountTmpfs(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  const probe = await Deno.makeTempDir({ prefix: "ferry-mount-probe-" });
+  try {
+    const mounted = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => ({ success: false }));
+    if (!mounted.success) return false;
+    await new Deno.Command("umount", { args: [probe] }).output();
+    return true;
+  } finally {
+    await Deno.remove(probe).catch(() => {});
+  }
+}

@@ -5,7 +5,16 @@
 import { match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { writeCodeFile } from "../lib/code.ts";
-import { DENO, MAIN, makeFile, runFerry, sha256File, startServe, tempDir } from "./_helpers.ts";
+import {
+  canMountTmpfs,
+  DENO,
+  MAIN,
+  makeFile,
+  runFerry,
+  sha256File,
+  startServe,
+  tempDir,
+} from "./_helpers.ts";
 import { assertStillServes, exists, partialFiles, startTestServer } from "./_hostile.ts";
 
 const MiB = 1024 * 1024;
@@ -149,24 +158,6 @@ Deno.test("a server killed mid-download leaves the client with a one-line error 
 });
 
 // --- Disk -------------------------------------------------------------------------------------
-
-/** Whether this process may mount a small tmpfs (root on Linux, usually). */
-async function canMountTmpfs(): Promise<boolean> {
-  if (Deno.build.os !== "linux") return false;
-  const probe = await Deno.makeTempDir({ prefix: "ferry-mount-probe-" });
-  try {
-    const mounted = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => ({ success: false }));
-    if (!mounted.success) return false;
-    await new Deno.Command("umount", { args: [probe] }).output();
-    return true;
-  } finally {
-    await Deno.remove(probe).catch(() => {});
-  }
-}
 
 /** A 1 MiB tmpfs mounted in a temporary folder, unmounted and removed on dispose. */
 async function smallDisk(): Promise<{ path: string } & AsyncDisposable> {

@@ -23,6 +23,7 @@ import {
 } from "../lib/protocol/messages.ts";
 import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 import {
+  canMountTmpfs,
   DENO,
   MAIN,
   makeCodeFile,
@@ -1091,24 +1092,6 @@ Deno.test("`serve --max-upload 1K` refuses a 2 KiB upload before writing a byte 
     await sha256File(join(dir.path, "one.bin")),
   );
 });
-
-/** Whether this process may mount a small tmpfs (root in a namespace that allows it). */
-async function canMountTmpfs(): Promise<boolean> {
-  if (Deno.build.os !== "linux") return false;
-  const probe = await Deno.makeTempDir({ prefix: "ferry-mount-probe-" });
-  try {
-    const mounted = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe],
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => ({ success: false }));
-    if (!mounted.success) return false;
-    await new Deno.Command("umount", { args: [probe] }).output();
-    return true;
-  } finally {
-    await Deno.remove(probe).catch(() => {});
-  }
-}
 
 Deno.test({
   name:

@@ -4,6 +4,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import { lstatOrNull } from "../_fs.ts";
 import {
   codeSecret,
   DEFAULT_CODE_FILE,
@@ -20,21 +21,10 @@ import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
 import { formatBytes, printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
 
-/** Whether `path` exists (no permission prompt: a denied read counts as "cannot tell"). */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** The code to serve with: the code file (created when missing), or FERRY_CODE when no file is named and none exists. */
 async function serverCode(codeFile: string | undefined): Promise<string> {
   const path = codeFile ?? DEFAULT_CODE_FILE;
-  if (await exists(path)) return await readCodeFile(path);
+  if (await lstatOrNull(path) !== null) return await readCodeFile(path);
   if (codeFile === undefined) {
     const fromEnv = await resolveCode({}).catch(() => undefined);
     if (fromEnv?.source === "FERRY_CODE") return fromEnv.code;
