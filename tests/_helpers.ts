@@ -259,3 +259,14 @@ export async function canMountTmpfs(): Promise<boolean> {
     await Deno.remove(probe).catch(() => {});
   }
 }
+
+/** Whether anything (even a dangling link) is at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

@@ -257,13 +257,4 @@ export async function partialFiles(dir: string): Promise<string[]> {
   return names;
 }
 
-/** Whether `path` exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
+export { exists } from "./_helpers.ts";

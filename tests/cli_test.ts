@@ -13,6 +13,7 @@ import { COMMANDS } from "../lib/cli/specs.ts";
 import { VERSION } from "../lib/version.ts";
 import {
   DENO,
+  exists,
   MAIN,
   makeCodeFile,
   makeFile,
@@ -49,16 +50,6 @@ function assertOneLineError(result: RunResult): void {
 function assertNoStack(result: RunResult): void {
   ok(!/^\s+at /m.test(result.stderr), `stack trace on stderr:\n${result.stderr}`);
   ok(!/^\s+at /m.test(result.stdout), `stack trace on stdout:\n${result.stdout}`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Every path below `dir`, relative, folders ending in `/`, sorted. */

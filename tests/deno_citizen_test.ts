@@ -32,34 +32,12 @@ Deno.test("permissions: each command with a permission missing says which flag t
   });
 
   await t.step("serve --read-only needs no write permission", async () => {
-    const child = new Deno.Command(DENO, {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-net=127.0.0.1:0",
-        `--allow-read=${served.path},${code}`,
-        MAIN,
-        "serve",
-        served.path,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--code-file",
-        code,
-        "--read-only",
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    let log = "";
-    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
-      log += text;
-      if (/ on 127\.0\.0\.1:\d+ /.test(log)) break;
-    }
-    child.kill("SIGTERM");
-    await child.status;
-    assert.match(log, /Serving .* \(read-only\)/);
+    await using readOnly = await startServe(served.path, {
+      codeFile: code,
+      permissions: ["--allow-net=127.0.0.1:0", `--allow-read=${served.path},${code}`],
+      args: ["--read-only"],
+    });
+    assert.match(readOnly.log(), /Serving .* \(read-only\)/);
   });
 
   await t.step("serve without --allow-net names the address", async () => {
