@@ -235,7 +235,8 @@ export class FerryClient {
 
   /**
    * Lists a remote folder (or one file); with `recursive`, every file and folder below it, named
-   * by their path relative to it. Every name is validated as a remote path.
+   * by their path relative to it. Every name is validated as a remote path. Needs no permission
+   * beyond the open connection.
    */
   async list(path: string, options: { recursive?: boolean } = {}): Promise<ListEntry[]> {
     parseRemotePath(path);
@@ -436,7 +437,10 @@ export class FerryClient {
     };
   }
 
-  /** Creates the folder `<prefix>name` inside `remoteDir` (or finds it there); returns its remote path. */
+  /**
+   * Creates the folder `<prefix>name` inside `remoteDir` (or finds it there); returns its remote
+   * path. Needs no permission beyond the open connection.
+   */
   async mkdir(
     remoteDir: string,
     name: string,

@@ -52,7 +52,12 @@ interface Resolved {
 /** Tries to create a missing folder at most this many times when others race to create it too. */
 const MAX_CREATE_ATTEMPTS = 3;
 
-/** The served folder. Create with {@link Store.open}. */
+/**
+ * The served folder. Create with {@link Store.open}.
+ *
+ * Permissions: every method needs read access to the folder (`--allow-read=<folder>`);
+ * {@link Store.resolveDir} with `create` also needs write access (`--allow-write=<folder>`).
+ */
 export class Store {
   /** Real path of the served folder (no symbolic links, no trailing slash). */
   readonly root: string;
