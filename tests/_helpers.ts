@@ -270,3 +270,70 @@ export async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+/** A CLI client run as a subprocess, to be signalled while it runs. */
+export function spawnFerry(args: string[]) {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "--no-prompt", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let ended = false;
+  const result = child.output().then((output) => {
+    ended = true;
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      signal: output.signal,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  });
+  return {
+    child,
+    result,
+    signal(signal: Deno.Signal) {
+      if (!ended) child.kill(signal);
+    },
+    async [Symbol.asyncDispose]() {
+      if (!ended) {
+        child.kill("SIGKILL");
+        child.kill("SIGCONT");
+      }
+      await result;
+    },
+  };
+}
+
+/**
+ * Waits until the partial file at `path` holds more than `bytes` (the transfer is under way).
+ * The writer is another process, so this polls its size every 2 ms.
+ */
+export async function partialGrows(
+  path: string,
+  bytes = 1024 * 1024,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    const size = await Deno.stat(path).then((info) => info.size, () => 0);
+    if (size > bytes) return;
+    if (performance.now() > deadline) throw new Error(`${path} did not grow past ${bytes} bytes`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Waits until `condition()` holds, checking every 10 ms (for output of another process). */
+export async function until(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -24,14 +24,13 @@ import {
 import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 import {
   canMountTmpfs,
-  DENO,
-  MAIN,
   makeCodeFile,
   makeFile,
   runFerry,
   type RunResult,
   type ServeProcess,
   sha256File,
+  spawnFerry,
   startServe,
   tempDir,
 } from "./_helpers.ts";
@@ -111,30 +110,6 @@ async function prefixOf(path: string, length: number): Promise<Uint8Array> {
 
 function partialPath(dir: string, name: string): string {
   return join(dir, PARTIAL_PREFIX + name);
-}
-
-/** A `ferry` client subprocess that the test may kill. */
-function spawnFerry(args: string[]) {
-  const child = new Deno.Command(DENO, {
-    args: ["run", "--no-prompt", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = child.output();
-  return {
-    child,
-    output,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // exited already
-      }
-      await output;
-    },
-  };
 }
 
 /** How a {@link Relay} treats one direction. */
@@ -282,7 +257,7 @@ Deno.test("`ferry get` killed with SIGKILL mid-transfer resumes on the next run 
     // Mid-transfer the data lives only under the hidden partial name.
     assert.deepEqual(await names(out), [PARTIAL_PREFIX + "big.bin"]);
     client.child.kill("SIGKILL");
-    assert.equal((await client.output).signal, "SIGKILL");
+    assert.equal((await client.result).signal, "SIGKILL");
   }
   const cut = (await sizeOf(partial))!;
   assert.ok(cut > 0 && cut < size, `cut at ${cut}`);
@@ -324,7 +299,7 @@ Deno.test("`ferry put` killed with SIGKILL mid-transfer resumes on the next run 
     assert.equal(listing.code, 0, listing.stderr);
     assert.deepEqual(JSON.parse(listing.stdout), []);
     client.child.kill("SIGKILL");
-    assert.equal((await client.output).signal, "SIGKILL");
+    assert.equal((await client.result).signal, "SIGKILL");
   }
   // The relay is closed: wait until the server has noticed and closed the partial file.
   await waitFor("the server to drop the cut connection", () => /closed: /.test(serve.log()));
@@ -452,7 +427,7 @@ Deno.test("`ferry get` and `ferry put` restart from 0 when the source changed si
         async () => (await sizeOf(partialPath(cutOut, "moving.bin")) ?? 0) >= 2 * MiB,
       );
       client.child.kill("SIGKILL");
-      await client.output;
+      await client.result;
     }
     // Same size, one byte changed inside the kept prefix.
     using file = await Deno.open(source, { write: true });
@@ -804,8 +779,8 @@ async function watchWhileRunning(
   args: string[],
   target: string,
   sizes: number[],
-): Promise<Deno.CommandOutput> {
-  const { output } = spawnFerry(args);
+): Promise<{ code: number; stderr: string }> {
+  const { result: output } = spawnFerry(args);
   let finished = false;
   const result = output.finally(() => finished = true);
   let looks = 0;
@@ -842,7 +817,7 @@ Deno.test("`get` refuses an existing local file naming --force; with --force it 
     target,
     [MiB, 8 * MiB + 1],
   );
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.equal(output.code, 0, output.stderr);
   assert.equal(await sha256File(target), await sha256File(join(srv, "doc.bin")));
   assert.equal(await sha256File(join(dir.path, "old-inode")), oldHash);
   assert.notEqual(
@@ -875,7 +850,7 @@ Deno.test("`put` refuses an existing remote file naming --force; with --force it
     target,
     [MiB, 8 * MiB + 1],
   );
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.equal(output.code, 0, output.stderr);
   assert.equal(await sha256File(target), await sha256File(source));
   assert.equal(await sha256File(join(dir.path, "old-inode")), oldHash);
   assert.notEqual(
