@@ -187,6 +187,12 @@ async function downloadFolder(
       ),
     );
   }
+  // Folders get their modification times last (writing files inside changes them), deepest first.
+  for (const entry of entries.filter((entry) => entry.type === "dir").reverse()) {
+    const path = join(options.outputDir, name, ...parseRemotePath(entry.name));
+    const time = new Date(entry.mtime);
+    await Deno.utime(path, time, time);
+  }
   return results;
 }
 

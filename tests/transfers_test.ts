@@ -1110,3 +1110,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a folder download keeps its subfolders' modification times", async () => {
+  await using served = await tempDir();
+  await using out = await tempDir();
+  const nested = join(served.path, "album", "2019", "summer");
+  await Deno.mkdir(nested, { recursive: true });
+  await Deno.writeTextFile(join(nested, "beach.txt"), "sand");
+  const when = new Date("2019-07-14T12:00:00Z");
+  for (const folder of [nested, join(served.path, "album", "2019")]) {
+    await Deno.utime(folder, when, when);
+  }
+  await using serve = await startServe(served.path);
+  const result = await runFerry([
+    "get",
+    serve.address,
+    "album",
+    "-o",
+    out.path,
+    "--code-file",
+    serve.codeFile,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  for (const relative of ["album/2019", "album/2019/summer"]) {
+    const info = await Deno.stat(join(out.path, relative));
+    assert.equal(info.mtime?.getTime(), when.getTime(), relative);
+  }
+});
