@@ -83,6 +83,8 @@ export interface TransferOptions {
 }
 
 const DATA_CHUNK_BYTES = MAX_RECORD_PLAINTEXT;
+/** A listing longer than this is refused: a hostile server cannot fill the client's memory. */
+export const MAX_LISTING_ENTRIES = 1_000_000;
 
 /** One authenticated session with a ferry server. */
 export class FerryClient {
@@ -244,6 +246,9 @@ export class FerryClient {
     const entries: ListEntry[] = [];
     while (true) {
       const batch = await this.#expect("listing");
+      if (entries.length + batch.entries.length > MAX_LISTING_ENTRIES) {
+        throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
+      }
       for (const entry of batch.entries) {
         if (entry.name !== "") parseRemotePath(entry.name);
         entries.push(entry);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient, MAX_LISTING_ENTRIES } from "../lib/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError, ProtocolError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
@@ -114,4 +114,30 @@ Deno.test("hostile server: a wrong SHA-256 at the end keeps nothing, not even th
     () => Deno.lstat(join(out.path, PARTIAL_PREFIX + "x.bin")),
     Deno.errors.NotFound,
   );
+});
+
+Deno.test("hostile server: an endless listing is cut off at MAX_LISTING_ENTRIES", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = fakeServer(secret, async ({ reader }, send) => {
+    await reader.next();
+    const entries = Array.from({ length: 256 }, (_, index) => ({
+      name: `f${index}`,
+      type: "file" as const,
+      size: 0,
+      mtime: 0,
+      mode: 0o644,
+    }));
+    try {
+      while (true) await send({ t: "listing", entries, done: false });
+    } catch {
+      // the client hung up, as it should
+    }
+  });
+  const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+  await assert.rejects(
+    () => client.list(""),
+    (error) =>
+      error instanceof ProtocolError && error.message.includes(String(MAX_LISTING_ENTRIES)),
+  );
+  await client.close();
 });
