@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FerryClient, MAX_LISTING_ENTRIES } from "../lib/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
-import { ConnectionError, ProtocolError } from "../lib/errors.ts";
+import { ConnectionError, ProtocolError, RemoteError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
 import { type SecureChannel, serverHandshake } from "../lib/protocol/handshake.ts";
 import {
@@ -140,4 +140,60 @@ Deno.test("hostile server: an endless listing is cut off at MAX_LISTING_ENTRIES"
       error instanceof ProtocolError && error.message.includes(String(MAX_LISTING_ENTRIES)),
   );
   await client.close();
+});
+
+Deno.test("hostile server: control characters in its error text are escaped, never sent to the terminal", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = fakeServer(secret, async ({ reader }, send) => {
+    await reader.next();
+    await send({
+      t: "error",
+      code: "not-found",
+      message: "gone\u001b[2J\u001b]0;pwned\u0007\u202e",
+    });
+    await reader.next().catch(() => {});
+  });
+  const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+  const error = await client.list("").catch((error) => error);
+  await client.close();
+  assert.ok(error instanceof RemoteError);
+  assert.equal(error.code, "not-found");
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(error.message, /[\u0000-\u001f\u007f-\u009f\u202e]/);
+  assert.match(error.message, /\\x1b\[2J/);
+});
+
+Deno.test("hostile server: fewer bytes than announced, or an offset nobody asked for, end the download", async () => {
+  const secret = codeSecret(generateCode());
+  await using out = await tempDir();
+  {
+    await using server = fakeServer(secret, async ({ reader, writer }, send) => {
+      await reader.next();
+      await send({ t: "file", size: 10, mtime: 0, mode: 0o644, offset: 0 });
+      await writer.send(RecordType.data, new TextEncoder().encode("short"));
+      await send({ t: "file-end", sha256: "0".repeat(64) });
+      await reader.next().catch(() => {});
+    });
+    const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+    await assert.rejects(
+      () => client.download("x.bin", out.path, "x.bin"),
+      (error) => error instanceof ProtocolError && /sent 5 of 10 bytes/.test(error.message),
+    );
+    await client.close();
+  }
+  {
+    await using server = fakeServer(secret, async ({ reader }, send) => {
+      await reader.next();
+      await send({ t: "file", size: 10, mtime: 0, mode: 0o644, offset: 7 });
+      await reader.next().catch(() => {});
+    });
+    const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
+    await assert.rejects(
+      () => client.download("y.bin", out.path, "y.bin"),
+      (error) => error instanceof ProtocolError && /offset/.test(error.message),
+    );
+    await client.close();
+  }
+  await assert.rejects(() => Deno.lstat(join(out.path, "x.bin")), Deno.errors.NotFound);
+  await assert.rejects(() => Deno.lstat(join(out.path, "y.bin")), Deno.errors.NotFound);
 });
