@@ -34,6 +34,7 @@ import {
 } from "./protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
 import { readAhead, WriteBehind } from "./streaming.ts";
+import { Watchdog } from "./watchdog.ts";
 import { releaseBuffer } from "./memory.ts";
 
 /** Where and how to connect. */
@@ -93,13 +94,21 @@ export class FerryClient {
   #welcome: Welcome | undefined;
   #closed = false;
   #idleTimeoutMs: number;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #watchdog: Watchdog;
   #stalled = false;
 
   private constructor(conn: Deno.TcpConn, channel: SecureChannel, idleTimeoutMs: number) {
     this.#conn = conn;
     this.#channel = channel;
     this.#idleTimeoutMs = idleTimeoutMs;
+    this.#watchdog = new Watchdog(() => {
+      this.#stalled = true;
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed
+      }
+    }, { unref: true });
   }
 
   /** What the server said about itself after the handshake (mode, upload limit). */
@@ -178,16 +187,7 @@ export class FerryClient {
    * stops responding is hung up on, not waited for forever.
    */
   #touch(): void {
-    clearTimeout(this.#watchdog);
-    this.#watchdog = setTimeout(() => {
-      this.#stalled = true;
-      try {
-        this.#conn.close();
-      } catch {
-        // already closed
-      }
-    }, this.#idleTimeoutMs);
-    Deno.unrefTimer(Number(this.#watchdog));
+    this.#watchdog.arm(this.#idleTimeoutMs, "stalled");
   }
 
   /** A stalled connection's errors say so. */
@@ -208,7 +208,7 @@ export class FerryClient {
       throw this.#explain(error);
     } finally {
       // Only a pending reply is watched: an idle interactive session is not a stall.
-      clearTimeout(this.#watchdog);
+      this.#watchdog.pause();
     }
     if (record.type === RecordType.end) {
       throw new ConnectionError("The server closed the connection");
@@ -465,7 +465,7 @@ export class FerryClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#watchdog);
+    this.#watchdog.disarm();
     try {
       await this.#channel.writer.end();
     } catch {

@@ -29,6 +29,7 @@ import {
 } from "./partial_file.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
 import { readAhead, WriteBehind } from "./streaming.ts";
+import { Watchdog } from "./watchdog.ts";
 import { releaseBuffer } from "./memory.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "./protocol/framing.ts";
 import {
@@ -262,7 +263,10 @@ class Session {
   #context: ServerContext;
   #peer: string;
   #address: string;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #watchdog = new Watchdog((reason) => {
+    this.#timeoutReason = reason;
+    this.#close();
+  });
   #timeoutReason = "";
   #busy = false;
   #stopRequested = false;
@@ -311,7 +315,7 @@ class Session {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#watchdog.disarm();
     try {
       this.#conn.close();
     } catch {
@@ -321,11 +325,7 @@ class Session {
 
   /** (Re)starts the deadline: the connection is closed unless {@link #arm} is called again in time. */
   #arm(ms: number, reason: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timeoutReason = reason;
-      this.#close();
-    }, ms);
+    this.#watchdog.arm(ms, reason);
   }
 
   async run(): Promise<void> {

@@ -71,7 +71,7 @@ export class WriteBehind {
   #failed = false;
 
   /** Writes through `write`, holding at most `maxInFlightBytes` unwritten. */
-  constructor(write: (chunk: Uint8Array) => Promise<void>, maxInFlightBytes = 4 * 1024 * 1024) {
+  constructor(write: (chunk: Uint8Array) => Promise<void>, maxInFlightBytes = 2 * 1024 * 1024) {
     this.#write = write;
     this.#maxInFlight = maxInFlightBytes;
   }

@@ -86,7 +86,7 @@ export async function runShellLine(
   const words = splitWords(line.trim());
   const command = words.shift();
   if (command === undefined || command.startsWith("#")) return true;
-  const reporter = new TransferReporter({
+  const reporter = await TransferReporter.create({
     json: false,
     quiet,
     progress: !quiet && Deno.stderr.isTerminal(),

@@ -8,8 +8,10 @@
  * @module
  */
 import process from "node:process";
-import { cliProgress } from "../deps.ts";
+import { loadProgressBars } from "../deps.ts";
 import type { TransferEvent } from "../transfers.ts";
+
+type ProgressBars = Awaited<ReturnType<typeof loadProgressBars>>;
 
 /** How output should look. */
 export interface OutputOptions {
@@ -56,15 +58,22 @@ const JSON_PROGRESS_INTERVAL_MS = 500;
 /** Turns transfer events into text lines, progress bars or JSON lines. */
 export class TransferReporter {
   #options: OutputOptions;
-  #bar: InstanceType<typeof cliProgress.SingleBar> | undefined;
+  #bars: ProgressBars | undefined;
+  #bar: InstanceType<ProgressBars["SingleBar"]> | undefined;
   #lastJsonProgress = 0;
   #files = 0;
   #bytes = 0;
   #started = performance.now();
 
-  /** Reports according to `options`. */
-  constructor(options: OutputOptions) {
+  private constructor(options: OutputOptions, bars: ProgressBars | undefined) {
     this.#options = options;
+    this.#bars = bars;
+  }
+
+  /** A reporter for `options`; the progress-bar library is loaded only if bars will be drawn. */
+  static async create(options: OutputOptions): Promise<TransferReporter> {
+    const drawsBars = options.progress && !options.quiet && !options.json;
+    return new TransferReporter(options, drawsBars ? await loadProgressBars() : undefined);
   }
 
   /** Handles one event (pass as `onEvent`). */
@@ -72,7 +81,7 @@ export class TransferReporter {
     if (this.#options.json) return this.#json(event);
     switch (event.event) {
       case "start":
-        if (this.#options.progress && !this.#options.quiet) this.#startBar(event);
+        if (this.#bars) this.#startBar(this.#bars, event);
         break;
       case "progress":
         this.#bar?.update(event.bytes, { rate: this.#rate(event.bytes) });
@@ -103,11 +112,11 @@ export class TransferReporter {
     return formatRate(bytes - this.#barOffset, (performance.now() - this.#barStart) / 1000);
   }
 
-  #startBar(event: Extract<TransferEvent, { event: "start" }>): void {
+  #startBar(bars: ProgressBars, event: Extract<TransferEvent, { event: "start" }>): void {
     this.#stopBar();
     this.#barStart = performance.now();
     this.#barOffset = event.offset;
-    this.#bar = new cliProgress.SingleBar({
+    this.#bar = new bars.SingleBar({
       stream: process.stderr,
       format: `${
         event.name.slice(0, 40)
@@ -116,7 +125,7 @@ export class TransferReporter {
       hideCursor: true,
       clearOnComplete: true,
       etaBuffer: 50,
-    }, cliProgress.Presets.shades_classic);
+    }, bars.Presets.shades_classic);
     this.#bar.start(Math.max(event.size, 1), event.offset, {
       rate: "-",
       done: formatBytes(event.offset),

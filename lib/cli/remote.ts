@@ -65,7 +65,7 @@ export async function runGet({ positionals, flags }: ParsedCommand): Promise<voi
   const outputDir = (flags.output as string | undefined) ?? ".";
   const force = Boolean(flags.force);
   await checkDownloadTargets(remotePaths, outputDir, force);
-  const reporter = new TransferReporter(outputOptions(flags));
+  const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"] as string | undefined);
   try {
     await getPaths(client, remotePaths, { outputDir, force, onEvent: reporter.onEvent });
@@ -81,7 +81,7 @@ export async function runPut({ positionals, flags }: ParsedCommand): Promise<voi
   const remoteDir = (flags.to as string | undefined) ?? "";
   parseRemotePath(remoteDir); // refuse a bad --to before reading or sending anything
   const plan = await planUpload(positionals.slice(1));
-  const reporter = new TransferReporter(outputOptions(flags));
+  const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"] as string | undefined);
   try {
     await putPaths(client, plan, {
