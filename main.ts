@@ -21,6 +21,7 @@ import { runGet, runLs, runPut } from "./lib/cli/remote.ts";
 import { runServe } from "./lib/cli/serve.ts";
 import { COMMANDS } from "./lib/cli/specs.ts";
 import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
+import { sanitizeForDisplay } from "./lib/remote_path.ts";
 import { VERSION } from "./lib/version.ts";
 import type { ParsedCommand } from "./lib/cli/args.ts";
 
@@ -66,8 +67,9 @@ export async function main(args: readonly string[]): Promise<number> {
   let spec: CommandSpec | undefined;
   try {
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-      const topic = name === "help"
-        ? COMMANDS.find((command) => command.name === rest[0])
+      const topic = name === "help" && rest[0] !== undefined && rest[0] !== "-h" &&
+          rest[0] !== "--help"
+        ? COMMANDS.find((command) => command.name === rest[0]) ?? unknownCommand(rest[0])
         : undefined;
       printLine(topic ? formatHelp(topic) : mainHelp());
       return ExitCode.ok;
@@ -76,14 +78,7 @@ export async function main(args: readonly string[]): Promise<number> {
       printLine(`ferry ${VERSION}`);
       return ExitCode.ok;
     }
-    spec = COMMANDS.find((command) => command.name === name);
-    if (!spec) {
-      const guess = suggest(name, COMMANDS.map((command) => command.name));
-      throw new UsageError(
-        `Unknown command "${name}"` + (guess ? `: did you mean "${guess}"?` : "") +
-          "\nRun 'ferry --help' for the list of commands.",
-      );
-    }
+    spec = COMMANDS.find((command) => command.name === name) ?? unknownCommand(name);
     const parsed = parseCommand(spec, rest);
     if (parsed.flags.help) {
       printLine(formatHelp(spec));
@@ -96,6 +91,24 @@ export async function main(args: readonly string[]): Promise<number> {
     if (error instanceof Deno.errors.BrokenPipe) return ExitCode.ok;
     return reportError(error, spec, args.includes("--json"));
   }
+}
+
+/** Throws the usage error for a word that is not a command (an option before the command, a typo). */
+function unknownCommand(word: string): never {
+  const name = sanitizeForDisplay(word);
+  if (name.startsWith("-")) {
+    throw new UsageError(
+      `Unknown option ${
+        JSON.stringify(name)
+      }: options go after the command, as in ferry ls HOST ${name}` +
+        "\nRun 'ferry --help' for the list of commands.",
+    );
+  }
+  const guess = suggest(name, COMMANDS.map((command) => command.name));
+  throw new UsageError(
+    `Unknown command "${name}"` + (guess ? `: did you mean "${guess}"?` : "") +
+      "\nRun 'ferry --help' for the list of commands.",
+  );
 }
 
 function reportError(error: unknown, spec: CommandSpec | undefined, json: boolean): number {

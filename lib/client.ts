@@ -21,7 +21,13 @@ import {
   RemoteError,
 } from "./errors.ts";
 import { lstatOrNull } from "./_fs.ts";
-import { hashFilePrefix, newSha256, PartialFile, peekHex } from "./partial_file.ts";
+import {
+  hashAllowanceMs,
+  hashFilePrefix,
+  newSha256,
+  PartialFile,
+  peekHex,
+} from "./partial_file.ts";
 import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "./protocol/framing.ts";
 import { clientHandshake, type SecureChannel } from "./protocol/handshake.ts";
 import {
@@ -68,6 +74,8 @@ export interface TransferResult {
   resumedFrom: number;
   /** Bytes that actually crossed the wire. */
   transferred: number;
+  /** Nothing was moved: the target already held exactly these bytes. */
+  skipped?: true;
   /** SHA-256 of the whole file, lowercase hex, verified by the receiver. */
   sha256: string;
   seconds: number;
@@ -199,8 +207,9 @@ export class FerryClient {
       : error;
   }
 
-  async #nextRecord(): Promise<ReceivedRecord> {
-    this.#touch();
+  /** The next record; `extraMs` more are allowed when the server first hashes a kept prefix. */
+  async #nextRecord(extraMs = 0): Promise<ReceivedRecord> {
+    this.#watchdog.arm(this.#idleTimeoutMs + extraMs, "stalled");
     let record: ReceivedRecord;
     try {
       record = await this.#channel.reader.next();
@@ -227,8 +236,11 @@ export class FerryClient {
     return message;
   }
 
-  async #expect<T extends ServerMessage["t"]>(type: T): Promise<Extract<ServerMessage, { t: T }>> {
-    const message = this.#decode(await this.#nextRecord());
+  async #expect<T extends ServerMessage["t"]>(
+    type: T,
+    extraMs = 0,
+  ): Promise<Extract<ServerMessage, { t: T }>> {
+    const message = this.#decode(await this.#nextRecord(extraMs));
     if (message.t !== type) {
       throw new ProtocolError(`Expected "${type}" from the server, got "${message.t}"`);
     }
@@ -278,7 +290,8 @@ export class FerryClient {
     }
     const started = performance.now();
     const partial = await PartialFile.open(localDir, name);
-    let keep = false;
+    // A kept prefix stays unless the server restarts the file or the result fails its check.
+    let keep = true;
     let sink: WriteBehind | undefined;
     try {
       let prefixHash: Hash | undefined;
@@ -289,7 +302,7 @@ export class FerryClient {
         offset: partial.size,
         prefixSha256: prefixHash ? peekHex(prefixHash) : "",
       });
-      const header = await this.#expect("file");
+      const header = await this.#expect("file", hashAllowanceMs(partial.size));
       if (header.offset !== 0 && header.offset !== partial.size) {
         throw new ProtocolError("The server offered an offset that was not asked for");
       }
@@ -299,7 +312,6 @@ export class FerryClient {
       const offset = header.offset;
       const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
       await partial.truncate(offset);
-      keep = true;
       options.onStart?.({ size: header.size, offset });
       let received = offset;
       // Each opened record is written, then its memory handed back at once.
@@ -355,6 +367,53 @@ export class FerryClient {
   }
 
   /**
+   * Whether the remote file `remotePath` holds exactly the bytes of the local file `localPath`,
+   * found without moving them: the local file is offered as the kept prefix of a download of its
+   * whole length, which the server takes up only if its first bytes hash the same, and a file of
+   * that very length then follows with no data at all. If it differs, what the server sends is
+   * read and dropped (so call this only when the sizes are known to match). Returns the local
+   * size and SHA-256. Permission: read on `localPath`.
+   */
+  async isIdentical(
+    remotePath: string,
+    localPath: string,
+  ): Promise<{ identical: boolean; size: number; sha256: string }> {
+    parseRemotePath(remotePath);
+    let size: number;
+    let sha256: string;
+    {
+      using file = await Deno.open(localPath, { read: true });
+      size = (await file.stat()).size;
+      sha256 = peekHex(await hashFilePrefix(file, size));
+    }
+    await this.#send({ t: "get", path: remotePath, offset: size, prefixSha256: sha256 });
+    const header = await this.#expect("file", hashAllowanceMs(size));
+    if (header.offset !== 0 && header.offset !== size) {
+      throw new ProtocolError("The server offered an offset that was not asked for");
+    }
+    if (header.offset > header.size) throw new ProtocolError("The server's offset is past the end");
+    let received = header.offset;
+    while (true) {
+      const record = await this.#nextRecord();
+      if (record.type === RecordType.data) {
+        received += record.payload.length;
+        if (received > header.size) {
+          throw new ProtocolError("The server sent more than the file's size");
+        }
+        releaseBuffer(record.payload);
+        continue;
+      }
+      const end = this.#decode(record);
+      if (end.t !== "file-end") throw new ProtocolError(`Expected "file-end", got "${end.t}"`);
+      if (received !== header.size) {
+        throw new ProtocolError(`The server sent ${received} of ${header.size} bytes`);
+      }
+      const identical = header.offset === size && header.size === size && end.sha256 === sha256;
+      return { identical, size, sha256 };
+    }
+  }
+
+  /**
    * Uploads the local file `localPath` as `<prefix>name` inside the remote folder `remoteDir`
    * (`name` may have several components for folder uploads; the server adds its prefix to the
    * first). Resumes the server's kept partial upload when its prefix matches this file.
@@ -382,7 +441,8 @@ export class FerryClient {
       mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
       force: options.force ?? false,
     });
-    const ready = await this.#expect("put-ready");
+    // The server may first hash a kept partial upload of up to `size` bytes.
+    const ready = await this.#expect("put-ready", hashAllowanceMs(size));
     let offset = 0;
     let hash: Hash = newSha256();
     if (ready.offset > 0 && ready.offset <= size) {

@@ -32,7 +32,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { ExistsError, NotFoundError, UsageError } from "./errors.ts";
+import { ExistsError, FerryError, NotFoundError, UsageError } from "./errors.ts";
 
 /** Number of base32 symbols in a connection code (5 bits each: 80 bits). */
 export const CODE_SYMBOLS = 16;
@@ -146,6 +146,7 @@ export function codeSecret(input: string): Uint8Array {
  *   holds an invalid code. The message names `path` and never contains the file's contents.
  */
 export async function readCodeFile(path: string): Promise<string> {
+  if (path === "") throw new UsageError("Cannot read code file: the path is empty");
   const text = await readCodeText(path);
   if (text === undefined) {
     throw new UsageError(`Cannot read code file ${path}: it does not exist`);
@@ -171,9 +172,14 @@ export async function writeCodeFile(
   options: { force?: boolean } = {},
 ): Promise<void> {
   const data = new TextEncoder().encode(`${formatCode(code)}\n`);
+  if (path === "") throw new UsageError("Cannot write code file: the path is empty");
   const existing = await lstatIfExists(path);
   if (existing?.isDirectory) {
     throw new UsageError(`Cannot write code file ${path}: it is a folder`);
+  }
+  // The new file is renamed over the old name: never over a device, pipe or socket (/dev/null).
+  if (existing !== undefined && !existing.isFile && !existing.isSymlink) {
+    throw new UsageError(`Cannot write code file ${path}: it is not a regular file`);
   }
   if (existing !== undefined && !options.force) {
     throw new ExistsError(`Code file ${path} already exists: pass --force to replace it`);
@@ -187,6 +193,11 @@ export async function writeCodeFile(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new NotFoundError(`Cannot write code file ${path}: folder ${folder} does not exist`);
+    }
+    if (error instanceof Error && / \(os error \d+\)/.test(error.message)) {
+      // "Read-only file system (os error 30): open '..connection_code.<uuid>.tmp'"
+      const reason = error.message.split(" (os error", 1)[0]!.toLowerCase();
+      throw new FerryError(`Cannot write code file ${path}: ${reason}`);
     }
     throw error;
   }

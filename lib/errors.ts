@@ -98,8 +98,31 @@ export function describeError(error: unknown): string {
   if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
     return explainPermission(firstLine(error.message));
   }
-  if (error instanceof Error) return firstLine(error.message) || error.name;
+  if (error instanceof Error) {
+    const message = firstLine(error.message);
+    return explainOsError(message) ?? (message || error.name);
+  }
   return String(error);
+}
+
+/**
+ * Rewords Deno's "Read-only file system (os error 30): open '/out/.ferry-partial.a.txt'" as
+ * "Cannot write in /out: read-only file system" (a hidden partial file stands for its folder), and
+ * "No space left on device (os error 28)" as "No space left on device".
+ */
+function explainOsError(message: string): string | undefined {
+  const match = /^(.+?) \(os error \d+\)(?:: (\w+) '([^']*)')?/.exec(message);
+  if (!match) return undefined;
+  const [, reason, operation, path] = match as unknown as [string, string, string?, string?];
+  if (operation === undefined || path === undefined) return reason;
+  const lower = reason.charAt(0).toLowerCase() + reason.slice(1);
+  const slash = path.lastIndexOf("/");
+  if (path.slice(slash + 1).startsWith(".ferry-partial.")) {
+    return `Cannot write in ${
+      slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : "."
+    }: ${lower}`;
+  }
+  return `Cannot ${operation} ${path}: ${lower}`;
 }
 
 /** Turns Deno's "Requires read access to "x", run again with the --allow-read flag" into a hint naming the exact flag. */

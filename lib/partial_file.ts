@@ -17,6 +17,17 @@ import { partialNameFor, sanitizeForDisplay } from "./remote_path.ts";
 /** Size of the blocks read when hashing a kept prefix. */
 const HASH_BLOCK_BYTES = 1024 * 1024;
 
+/** The slowest hashing of a kept prefix that is waited for (a slow disk): 16 MiB/s. */
+const SLOWEST_HASH_BYTES_PER_SECOND = 16 * 1024 * 1024;
+
+/**
+ * Time to give the other side, on top of the idle deadline, while it hashes `bytes` of a kept
+ * prefix before it answers: resuming a large file from a slow disk is not a stalled peer.
+ */
+export function hashAllowanceMs(bytes: number): number {
+  return Math.ceil((bytes / SLOWEST_HASH_BYTES_PER_SECOND) * 1000);
+}
+
 /** A fresh SHA-256 state. */
 export function newSha256(): Hash {
   return createHash("sha256");
@@ -80,12 +91,16 @@ export class PartialFile {
   /**
    * Opens (or creates, mode 0600) the partial file for `name` in the folder `dir`, which the caller
    * has already confined. A partial name that is not a regular file (say, a planted symlink) is
-   * removed first. Needs read and write permission on `dir`.
+   * removed first, and so is one with other hard links: a commit cut between its link and unlink
+   * leaves the partial name on the committed file, which must never be written through.
+   * Needs read and write permission on `dir`.
    */
   static async open(dir: string, name: string): Promise<PartialFile> {
     const path = join(dir, partialNameFor(name));
     const existing = await lstatOrNull(path);
-    if (existing !== null && !existing.isFile) await Deno.remove(path, { recursive: false });
+    if (existing !== null && (!existing.isFile || (existing.nlink ?? 1) > 1)) {
+      await Deno.remove(path, { recursive: false });
+    }
     const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
     const size = (await file.stat()).size;
     return new PartialFile(path, join(dir, name), file, size);

@@ -113,13 +113,16 @@ export function sanitizeForDisplay(text: string): string {
 
 /**
  * Name of the hidden partial file that receives `name` in the same folder: {@link PARTIAL_PREFIX}
- * followed by the name when that fits in {@link MAX_NAME_BYTES}, otherwise followed by the first
- * 32 hex digits of the name's SHA-256. Throws {@link PathError} when `name` itself is invalid.
+ * followed by the name when that fits in {@link MAX_NAME_BYTES}, otherwise (and for a name of
+ * exactly 32 hex digits, which could otherwise copy a hash) followed by the first 32 hex digits of
+ * the name's SHA-256. Throws {@link PathError} when `name` itself is invalid.
  */
 export function partialNameFor(name: string): string {
   validateName(name);
   const candidate = PARTIAL_PREFIX + name;
-  if (utf8Length(candidate) <= MAX_NAME_BYTES) return candidate;
+  // A name spelled like a hash (32 hex digits, any case) is hashed too: otherwise it could share
+  // its partial file with a long name whose hash it copies.
+  if (utf8Length(candidate) <= MAX_NAME_BYTES && !/^[0-9a-f]{32}$/i.test(name)) return candidate;
   return PARTIAL_PREFIX + createHash("sha256").update(name, "utf8").digest("hex").slice(0, 32);
 }
 

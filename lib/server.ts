@@ -16,12 +16,14 @@ import type { Hash } from "node:crypto";
 import {
   AuthenticationError,
   ConnectionError,
+  ExistsError,
   FerryError,
   PathError,
   ProtocolError,
 } from "./errors.ts";
 import {
   type CommitOptions,
+  hashAllowanceMs,
   hashFilePrefix,
   newSha256,
   PartialFile,
@@ -496,7 +498,9 @@ class Session {
       let offset = 0;
       let hash: Hash = newSha256();
       if (request.offset > 0 && request.offset <= size && request.prefixSha256 !== "") {
+        this.#watchdog.pause(); // hashing is this side's own work, not a stalled client
         const prefix = await hashFilePrefix(file, request.offset);
+        this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
         if (peekHex(prefix) === request.prefixSha256) {
           offset = request.offset;
           hash = prefix;
@@ -610,6 +614,7 @@ class Session {
     }
     uploads.add(targetPath);
     let partial: PartialFile | undefined;
+    let sink: WriteBehind | undefined;
     let committed = false;
     try {
       partial = await PartialFile.open(realDir, finalName);
@@ -618,11 +623,14 @@ class Session {
       let prefixSha256 = "";
       let prefixHash: Hash | undefined;
       if (partial.size > 0 && partial.size <= request.size) {
+        this.#watchdog.pause(); // hashing is this side's own work, not a stalled client
         prefixHash = await partial.hashPrefix(partial.size);
         offer = partial.size;
         prefixSha256 = peekHex(prefixHash);
       }
       await send({ t: "put-ready", offset: offer, prefixSha256 });
+      // The client hashes as many bytes of its file before it answers.
+      this.#arm(this.#context.idleTimeoutMs + hashAllowanceMs(offer), "transfer stalled");
       const start = await reader.next();
       if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
       const message = decodeClientMessage(start.payload);
@@ -634,9 +642,7 @@ class Session {
       await partial.truncate(offset);
       let received = offset;
       // Each opened record is written, then its memory handed back at once.
-      const sink = new WriteBehind((chunk) =>
-        partial!.write(chunk).then(() => releaseBuffer(chunk))
-      );
+      sink = new WriteBehind((chunk) => partial!.write(chunk).then(() => releaseBuffer(chunk)));
       const failWrite = async (error: unknown): Promise<never> => {
         await partial!.discard();
         this.#log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
@@ -679,7 +685,23 @@ class Session {
         try {
           await partial.commit(commit);
         } catch (error) {
+          // A file that took the name meanwhile: the verified upload is kept, so a `--force`
+          // re-run moves no byte again. Replies name the target relative to the served folder.
+          if (error instanceof ExistsError) {
+            throw new RequestError(
+              "exists",
+              `${
+                sanitizeForDisplay(relative)
+              } already exists on the server: use --force to replace it`,
+            );
+          }
           await partial.discard();
+          if (error instanceof PathError) {
+            throw new RequestError(
+              "exists",
+              `${sanitizeForDisplay(relative)} exists and is a folder`,
+            );
+          }
           throw error;
         }
         committed = true;
@@ -691,13 +713,18 @@ class Session {
         return;
       }
     } finally {
-      uploads.delete(targetPath);
+      // Bytes received before a cut are kept, and none lands after the target is released.
+      await sink?.drain().catch(() => {});
       if (partial) {
         this.#partials.delete(partial);
-        // Kept for a resume, except on shutdown: then no temporary file may stay behind.
-        if (!committed && this.#stopRequested) await partial.discard().catch(() => {});
-        else if (!committed) partial.close();
+        // Kept for a resume, except on shutdown (no temporary file may stay behind) or when it
+        // holds no byte to resume from.
+        if (!committed && (this.#stopRequested || partial.size === 0)) {
+          await partial.discard().catch(() => {});
+        } else if (!committed) partial.close();
       }
+      // Released only now: the next upload of this name must not meet a file being removed.
+      uploads.delete(targetPath);
     }
   }
 }

@@ -44,7 +44,8 @@ export interface EntryInfo {
 interface Resolved {
   realPath: string;
   info: EntryInfo;
-  stat: Deno.FileInfo;
+  /** Device and inode (see {@link fileId}): a listing holds one per entry, the whole stat is big. */
+  id: string;
   /** The entry itself is a symbolic link (only set for children found while listing). */
   symlink: boolean;
 }
@@ -129,7 +130,7 @@ export class Store {
     }
     const components = parseRemotePath(path);
     const baseBytes = components.length === 0 ? 0 : utf8Length(components.join("/")) + 1;
-    yield* this.#walkFolder(start.realPath, "", baseBytes, new Set([fileId(start.stat)]));
+    yield* this.#walkFolder(start.realPath, "", baseBytes, new Set([start.id]));
   }
 
   /**
@@ -150,7 +151,7 @@ export class Store {
     try {
       const opened = await file.stat();
       const info = entryInfo(resolved.info.name, opened);
-      if (info?.type !== "file" || fileId(opened) !== fileId(resolved.stat)) {
+      if (info?.type !== "file" || fileId(opened) !== resolved.id) {
         throw new PathError(`Refused path ${quote(path)}: it changed while being opened`);
       }
       return { file, info, realPath: resolved.realPath };
@@ -176,8 +177,13 @@ export class Store {
       return resolved.realPath;
     }
     let current = this.root;
+    const progress = { created: false };
     for (const component of components) {
-      current = await this.#enterOrCreate(current, component, path);
+      current = await this.#enterOrCreate(current, component, path, progress);
+    }
+    // The whole chain once more, in case a folder on it was swapped for a link meanwhile.
+    if (progress.created && (await Deno.realPath(current)) !== current) {
+      throw new PathError(`Refused path ${quote(path)}: it changed while being created`);
     }
     return current;
   }
@@ -215,7 +221,7 @@ export class Store {
     if (info === undefined) {
       throw new PathError(`Refused path ${quote(path)}: it is not a regular file or folder`);
     }
-    return { realPath, info, stat, symlink: false };
+    return { realPath, info, id: fileId(stat), symlink: false };
   }
 
   /** Throws {@link PathError} unless `realPath` may be served. */
@@ -260,7 +266,7 @@ export class Store {
       if (this.#problemWith(realPath) !== undefined) return undefined;
       const stat = symlink ? await Deno.stat(realPath) : linkStat;
       const info = entryInfo(name, stat);
-      return info === undefined ? undefined : { realPath, info, stat, symlink };
+      return info === undefined ? undefined : { realPath, info, id: fileId(stat), symlink };
     } catch (error) {
       if (isUnreachable(error)) return undefined;
       throw error;
@@ -279,7 +285,7 @@ export class Store {
       if (baseBytes + utf8Length(path) > MAX_PATH_BYTES) continue;
       yield { path, ...child.info };
       if (child.info.type !== "dir") continue;
-      const id = fileId(child.stat);
+      const id = child.id;
       if (ancestors.has(id)) continue; // a bind mount of an ancestor
       // The folder may have been replaced by a link since it was listed: look again.
       if (!(await this.#isStillRealFolder(child.realPath))) continue;
@@ -291,7 +297,8 @@ export class Store {
 
   async #isStillRealFolder(realPath: string): Promise<boolean> {
     try {
-      if ((await Deno.realPath(realPath)) !== realPath) return false;
+      // Its parent is being walked, so only this last step can have become a link (lstat sees
+      // it). A realPath here would cost one syscall per ancestor: depth³ for a deep tree.
       return this.#problemWith(realPath) === undefined && (await Deno.lstat(realPath)).isDirectory;
     } catch (error) {
       if (isUnreachable(error)) return false;
@@ -299,13 +306,24 @@ export class Store {
     }
   }
 
-  /** Returns the real path of `parent/component`, creating it as a folder when missing. */
-  async #enterOrCreate(parent: string, component: string, shown: string): Promise<string> {
+  /**
+   * Returns the real path of `parent/component`, creating it as a folder when missing. `parent`
+   * is a real path; `progress.created` records that a folder was made. The whole chain is looked
+   * at (`realPath`, one syscall per component) only before the first folder is made; otherwise
+   * the last step is (`lstat`), so that a 2,000-deep path costs depth², not depth³, syscalls.
+   */
+  async #enterOrCreate(
+    parent: string,
+    component: string,
+    shown: string,
+    progress: { created: boolean },
+  ): Promise<string> {
     const lexical = join(parent, component);
     for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
       let realPath: string | undefined;
       try {
-        realPath = await Deno.realPath(lexical);
+        // Below a real parent, anything but a link is its own real path.
+        realPath = (await Deno.lstat(lexical)).isSymlink ? await Deno.realPath(lexical) : lexical;
       } catch (error) {
         if (error instanceof Deno.errors.FilesystemLoop) {
           throw new PathError(`Refused path ${quote(shown)}: it is a symbolic link loop`, {
@@ -326,12 +344,16 @@ export class Store {
       if (await lexists(lexical)) {
         throw new PathError(`Refused path ${quote(shown)}: it goes through a dangling link`);
       }
-      if ((await Deno.realPath(parent)) !== parent) {
+      const parentIsReal = progress.created
+        ? (await Deno.lstat(parent)).isDirectory
+        : (await Deno.realPath(parent)) === parent;
+      if (!parentIsReal) {
         throw new PathError(`Refused path ${quote(shown)}: it changed while being created`);
       }
       this.#confine(parent, shown);
       try {
         await Deno.mkdir(lexical);
+        progress.created = true;
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }

@@ -24,7 +24,8 @@ export async function* readAhead(
   length: number,
   blockBytes = READ_BLOCK_BYTES,
 ): AsyncGenerator<Uint8Array> {
-  const buffers = [new Uint8Array(blockBytes), new Uint8Array(blockBytes)];
+  const size = Math.max(1, Math.min(blockBytes, length));
+  const buffers = [new Uint8Array(size), new Uint8Array(size)];
   let which = 0;
   let remaining = length;
   const readInto = async (buffer: Uint8Array, want: number): Promise<Uint8Array | null> => {

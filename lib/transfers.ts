@@ -12,7 +12,13 @@ import { basename, join, relative, resolve } from "node:path";
 import { lstatOrNull } from "./_fs.ts";
 import type { FerryClient, TransferResult } from "./client.ts";
 import { ExistsError, PathError, RemoteError, UsageError } from "./errors.ts";
-import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
+import { DEFAULT_CODE_FILE } from "./code.ts";
+import {
+  parseRemotePath,
+  PARTIAL_PREFIX,
+  sanitizeForDisplay,
+  validateName,
+} from "./remote_path.ts";
 
 /** One event of a transfer, as printed by `--json` (one object per line). */
 export type TransferEvent =
@@ -27,6 +33,8 @@ export type TransferEvent =
     resumedFrom: number;
     seconds: number;
     sha256: string;
+    /** Present (true) when the target already held exactly these bytes and nothing moved. */
+    skipped?: true;
   }
   | { event: "mkdir"; direction: "get" | "put"; name: string };
 
@@ -73,8 +81,9 @@ function remoteBaseName(remotePath: string): string {
 }
 
 /**
- * Checks, before connecting, that downloads can land: the output folder exists and no target file
- * is in the way (unless `force`). Permission: read on `outputDir`.
+ * Checks, before connecting, that downloads can land: the output folder exists and nothing but a
+ * folder or a regular file is in the way (unless `force`). An existing regular file is compared
+ * with the remote one by {@link getPaths} before anything moves. Permission: read on `outputDir`.
  */
 export async function checkDownloadTargets(
   remotePaths: readonly string[],
@@ -95,10 +104,62 @@ export async function checkDownloadTargets(
     const name = remoteBaseName(remotePath);
     const target = join(outputDir, name);
     const existing = await lstatOrNull(target);
-    if (existing && !existing.isDirectory && !force) {
+    if (existing && !existing.isDirectory && !existing.isFile && !force) {
       throw new ExistsError(`${target} already exists: use --force to replace it`);
     }
   }
+}
+
+/**
+ * Leaves an existing local file that already holds exactly the remote file's bytes (same size and
+ * SHA-256, as after a re-run of a cut command) and reports it as `done` with `skipped: true`.
+ * Returns `undefined` when there is no such file; a file that differs is refused as before.
+ */
+async function skipIfIdentical(
+  client: FerryClient,
+  remotePath: string,
+  target: string,
+  remoteSize: number | undefined,
+  options: GetOptions,
+): Promise<TransferResult | undefined> {
+  const existing = await lstatOrNull(target);
+  if (!existing?.isFile || existing.size !== remoteSize) return undefined;
+  const started = performance.now();
+  const check = await client.isIdentical(remotePath, target);
+  if (!check.identical) return undefined;
+  const result: TransferResult = {
+    name: target,
+    size: check.size,
+    resumedFrom: check.size,
+    transferred: 0,
+    sha256: check.sha256,
+    seconds: (performance.now() - started) / 1000,
+    skipped: true,
+  };
+  options.onEvent?.({
+    event: "done",
+    direction: "get",
+    name: sanitizeForDisplay(remotePath),
+    size: result.size,
+    transferred: 0,
+    resumedFrom: result.resumedFrom,
+    seconds: result.seconds,
+    sha256: result.sha256,
+    skipped: true,
+  });
+  return result;
+}
+
+/** Size of the remote file `remotePath`, or `undefined` when it is not a file. */
+async function remoteFileSize(
+  client: FerryClient,
+  remotePath: string,
+): Promise<number | undefined> {
+  const entries = await client.list(remotePath);
+  const entry = entries.length === 1 ? entries[0]! : undefined;
+  return entry?.type === "file" && entry.name === remoteBaseName(remotePath)
+    ? entry.size
+    : undefined;
 }
 
 /**
@@ -110,9 +171,31 @@ export async function getPaths(
   remotePaths: readonly string[],
   options: GetOptions,
 ): Promise<TransferResult[]> {
+  // Local files in the way are compared with the remote ones before anything moves: identical
+  // ones (a re-run after a cut) are skipped, any other stops the command here.
+  const skipped = new Map<string, TransferResult>();
+  for (const remotePath of options.force ? [] : remotePaths) {
+    const target = join(options.outputDir, remoteBaseName(remotePath));
+    const existing = await lstatOrNull(target);
+    if (existing === null || existing.isDirectory) continue;
+    const size = existing.isFile ? await remoteFileSize(client, remotePath) : undefined;
+    const result = await skipIfIdentical(client, remotePath, target, size, options);
+    if (!result) throw new ExistsError(`${target} already exists: use --force to replace it`);
+    skipped.set(remotePath, result);
+  }
   const results: TransferResult[] = [];
   for (const remotePath of remotePaths) {
     const name = remoteBaseName(remotePath);
+    const skip = skipped.get(remotePath);
+    if (skip) {
+      results.push(skip);
+      continue;
+    }
+    if ((await lstatOrNull(join(options.outputDir, name)))?.isDirectory) {
+      // The folder of an earlier, perhaps cut, run: continue it.
+      results.push(...await downloadFolder(client, remotePath, name, options));
+      continue;
+    }
     try {
       results.push(await downloadFile(client, remotePath, options.outputDir, name, options));
     } catch (error) {
@@ -160,6 +243,12 @@ async function downloadFolder(
 ): Promise<TransferResult[]> {
   const remoteRoot = parseRemotePath(remotePath);
   const entries = await client.list(remotePath, { recursive: true });
+  if (entries.length === 1 && entries[0]!.name === "") {
+    // The remote path is a file, and a local folder has its name.
+    throw new ExistsError(
+      `${sanitizeForDisplay(join(options.outputDir, name))} exists and is a folder`,
+    );
+  }
   await ensureLocalFolder(options.outputDir, [name]);
   options.onEvent?.({ event: "mkdir", direction: "get", name: sanitizeForDisplay(name) });
   const results: TransferResult[] = [];
@@ -177,15 +266,11 @@ async function downloadFolder(
     }
     const fileName = components.pop()!;
     const folder = await ensureLocalFolder(options.outputDir, [name, ...components]);
-    results.push(
-      await downloadFile(
-        client,
-        [...remoteRoot, ...components, fileName].join("/"),
-        folder,
-        fileName,
-        options,
-      ),
-    );
+    const path = [...remoteRoot, ...components, fileName].join("/");
+    const skipped = options.force
+      ? undefined
+      : await skipIfIdentical(client, path, join(folder, fileName), entry.size, options);
+    results.push(skipped ?? await downloadFile(client, path, folder, fileName, options));
   }
   // Folders get their modification times last (writing files inside changes them), deepest first.
   for (const entry of entries.filter((entry) => entry.type === "dir").reverse()) {
@@ -232,7 +317,8 @@ export async function ensureLocalFolder(
 /**
  * Builds the upload plan before connecting: every local path must exist (else a usage error) and
  * have a name the server accepts; folders are walked depth-first with their empty folders kept.
- * Symlinks inside a folder are followed only to files inside that folder. Permission: read on the
+ * Symlinks inside a folder are followed only to files inside that folder; a `.connection_code`
+ * and hidden `.ferry-partial.*` files inside a folder are never sent. Permission: read on the
  * local paths.
  */
 export async function planUpload(localPaths: readonly string[]): Promise<UploadItem[]> {
@@ -293,6 +379,9 @@ async function walkLocal(
   children.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const child of children) {
     const path = join(folder, child.name);
+    // Never sent from inside a folder: a connection code (a secret for some server) and the
+    // hidden partial files of transfers in progress or cut.
+    if (child.name === DEFAULT_CODE_FILE || child.name.startsWith(PARTIAL_PREFIX)) continue;
     try {
       validateName(child.name);
     } catch (error) {

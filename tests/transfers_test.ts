@@ -629,14 +629,18 @@ Deno.test("`put` and `get` check every local argument before connecting: a missi
   const get = await ferry("get", serve, ["a.txt", "-o", join(dir.path, "no-such-dir")]);
   assert.equal(get.code, 2, get.stderr);
   assert.match(get.stderr, /no-such-dir/);
+  // An existing local file is compared with the server's (a re-run skips identical files): this
+  // one differs, so it is refused before a byte moves, and kept.
   const exists = await ferry("get", serve, ["a.txt", "-o", dir.path]);
   assert.equal(exists.code, 1, exists.stderr);
+  assert.match(exists.stderr, /already exists: use --force/);
+  assert.equal(await Deno.readTextFile(join(dir.path, "a.txt")), "local a\n");
 
-  // One more command that does connect: the log then shows that it was the only one.
+  // One more command that does connect: the log then shows that only these two did.
   const ls = await ferry("ls", serve, []);
   assert.equal(ls.code, 0, ls.stderr);
   await waitFor("the server to log the listing", () => serve.log().includes(" list ."));
-  assert.equal(connections(serve), 1, serve.log());
+  assert.equal(connections(serve), 2, serve.log());
   assert.deepEqual(await names(srv), ["a.txt"]);
 });
 
@@ -983,7 +987,7 @@ Deno.test("in a pipe, and with --quiet, `get` and `put` print no progress bar an
     await ferry("put", serve, [join(dir.path, "up.bin")]),
     await ferry("get", serve, ["uploaded_up.bin", "-o", out, "--quiet"]),
     await ferry("put", serve, [join(dir.path, "up.bin"), "--quiet", "--force"]),
-    await ferry("get", serve, ["data.bin", "-o", out]), // fails: exists
+    await ferry("get", serve, ["missing.bin", "-o", out]), // fails: not found
   ];
   for (const result of runs) {
     assert.doesNotMatch(result.stdout, control);

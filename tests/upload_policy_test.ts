@@ -56,3 +56,21 @@ Deno.test("`serve --upload-only` (a drop box) refuses --force: uploaders cannot 
   assert.match(forced.stderr, /drop box/);
   assert.equal(await Deno.readTextFile(join(served.path, "uploaded_report.txt")), "first");
 });
+
+Deno.test("a folder upload leaves out the connection code and partial files inside it", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const folder = join(local.path, "project");
+  await Deno.mkdir(folder);
+  await Deno.writeTextFile(join(folder, "notes.txt"), "notes");
+  await Deno.writeTextFile(join(folder, ".connection_code"), "ABCD-EFGH-JKMN-PQRS\n");
+  await Deno.writeTextFile(join(folder, ".ferry-partial.big.iso"), "half a download");
+  await using server = await startServe(served.path);
+  const result = await runFerry(["put", server.address, folder, "--code-file", server.codeFile]);
+  assert.equal(result.code, 0, result.stderr);
+  const names = [];
+  for await (const entry of Deno.readDir(join(served.path, "uploaded_project"))) {
+    names.push(entry.name);
+  }
+  assert.deepEqual(names, ["notes.txt"]);
+});

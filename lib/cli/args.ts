@@ -152,12 +152,24 @@ function explainParseError(spec: CommandSpec, error: unknown, argv: readonly str
     return `Unknown option ${flag}` + (guess ? `: did you mean --${guess}?` : "");
   }
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    const match = /Option '(?:-\w, )?(--[\w-]+)/.exec(message);
-    const flag = match?.[1] ?? "an option";
-    const option = spec.options.find((candidate) => `--${candidate.name}` === flag);
-    return option?.type === "boolean"
-      ? `Option ${flag} takes no value`
-      : `Option ${flag} needs a value${option?.value ? ` (${option.value})` : ""}`;
+    // "Option '--port' argument is ambiguous", "Option '-o' argument is ambiguous",
+    // "Option '-o, --output <value>' argument missing", "Option '--json' does not take an argument".
+    const match = /Option '(?:-\w, )?(--?[\w-]+)/.exec(message);
+    const written = match?.[1] ?? "";
+    const option = spec.options.find((candidate) =>
+      `--${candidate.name}` === written || `-${candidate.short}` === written
+    );
+    const flag = option ? `--${option.name}` : written || "an option";
+    if (option?.type === "boolean") return `Option ${flag} takes no value`;
+    const needs = `Option ${flag} needs a value${option?.value ? ` (${option.value})` : ""}`;
+    // The next word starts with a dash (`--grace -1`, `-o -q`): say how to pass such a value.
+    const index = argv.indexOf(written);
+    const next = index >= 0 ? argv[index + 1] : undefined;
+    return /ambiguous/.test(message) && next !== undefined
+      ? `${needs}: ${
+        JSON.stringify(next)
+      } looks like an option; write ${flag}=${next} if it is the value`
+      : needs;
   }
   return message.split("\n", 1)[0]!;
 }

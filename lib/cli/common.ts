@@ -5,6 +5,7 @@
  */
 import { codeSecret, resolveCode } from "../code.ts";
 import { UsageError } from "../errors.ts";
+import { sanitizeForDisplay } from "../remote_path.ts";
 import { DEFAULT_PORT } from "../server.ts";
 
 /** A server address from the command line. */
@@ -23,23 +24,57 @@ export function parsePort(text: string, allowZero = false): number {
   return port;
 }
 
-/** Parses `host`, `host:port`, `[v6]` or `[v6]:port`. */
+/**
+ * Parses `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address (`::1`) takes the default
+ * port. A name in another script (`bücher.example`) becomes its ASCII (punycode) form.
+ */
 export function parseHostPort(text: string): HostPort {
+  const invalid = (why: string) =>
+    new UsageError(`Invalid server address "${sanitizeForDisplay(text)}": ${why}`);
   let hostname = text;
   let port = DEFAULT_PORT;
-  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (text.includes("://")) throw invalid("expected HOST or HOST:PORT, not a URL");
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  const colons = (text.match(/:/g) ?? []).length;
   if (bracketed) {
     hostname = bracketed[1]!;
+    if (!isIPv6(hostname)) throw invalid("expected an IPv6 address between [ and ]");
+    if (bracketed[2] === "") throw invalid('the port after ":" is missing');
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2]);
-  } else if ((text.match(/:/g) ?? []).length === 1) {
+    return { hostname, port };
+  }
+  if (/[[\]]/.test(text)) throw invalid("expected HOST, HOST:PORT or [IPv6]:PORT");
+  if (colons > 1) {
+    if (!isIPv6(text)) throw invalid("write an IPv6 address with a port as [ADDRESS]:PORT");
+    return { hostname: text, port };
+  }
+  if (colons === 1) {
     const index = text.indexOf(":");
     hostname = text.slice(0, index);
+    if (hostname === "") throw invalid('the host before ":" is missing');
+    if (index === text.length - 1) throw invalid('the port after ":" is missing');
     port = parsePort(text.slice(index + 1));
   }
-  if (hostname === "" || /[\s/\\@]/.test(hostname)) {
-    throw new UsageError(`Invalid server address "${text}": expected HOST or HOST:PORT`);
+  if (hostname === "") throw invalid("expected HOST or HOST:PORT");
+  if (/[\s/\\@?#%]/.test(hostname)) throw invalid("expected HOST or HOST:PORT");
+  try {
+    // Lowercases, turns international names into punycode, refuses characters no host name has.
+    hostname = new URL(`http://${hostname}/`).hostname;
+  } catch {
+    throw invalid("not a valid host name");
   }
   return { hostname, port };
+}
+
+/** Whether `text` is an IPv6 address (an optional `%zone` is allowed). */
+function isIPv6(text: string): boolean {
+  const [address, zone] = text.split("%", 2) as [string, string | undefined];
+  if (zone !== undefined && !/^[\w.-]+$/.test(zone)) return false;
+  try {
+    return new URL(`http://[${address}]/`).hostname !== "";
+  } catch {
+    return false;
+  }
 }
 
 /** Parses `500`, `10K`, `500M`, `2G`, `1T` (binary multiples; `B`/`iB` suffixes allowed). */
@@ -60,12 +95,21 @@ export function parseCount(text: string, name: string): number {
   return Number(text);
 }
 
-/** Parses seconds (fractions allowed) into milliseconds for option `name`. */
+/** Longest duration a timer can wait (2^31 - 1 ms, about 24.8 days), in whole seconds. */
+export const MAX_SECONDS = 2_147_483;
+
+/**
+ * Parses seconds (fractions allowed, down to a millisecond) into milliseconds for option `name`.
+ * Longer than {@link MAX_SECONDS} is refused: a timer that long would fire at once.
+ */
 export function parseSeconds(text: string, name: string): number {
-  if (!/^\d+(\.\d+)?$/.test(text) || Number(text) <= 0) {
-    throw new UsageError(`Invalid --${name} "${text}": expected a number of seconds above 0`);
+  const ms = Math.round(Number(text) * 1000);
+  if (!/^\d+(\.\d+)?$/.test(text) || ms < 1 || ms > MAX_SECONDS * 1000) {
+    throw new UsageError(
+      `Invalid --${name} "${text}": expected a number of seconds from 0.001 to ${MAX_SECONDS}`,
+    );
   }
-  return Math.round(Number(text) * 1000);
+  return ms;
 }
 
 /**

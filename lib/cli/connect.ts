@@ -11,14 +11,14 @@
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { basename, dirname } from "node:path";
-import { ConnectionError, describeError, UsageError } from "../errors.ts";
+import { ConnectionError, describeError, RemoteError, UsageError } from "../errors.ts";
 import type { FerryClient } from "../client.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
-import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
+import { sanitizeForDisplay } from "../remote_path.ts";
 import type { ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
 import { printError, printLine, TransferReporter } from "./output.ts";
-import { formatEntry, openClient } from "./remote.ts";
+import { checkRemoteArgument, formatEntry, openClient } from "./remote.ts";
 
 /** The shell's own help text. */
 export const SHELL_HELP = [
@@ -112,13 +112,17 @@ export async function runShellLine(
       }
       const remote = words[0]!;
       const local = words[1] ?? ".";
+      if (local === "") throw new UsageError("Usage: get [-f] <remote> [local]: local is empty");
+      checkRemoteArgument(remote);
       try {
         if (await isDirectory(local)) {
           await checkDownloadTargets([remote], local, force);
           await getPaths(client, [remote], { outputDir: local, force, onEvent: reporter.onEvent });
         } else {
-          // A file name: download the remote file under that name.
-          parseRemotePath(remote);
+          // A file name: download the remote file under that name, into a folder that exists.
+          if (!await isDirectory(dirname(local))) {
+            throw new UsageError(`Folder ${dirname(local)} does not exist`);
+          }
           const result = await client.download(remote, dirname(local), basename(local), {
             force,
             onStart: (info) =>
@@ -138,6 +142,13 @@ export async function runShellLine(
           });
           reporter.onEvent({ event: "done", direction: "get", ...result, name: result.name });
         }
+      } catch (error) {
+        if (error instanceof RemoteError && error.code === "is-dir") {
+          throw new UsageError(
+            `${sanitizeForDisplay(remote)} is a folder: name a local folder to download it into`,
+          );
+        }
+        throw error;
       } finally {
         reporter.abort();
       }
@@ -147,6 +158,9 @@ export async function runShellLine(
       const force = takeForce(words);
       if (words.length < 1 || words.length > 2) {
         throw new UsageError("Usage: put [-f] <local> [remote-dir]");
+      }
+      if (words[0] === "") {
+        throw new UsageError("Usage: put [-f] <local> [remote-dir]: local is empty");
       }
       const plan = await planUpload([words[0]!]);
       try {

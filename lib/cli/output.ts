@@ -90,6 +90,12 @@ export class TransferReporter {
         this.#stopBar();
         this.#files++;
         this.#bytes += event.transferred;
+        if (event.skipped) {
+          printLine(
+            `Skipped ${event.name}: already complete (${formatBytes(event.size)}, same SHA-256)`,
+          );
+          break;
+        }
         const verb = event.direction === "get" ? "Downloaded" : "Uploaded";
         const resumed = event.resumedFrom > 0
           ? `, resumed at ${formatBytes(event.resumedFrom)}`

@@ -4,6 +4,7 @@
  * @module
  */
 import { FerryClient } from "../client.ts";
+import { PathError, UsageError } from "../errors.ts";
 import type { ListEntry } from "../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
@@ -47,11 +48,25 @@ export function entriesAsJson(entries: readonly ListEntry[]): string {
   })));
 }
 
+/**
+ * A remote path typed on the command line, checked before connecting. A refused one (`../x`,
+ * `/etc`) fails as the server would refuse it (exit 1), naming the option when `what` is one.
+ * Returns its components.
+ */
+export function checkRemoteArgument(path: string, what?: string): string[] {
+  try {
+    return parseRemotePath(path);
+  } catch (error) {
+    if (!(error instanceof PathError) || what === undefined) throw error;
+    throw new PathError(`Invalid ${what}: ${error.message}`);
+  }
+}
+
 /** Runs `ferry ls`. Permissions: net to the server; read on the code file. */
 export async function runLs({ positionals, flags }: ParsedCommand): Promise<void> {
   const address = parseHostPort(positionals[0]!);
   const path = positionals[1] ?? "";
-  parseRemotePath(path); // refuse a bad path before connecting
+  checkRemoteArgument(path); // refuse a bad path before connecting
   await using client = await openClient(address, flags["code-file"] as string | undefined);
   const entries = await client.list(path, { recursive: Boolean(flags.recursive) });
   if (flags.json) printLine(entriesAsJson(entries));
@@ -63,7 +78,26 @@ export async function runGet({ positionals, flags }: ParsedCommand): Promise<voi
   const address = parseHostPort(positionals[0]!);
   const remotePaths = positionals.slice(1);
   const outputDir = (flags.output as string | undefined) ?? ".";
+  if (outputDir === "") throw new UsageError("Option --output needs a folder (DIR)");
   const force = Boolean(flags.force);
+  // Two paths that land under one name (`a.txt a.txt`, `a.txt docs/a.txt`) would clash halfway.
+  const landing = new Map<string, string>();
+  for (const remotePath of remotePaths) {
+    const name = checkRemoteArgument(remotePath).at(-1);
+    if (name === undefined) continue; // the served folder itself: refused just below
+    const earlier = landing.get(name);
+    if (earlier === remotePath) {
+      throw new UsageError(`${JSON.stringify(sanitizeForDisplay(name))} is named twice`);
+    }
+    if (earlier !== undefined) {
+      throw new UsageError(
+        `${JSON.stringify(sanitizeForDisplay(earlier))} and ${
+          JSON.stringify(sanitizeForDisplay(remotePath))
+        } would both be saved as ${sanitizeForDisplay(name)}: download them in separate commands`,
+      );
+    }
+    landing.set(name, remotePath);
+  }
   await checkDownloadTargets(remotePaths, outputDir, force);
   const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"] as string | undefined);
@@ -79,8 +113,27 @@ export async function runGet({ positionals, flags }: ParsedCommand): Promise<voi
 export async function runPut({ positionals, flags }: ParsedCommand): Promise<void> {
   const address = parseHostPort(positionals[0]!);
   const remoteDir = (flags.to as string | undefined) ?? "";
-  parseRemotePath(remoteDir); // refuse a bad --to before reading or sending anything
-  const plan = await planUpload(positionals.slice(1));
+  checkRemoteArgument(remoteDir, "--to"); // refuse a bad --to before reading or sending anything
+  const localPaths = positionals.slice(1);
+  if (localPaths.includes("")) {
+    throw new UsageError("Name a local file or folder, not an empty one");
+  }
+  const plan = await planUpload(localPaths);
+  // Two arguments with one name (`a.txt a.txt`, `a.txt ../b/a.txt`) would clash halfway.
+  const sources = new Map<string, string>();
+  for (const item of plan) {
+    if (item.name.includes("/")) continue; // inside a folder: names are unique there
+    const earlier = sources.get(item.name);
+    if (earlier === item.localPath) throw new UsageError(`${earlier} is named twice`);
+    if (earlier !== undefined) {
+      throw new UsageError(
+        `${earlier} and ${item.localPath} would both be uploaded as ${
+          sanitizeForDisplay(item.name)
+        }: upload them in separate commands`,
+      );
+    }
+    sources.set(item.name, item.localPath);
+  }
   const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"] as string | undefined);
   try {

@@ -13,8 +13,9 @@ import {
   resolveCode,
   writeCodeFile,
 } from "../code.ts";
-import { describeError, InterruptedError, UsageError } from "../errors.ts";
+import { describeError, FerryError, InterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
+import { validateName } from "../remote_path.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX, startServer } from "../server.ts";
 import type { ParsedCommand } from "./args.ts";
 import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
@@ -34,6 +35,18 @@ async function serverCode(codeFile: string | undefined): Promise<string> {
   printError(`Created ${path} with a new connection code: ${code}`);
   printError("Give this code to the people who may connect.");
   return await readCodeFile(path);
+}
+
+/** A failure to bind `hostname:port` as one line naming the address ("address already in use"). */
+function listenError(error: unknown, hostname: string, port: number): unknown {
+  const cannotListen = error instanceof Deno.errors.AddrInUse ||
+    error instanceof Deno.errors.AddrNotAvailable ||
+    (error instanceof Error &&
+      /lookup address|invalid .*host|Name or service/i.test(error.message));
+  if (!cannotListen) return error;
+  const reason = describeError(error).replace(/ \(os error \d+\)$/, "");
+  const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return new FerryError(`Cannot listen on ${shown}:${port}: ${reason.toLowerCase()}`);
 }
 
 /**
@@ -66,6 +79,17 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
     : parseSeconds(flags["idle-timeout"] as string, "idle-timeout");
   const graceMs = flags.grace === undefined ? 10_000 : parseSeconds(flags.grace as string, "grace");
   const uploadPrefix = (flags["upload-prefix"] as string | undefined) ?? DEFAULT_UPLOAD_PREFIX;
+  if (uploadPrefix !== "") {
+    try {
+      validateName(uploadPrefix);
+    } catch (error) {
+      throw new UsageError(`Invalid --upload-prefix: ${describeError(error)}`);
+    }
+  }
+  if (flags.host === "") throw new UsageError("Option --host needs an address (ADDR)");
+  if (root === "") {
+    throw new UsageError("Name the folder to share (DIR), or leave it out for this one");
+  }
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(root);
@@ -117,12 +141,15 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
     handshakeTimeoutMs,
     idleTimeoutMs,
     exclude: [resolve(codeFile ?? DEFAULT_CODE_FILE)],
+  }).catch((error) => {
+    throw listenError(error, hostname, port);
   });
   const limits = [mode, maxUpload !== undefined ? `uploads up to ${formatBytes(maxUpload)}` : ""]
     .filter(Boolean).join(", ");
   const uploads = mode === "read-only" ? "" : `; uploads land as ${uploadPrefix}<name>`;
+  const shownHost = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
   printError(
-    `Serving ${root} on ${server.hostname}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
+    `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
   );
   let signalled: Deno.Signal | undefined;
   const stopOn = (signal: Deno.Signal) => () => {
