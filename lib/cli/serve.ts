@@ -148,9 +148,6 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
     .filter(Boolean).join(", ");
   const uploads = mode === "read-only" ? "" : `; uploads land as ${uploadPrefix}<name>`;
   const shownHost = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
-  printError(
-    `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
-  );
   let signalled: Deno.Signal | undefined;
   const stopOn = (signal: Deno.Signal) => () => {
     if (signalled) return;
@@ -162,6 +159,10 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
   const onTerminate = stopOn("SIGTERM");
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onTerminate);
+  // Announced only once Ctrl-C and SIGTERM are handled: a signal right after it stops gracefully.
+  printError(
+    `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
+  );
   try {
     await server.finished;
   } finally {
