@@ -46,6 +46,11 @@ export class ExistsError extends FerryError {
   override readonly code: string = "exists";
 }
 
+/** Another transfer is writing the same file right now. */
+export class BusyError extends FerryError {
+  override readonly code: string = "busy";
+}
+
 /** The peer broke the protocol: bad frame, bad message, failed record authentication, early end. */
 export class ProtocolError extends FerryError {
   override readonly code: string = "protocol";

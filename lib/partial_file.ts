@@ -11,7 +11,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
 import { lstatOrNull } from "./_fs.ts";
-import { ExistsError, PathError } from "./errors.ts";
+import { BusyError, ExistsError, PathError } from "./errors.ts";
 import { partialNameFor, sanitizeForDisplay } from "./remote_path.ts";
 
 /** Size of the blocks read when hashing a kept prefix. */
@@ -97,13 +97,30 @@ export class PartialFile {
    */
   static async open(dir: string, name: string): Promise<PartialFile> {
     const path = join(dir, partialNameFor(name));
-    const existing = await lstatOrNull(path);
-    if (existing !== null && (!existing.isFile || (existing.nlink ?? 1) > 1)) {
-      await Deno.remove(path, { recursive: false });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await lstatOrNull(path);
+      if (existing !== null && (!existing.isFile || (existing.nlink ?? 1) > 1)) {
+        await removeIfPresent(path);
+      }
+      const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+      // One writer per partial file, across processes too (two `get`s of one file into one
+      // folder would otherwise truncate each other's bytes).
+      if (!await file.tryLock(true)) {
+        file.close();
+        throw new BusyError(
+          `${
+            sanitizeForDisplay(name)
+          } is being received by another transfer: try again when it ends`,
+        );
+      }
+      const opened = await file.stat();
+      const current = await lstatOrNull(path);
+      if (current !== null && current.ino === opened.ino && current.dev === opened.dev) {
+        return new PartialFile(path, join(dir, name), file, opened.size);
+      }
+      file.close(); // the name moved on meanwhile (another transfer committed it): start afresh
     }
-    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-    const size = (await file.stat()).size;
-    return new PartialFile(path, join(dir, name), file, size);
+    throw new BusyError(`${sanitizeForDisplay(name)} keeps changing under another transfer`);
   }
 
   /** Bytes currently kept. */
@@ -162,7 +179,7 @@ export class PartialFile {
       }
       throw error;
     }
-    await Deno.remove(this.path);
+    await removeIfPresent(this.path);
   }
 
   /** Closes the file and keeps the partial data for a later resume. */
@@ -176,11 +193,20 @@ export class PartialFile {
 
   /** Closes the file and deletes the partial data (it cannot be trusted or is not wanted). */
   async discard(): Promise<void> {
-    this.close();
+    // Unlinked while still locked, so no other transfer can take the name in between.
     try {
-      await Deno.remove(this.path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      await removeIfPresent(this.path);
+    } finally {
+      this.close();
     }
+  }
+}
+
+/** Removes `path`; nothing there is fine (another transfer may have removed it first). */
+async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }

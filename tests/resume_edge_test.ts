@@ -23,9 +23,11 @@ import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 import {
   exists,
   makeFile,
+  partialGrows,
   runFerry,
   type RunResult,
   sha256File,
+  spawnFerry,
   startServe,
   tempDir,
   until,
@@ -966,4 +968,37 @@ Deno.test("resuming a large file: the time either side spends hashing the kept p
     assert.equal(result.resumedFrom, BIG);
     assert.equal(result.sha256, wholeSha256);
   });
+});
+
+Deno.test("two `get`s of one file into one folder at once: the second is told the file is busy, the first completes", async () => {
+  await using served = await tempDir();
+  await using out = await tempDir();
+  await makeFile(join(served.path, "shared.bin"), 24 * 1024 * 1024, 31);
+  await using server = await startServe(served.path);
+  const args = [
+    "get",
+    server.address,
+    "shared.bin",
+    "-o",
+    out.path,
+    "--code-file",
+    server.codeFile,
+  ];
+  await using first = spawnFerry(args);
+  await partialGrows(join(out.path, PARTIAL_PREFIX + "shared.bin"), 1024 * 1024);
+  first.signal("SIGSTOP"); // the first transfer is held mid-way, its partial file locked
+  let second;
+  try {
+    second = await runFerry(args);
+  } finally {
+    first.signal("SIGCONT");
+  }
+  assert.equal(second.code, 1, second.stderr);
+  assert.match(second.stderr, /being received by another transfer/);
+  const done = await first.result;
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(
+    await sha256File(join(out.path, "shared.bin")),
+    await sha256File(join(served.path, "shared.bin")),
+  );
 });
