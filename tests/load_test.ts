@@ -2,6 +2,10 @@
  * A crowd against one in-process server, kept to seconds: 300 connections that send garbage, 64
  * that stall in the handshake and 16 honest clients that each download and upload a file of
  * 1-4 MiB, all at the same time.
+ *
+ * It measures the process's memory, so `deno task test` runs it in a process of its own
+ * (`deno task test:load`): test files run before it in the same process leave the collector in
+ * states that made the bound flaky.
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
