@@ -35,6 +35,8 @@ import {
   decodeServerMessage,
   encodeMessage,
   type ListEntry,
+  type PutDone,
+  type PutReady,
   type ServerMessage,
   type Welcome,
 } from "./protocol/messages.ts";
@@ -247,6 +249,19 @@ export class FerryClient {
     return message as Extract<ServerMessage, { t: T }>;
   }
 
+  async #expectOneOf<T extends ServerMessage["t"]>(
+    types: readonly T[],
+    extraMs = 0,
+  ): Promise<Extract<ServerMessage, { t: T }>> {
+    const message = this.#decode(await this.#nextRecord(extraMs));
+    if (!(types as readonly string[]).includes(message.t)) {
+      throw new ProtocolError(
+        `Expected "${types.join('" or "')}" from the server, got "${message.t}"`,
+      );
+    }
+    return message as Extract<ServerMessage, { t: T }>;
+  }
+
   /**
    * Lists a remote folder (or one file); with `recursive`, every file and folder below it, named
    * by their path relative to it. Every name is validated as a remote path. Needs no permission
@@ -432,17 +447,46 @@ export class FerryClient {
     const info = await file.stat();
     if (!info.isFile) throw new ExistsError(`${localPath} is not a regular file`);
     const size = info.size;
-    await this.#send({
-      t: "put",
-      dir: remoteDir,
-      name,
-      size,
-      mode: (info.mode ?? 0o644) & 0o777,
-      mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
-      force: options.force ?? false,
-    });
-    // The server may first hash a kept partial upload of up to `size` bytes.
-    const ready = await this.#expect("put-ready", hashAllowanceMs(size));
+    const request = (ifIdentical: string) =>
+      this.#send({
+        t: "put",
+        dir: remoteDir,
+        name,
+        size,
+        mode: (info.mode ?? 0o644) & 0o777,
+        mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+        force: options.force ?? false,
+        ifIdentical,
+      });
+    // The server may first hash a kept partial upload (or an existing file) of `size` bytes.
+    const answer = () => this.#expectOneOf(["put-ready", "put-done"], hashAllowanceMs(size));
+    await request("");
+    let first: PutReady | PutDone;
+    try {
+      first = await answer();
+    } catch (error) {
+      // Already there? (A re-run after a cut.) Ask once more, offering this file's SHA-256: a
+      // target holding exactly these bytes is then reported done with nothing sent.
+      if (options.force || !(error instanceof RemoteError) || error.code !== "exists") throw error;
+      const sha256 = peekHex(await hashFilePrefix(file, size));
+      await request(sha256);
+      first = await answer();
+    }
+    if (first.t === "put-done") {
+      if (!first.skipped || first.sha256 === "" || first.size !== size) {
+        throw new ProtocolError("The server reported an upload done before it started");
+      }
+      return {
+        name: first.name,
+        size,
+        resumedFrom: size,
+        transferred: 0,
+        sha256: first.sha256,
+        seconds: (performance.now() - started) / 1000,
+        skipped: true,
+      };
+    }
+    const ready = first;
     let offset = 0;
     let hash: Hash = newSha256();
     if (ready.offset > 0 && ready.offset <= size) {

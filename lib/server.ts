@@ -579,6 +579,32 @@ class Session {
     this.#log(`mkdir ${sanitizeForDisplay(relative)}`);
   }
 
+  /**
+   * A re-run after a cut: the target already holds exactly the bytes the client is about to send
+   * (`ifIdentical`, same size and SHA-256), so the upload is answered as done with nothing moved.
+   * Never on a drop box, where it would let an uploader test guesses about others' files.
+   */
+  async #alreadyThere(
+    request: PutRequest,
+    targetPath: string,
+    relative: string,
+    send: (message: ServerMessage) => Promise<void>,
+  ): Promise<boolean> {
+    if (request.force || !request.ifIdentical || this.#context.mode === "upload-only") return false;
+    const existing = await lstatOrNull(targetPath);
+    if (!existing?.isFile || existing.size !== request.size) return false;
+    using file = await Deno.open(targetPath, { read: true });
+    const opened = await file.stat();
+    if (opened.ino !== existing.ino || opened.dev !== existing.dev) return false;
+    this.#watchdog.pause(); // hashing is this side's own work, not a stalled client
+    const sha256 = peekHex(await hashFilePrefix(file, request.size));
+    this.#arm(this.#context.idleTimeoutMs, "transfer stalled");
+    if (sha256 !== request.ifIdentical) return false;
+    await send({ t: "put-done", name: relative, size: request.size, sha256, skipped: true });
+    this.#log(`put ${sanitizeForDisplay(relative)}: already complete, nothing moved`);
+    return true;
+  }
+
   async #put(
     request: PutRequest,
     { reader }: SecureChannel,
@@ -604,6 +630,7 @@ class Session {
       true,
     );
     const targetPath = join(realDir, finalName);
+    if (await this.#alreadyThere(request, targetPath, relative, send)) return;
     await checkTarget(targetPath, relative, request.force);
     const uploads = this.#context.uploadsInProgress;
     if (uploads.has(targetPath)) {

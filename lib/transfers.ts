@@ -441,6 +441,7 @@ export async function putPaths(
       resumedFrom: result.resumedFrom,
       seconds: result.seconds,
       sha256: result.sha256,
+      ...(result.skipped ? { skipped: true as const } : {}),
     });
     results.push(result);
   }

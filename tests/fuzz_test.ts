@@ -308,7 +308,7 @@ Deno.test("fuzz: `serverHandshake()` given an arbitrary client only throws ferry
 const FIELDS: Record<string, readonly string[]> = {
   list: ["path", "recursive"],
   get: ["offset", "path", "prefixSha256"],
-  put: ["dir", "force", "mode", "mtime", "name", "size"],
+  put: ["dir", "force", "ifIdentical", "mode", "mtime", "name", "size"],
   "put-start": ["offset"],
   "put-end": ["sha256"],
   mkdir: ["dir", "mode", "mtime", "name"],
@@ -317,7 +317,7 @@ const FIELDS: Record<string, readonly string[]> = {
   file: ["mode", "mtime", "offset", "size"],
   "file-end": ["sha256"],
   "put-ready": ["offset", "prefixSha256"],
-  "put-done": ["name", "sha256", "size"],
+  "put-done": ["name", "sha256", "size", "skipped"],
   "mkdir-done": ["name"],
   error: ["code", "message"],
 };

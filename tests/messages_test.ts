@@ -31,10 +31,21 @@ const CLIENT_MESSAGES: ClientMessage[] = [
     mode: 0o644,
     mtime: 1_700_000_000_000,
     force: true,
+    ifIdentical: "",
   },
   { t: "put-start", offset: 0 },
   { t: "put-end", sha256: SHA },
   { t: "mkdir", dir: "", name: "new folder", mode: 0o755, mtime: 0 },
+  {
+    t: "put",
+    dir: "",
+    name: "again.bin",
+    size: 3,
+    mode: 0o600,
+    mtime: 0,
+    force: false,
+    ifIdentical: SHA,
+  },
 ];
 
 const SERVER_MESSAGES: ServerMessage[] = [
@@ -54,9 +65,10 @@ const SERVER_MESSAGES: ServerMessage[] = [
   { t: "file-end", sha256: SHA },
   { t: "put-ready", offset: 0, prefixSha256: "" },
   { t: "put-ready", offset: 4096, prefixSha256: SHA },
-  { t: "put-done", name: "inbox/uploaded_report.pdf", size: 3, sha256: SHA },
+  { t: "put-done", name: "inbox/uploaded_report.pdf", size: 3, sha256: SHA, skipped: false },
   { t: "mkdir-done", name: "uploaded_new folder" },
   { t: "error", code: "not-found", message: "No such file: a.txt" },
+  { t: "put-done", name: "uploaded_again.bin", size: 3, sha256: SHA, skipped: true },
 ];
 
 type Decoder = (bytes: Uint8Array) => unknown;
@@ -175,7 +187,9 @@ for (const [name, decode, messages] of DIRECTIONS) {
 
   Deno.test(`\`${name}\` refuses each message with any field missing`, () => {
     for (const message of messages) {
-      for (const key of Object.keys(message).filter((key) => key !== "t")) {
+      // `ifIdentical` and `skipped` may be left out (they default to "" and false).
+      const optional = ["t", "ifIdentical", "skipped"];
+      for (const key of Object.keys(message).filter((key) => !optional.includes(key))) {
         assertRefused(decode, json(withField(message, key, undefined)), `${message.t} - ${key}`);
       }
     }
@@ -408,4 +422,30 @@ Deno.test("decoders refuse a modification time beyond the largest JavaScript dat
     json({ t: "file", size: 0, mtime, mode: 0, offset: 0 }),
     "file",
   );
+});
+
+Deno.test("`decodeClientMessage()` takes `ifIdentical` as optional, and only as a SHA-256 or empty", () => {
+  const put = { t: "put", dir: "", name: "a", size: 1, mode: 0o644, mtime: 0, force: false };
+  const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+  assert.equal((decodeClientMessage(encode(put)) as { ifIdentical?: string }).ifIdentical, "");
+  const sha = "ab".repeat(32);
+  assert.equal(
+    (decodeClientMessage(encode({ ...put, ifIdentical: sha })) as { ifIdentical?: string })
+      .ifIdentical,
+    sha,
+  );
+  for (const bad of ["AB".repeat(32), "xyz", 5, null]) {
+    assert.throws(() => decodeClientMessage(encode({ ...put, ifIdentical: bad })), ProtocolError);
+  }
+});
+
+Deno.test("`decodeServerMessage()` takes `skipped` on put-done as an optional boolean", () => {
+  const done = { t: "put-done", name: "a", size: 1, sha256: "cd".repeat(32) };
+  const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+  assert.equal((decodeServerMessage(encode(done)) as { skipped?: boolean }).skipped, false);
+  assert.equal(
+    (decodeServerMessage(encode({ ...done, skipped: true })) as { skipped?: boolean }).skipped,
+    true,
+  );
+  assert.throws(() => decodeServerMessage(encode({ ...done, skipped: "yes" })), ProtocolError);
 });

@@ -352,7 +352,7 @@ Deno.test("`ferry put` cut at every phase: no final name before the commit, and 
   }
 
   await t.step(
-    "cut after put-end, before put-done: the file is in place; the re-run says so and names --force",
+    "cut after put-end, before put-done: the file is in place; the re-run finds it complete and sends nothing",
     async () => {
       const folder = join(srv, "after-put-end");
       await Deno.mkdir(folder);
@@ -369,10 +369,10 @@ Deno.test("`ferry put` cut at every phase: no final name before the commit, and 
       // The server committed before it answered: the file is complete, never a partial one.
       assert.equal(await sha256File(join(folder, "uploaded_file.bin")), hash);
       assert.deepEqual(await names(folder), ["uploaded_file.bin"]);
-      failed(
-        await ferry("put", server, [source, "--to", "after-put-end"]),
-        /already exists on the server: use --force/,
-      );
+      const rerun = doneOne(await ferry("put", server, [source, "--to", "after-put-end"]));
+      assert.equal(rerun.skipped, true);
+      assert.equal(rerun.transferred, 0);
+      assert.equal(rerun.sha256, hash);
       const forced = doneOne(
         await ferry("put", server, [source, "--to", "after-put-end", "--force"]),
       );
@@ -835,7 +835,7 @@ Deno.test("re-running a cut download of several files skips the complete ones, r
   assert.deepEqual(await names(join(out, "three.bin")), []);
 });
 
-Deno.test("re-running a cut folder upload refuses the files already uploaded naming --force; with --force it completes and resumes the cut one", async () => {
+Deno.test("re-running a cut folder upload skips the file already uploaded and resumes the cut one", async () => {
   await using dir = await tempDir();
   const srv = join(dir.path, "srv");
   const local = join(dir.path, "docs");
@@ -854,13 +854,17 @@ Deno.test("re-running a cut folder upload refuses the files already uploaded nam
   const remote = join(srv, "uploaded_docs");
   assert.equal(await sha256File(join(remote, "a.bin")), await sha256File(join(local, "a.bin")));
   assert.equal(await sizeOf(partialPath(remote, "b.bin")), 2 * CHUNK);
-  // Without a way to ask the server for a file's hash, an identical file cannot be told apart.
-  failed(await ferry("put", server, [local]), /a\.bin already exists on the server: use --force/);
-  const forced = done(await ferry("put", server, [local, "--force"]));
-  assert.deepEqual(forced.map((event) => [event.name, event.resumedFrom]), [
-    ["uploaded_docs/a.bin", 0],
-    ["uploaded_docs/b.bin", 2 * CHUNK],
-  ]);
+  // The server confirms a.bin holds these very bytes (`ifIdentical`), and b.bin resumes.
+  const again = done(await ferry("put", server, [local]));
+  assert.deepEqual(
+    again.map((
+      event,
+    ) => [event.name, event.resumedFrom, event.transferred, event.skipped ?? false]),
+    [
+      ["uploaded_docs/a.bin", CHUNK + 5, 0, true],
+      ["uploaded_docs/b.bin", 2 * CHUNK, MiB - 2 * CHUNK, false],
+    ],
+  );
   assert.deepEqual(await tree(remote), await tree(local));
 });
 
@@ -1001,4 +1005,67 @@ Deno.test("two `get`s of one file into one folder at once: the second is told th
     await sha256File(join(out.path, "shared.bin")),
     await sha256File(join(served.path, "shared.bin")),
   );
+});
+
+Deno.test("re-running a cut folder `put` skips the files already complete and sends only the rest", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const folder = join(local.path, "album");
+  await Deno.mkdir(folder);
+  for (const [index, name] of ["a.bin", "b.bin", "c.bin"].entries()) {
+    await makeFile(join(folder, name), (index + 1) * 1024 * 1024, 40 + index);
+  }
+  await using server = await startServe(served.path);
+  const args = ["put", server.address, folder, "--json", "--code-file", server.codeFile];
+  const first = await runFerry(args);
+  assert.equal(first.code, 0, first.stderr);
+  // As if the first run had been cut during c.bin: its final file is gone.
+  await Deno.remove(join(served.path, "uploaded_album", "c.bin"));
+
+  const again = await runFerry(args);
+  assert.equal(again.code, 0, again.stderr);
+  const done = again.stdout.trim().split("\n").map((line) => JSON.parse(line))
+    .filter((event) => event.event === "done");
+  const byName = new Map(done.map((event) => [event.name, event]));
+  assert.equal(byName.get("uploaded_album/a.bin")?.skipped, true);
+  assert.equal(byName.get("uploaded_album/b.bin")?.skipped, true);
+  assert.equal(byName.get("uploaded_album/a.bin")?.transferred, 0);
+  assert.equal(byName.get("uploaded_album/c.bin")?.transferred, 3 * 1024 * 1024);
+  for (const name of ["a.bin", "b.bin", "c.bin"]) {
+    assert.equal(
+      await sha256File(join(served.path, "uploaded_album", name)),
+      await sha256File(join(folder, name)),
+    );
+  }
+});
+
+Deno.test("`put` of a file whose remote twin differs is still refused naming --force, and changes nothing", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const file = join(local.path, "notes.txt");
+  await Deno.writeTextFile(file, "version one");
+  await using server = await startServe(served.path);
+  const args = ["put", server.address, file, "--code-file", server.codeFile];
+  assert.equal((await runFerry(args)).code, 0);
+  const same = await runFerry(args);
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stdout, /Skipped notes\.txt|Skipped uploaded_notes\.txt/);
+  await Deno.writeTextFile(file, "version two");
+  const differs = await runFerry(args);
+  assert.equal(differs.code, 1);
+  assert.match(differs.stderr, /--force/);
+  assert.equal(await Deno.readTextFile(join(served.path, "uploaded_notes.txt")), "version one");
+});
+
+Deno.test("a drop box never confirms that an upload matches a file already there", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const file = join(local.path, "guess.txt");
+  await Deno.writeTextFile(file, "someone else's secret");
+  await Deno.writeTextFile(join(served.path, "uploaded_guess.txt"), "someone else's secret");
+  await using server = await startServe(served.path, { args: ["--upload-only"] });
+  const result = await runFerry(["put", server.address, file, "--code-file", server.codeFile]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /already exists/);
+  assert.doesNotMatch(result.stdout, /Skipped/);
 });

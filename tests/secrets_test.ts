@@ -66,7 +66,11 @@ Deno.test("no log line or output of server and clients holds the code or key mat
   );
   // Failures of requests: missing file, existing target.
   await run(["get", serve.address, "missing.bin", "-o", out.path, ...withCode], 1);
-  await run(["put", serve.address, join(local.path, "up.bin"), ...withCode], 1);
+  // The same bytes again are skipped as already there; different ones are refused.
+  await run(["put", serve.address, join(local.path, "up.bin"), ...withCode], 0);
+  await Deno.mkdir(join(local.path, "other"));
+  await makeFile(join(local.path, "other", "up.bin"), 200_000, 3);
+  await run(["put", serve.address, join(local.path, "other", "up.bin"), ...withCode], 1);
   // A wrong code, in text and JSON (the second is still within the free failures).
   await run(["ls", serve.address, "--code-file", wrongCodeFile], 3);
   await run(["ls", serve.address, "--json", "--code-file", wrongCodeFile], 3);

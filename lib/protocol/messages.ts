@@ -54,6 +54,13 @@ export interface PutRequest {
   mode: number;
   mtime: number;
   force: boolean;
+  /**
+   * SHA-256 of the whole local file, or "" (optional on the wire). Without `force`, a target that
+   * already holds exactly these bytes is answered with `put-done` and `skipped` instead of `exists`
+   * (a re-run after a cut), except on an upload-only server, where it would let an uploader test
+   * guesses about other people's files.
+   */
+  ifIdentical?: string;
 }
 /** Client to server: start sending upload bytes at `offset` (0, or the offset the server offered). */
 export interface PutStart {
@@ -113,6 +120,8 @@ export interface PutDone {
   name: string;
   size: number;
   sha256: string;
+  /** True when nothing moved: the target already held these bytes (see `ifIdentical`). */
+  skipped?: boolean;
 }
 /** Server to client: the folder exists (created or already there). */
 export interface MkdirDone {
@@ -253,6 +262,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         mode: mode(fields),
         mtime: mtime(fields),
         force: bool(fields, "force"),
+        ifIdentical: fields.ifIdentical === undefined ? "" : sha256Hex(fields, "ifIdentical", true),
       };
     case "put-start":
       return { t: "put-start", offset: int(fields, "offset") };
@@ -314,6 +324,7 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         name: str(fields, "name"),
         size: int(fields, "size"),
         sha256: sha256Hex(fields, "sha256"),
+        skipped: fields.skipped === undefined ? false : bool(fields, "skipped"),
       };
     case "mkdir-done":
       return { t: "mkdir-done", name: str(fields, "name") };
