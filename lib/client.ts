@@ -34,6 +34,7 @@ import {
   type ClientMessage,
   decodeServerMessage,
   encodeMessage,
+  type FileStart,
   type ListEntry,
   type PutDone,
   type PutReady,
@@ -317,61 +318,44 @@ export class FerryClient {
         offset: partial.size,
         prefixSha256: prefixHash ? peekHex(prefixHash) : "",
       });
-      const header = await this.#expect("file", hashAllowanceMs(partial.size));
-      if (header.offset !== 0 && header.offset !== partial.size) {
-        throw new ProtocolError("The server offered an offset that was not asked for");
-      }
-      if (header.offset > header.size) {
-        throw new ProtocolError("The server's offset is past the end");
-      }
+      const header = await this.#fileHeader(partial.size);
       const offset = header.offset;
       const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
       await partial.truncate(offset);
       options.onStart?.({ size: header.size, offset });
-      let received = offset;
       // Each opened record is written, then its memory handed back at once.
-      sink = new WriteBehind((chunk) => partial.write(chunk).then(() => releaseBuffer(chunk)));
-      while (true) {
-        const record = await this.#nextRecord();
-        if (record.type === RecordType.data) {
-          received += record.payload.length;
-          if (received > header.size) {
-            throw new ProtocolError("The server sent more than the file's size");
-          }
-          hash.update(record.payload);
-          await sink.push(record.payload);
-          options.onProgress?.({ bytes: received, size: header.size });
-          continue;
-        }
-        const end = this.#decode(record);
-        if (end.t !== "file-end") throw new ProtocolError(`Expected "file-end", got "${end.t}"`);
-        if (received !== header.size) {
-          throw new ProtocolError(`The server sent ${received} of ${header.size} bytes`);
-        }
-        await sink.drain();
-        const sha256 = hash.digest("hex");
-        if (sha256 !== end.sha256) {
-          keep = false;
-          throw new IntegrityError(
-            `Download of ${
-              sanitizeForDisplay(remotePath)
-            } does not match the server's SHA-256: nothing was kept`,
-          );
-        }
-        await partial.commit({
-          force: options.force ?? false,
-          mode: header.mode,
-          mtime: header.mtime,
-        });
-        return {
-          name: target,
-          size: header.size,
-          resumedFrom: offset,
-          transferred: header.size - offset,
-          sha256,
-          seconds: (performance.now() - started) / 1000,
-        };
+      const writes = new WriteBehind((chunk) =>
+        partial.write(chunk).then(() => releaseBuffer(chunk))
+      );
+      sink = writes;
+      const serverSha256 = await this.#fileBody(header, async (chunk, received) => {
+        hash.update(chunk);
+        await writes.push(chunk);
+        options.onProgress?.({ bytes: received, size: header.size });
+      });
+      await writes.drain();
+      const sha256 = hash.digest("hex");
+      if (sha256 !== serverSha256) {
+        keep = false;
+        throw new IntegrityError(
+          `Download of ${
+            sanitizeForDisplay(remotePath)
+          } does not match the server's SHA-256: nothing was kept`,
+        );
       }
+      await partial.commit({
+        force: options.force ?? false,
+        mode: header.mode,
+        mtime: header.mtime,
+      });
+      return {
+        name: target,
+        size: header.size,
+        resumedFrom: offset,
+        transferred: header.size - offset,
+        sha256,
+        seconds: (performance.now() - started) / 1000,
+      };
     } catch (error) {
       // Whatever was received is kept for a resume: let queued writes land first.
       await sink?.drain().catch(() => {});
@@ -402,11 +386,35 @@ export class FerryClient {
       sha256 = peekHex(await hashFilePrefix(file, size));
     }
     await this.#send({ t: "get", path: remotePath, offset: size, prefixSha256: sha256 });
-    const header = await this.#expect("file", hashAllowanceMs(size));
-    if (header.offset !== 0 && header.offset !== size) {
+    const header = await this.#fileHeader(size);
+    const serverSha256 = await this.#fileBody(header, (chunk) => {
+      releaseBuffer(chunk); // a differing file's bytes are only drained
+      return Promise.resolve();
+    });
+    const identical = header.offset === size && header.size === size && serverSha256 === sha256;
+    return { identical, size, sha256 };
+  }
+
+  /** The server's `file` answer to a `get` that offered `asked` kept bytes, checked. */
+  async #fileHeader(asked: number): Promise<FileStart> {
+    // The server may first hash the `asked` bytes it was offered.
+    const header = await this.#expect("file", hashAllowanceMs(asked));
+    if (header.offset !== 0 && header.offset !== asked) {
       throw new ProtocolError("The server offered an offset that was not asked for");
     }
     if (header.offset > header.size) throw new ProtocolError("The server's offset is past the end");
+    return header;
+  }
+
+  /**
+   * Reads the data records that follow `header` up to its `file-end`, handing each chunk to
+   * `onChunk` with the bytes present so far; checks that exactly the announced bytes came, and
+   * returns the server's SHA-256 of the whole file.
+   */
+  async #fileBody(
+    header: FileStart,
+    onChunk: (chunk: Uint8Array, received: number) => Promise<void>,
+  ): Promise<string> {
     let received = header.offset;
     while (true) {
       const record = await this.#nextRecord();
@@ -415,7 +423,7 @@ export class FerryClient {
         if (received > header.size) {
           throw new ProtocolError("The server sent more than the file's size");
         }
-        releaseBuffer(record.payload);
+        await onChunk(record.payload, received);
         continue;
       }
       const end = this.#decode(record);
@@ -423,8 +431,7 @@ export class FerryClient {
       if (received !== header.size) {
         throw new ProtocolError(`The server sent ${received} of ${header.size} bytes`);
       }
-      const identical = header.offset === size && header.size === size && end.sha256 === sha256;
-      return { identical, size, sha256 };
+      return end.sha256;
     }
   }
 
