@@ -105,7 +105,7 @@ export class PartialFile {
       const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
       // One writer per partial file, across processes too (two `get`s of one file into one
       // folder would otherwise truncate each other's bytes).
-      if (!await file.tryLock(true)) {
+      if (!await tryLockExclusive(file)) {
         file.close();
         throw new BusyError(
           `${
@@ -208,5 +208,17 @@ async function removeIfPresent(path: string): Promise<void> {
     await Deno.remove(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/**
+ * Takes an exclusive advisory lock without waiting: false when another holder has it. A file
+ * system that cannot lock at all (some network mounts) does not stop the transfer.
+ */
+async function tryLockExclusive(file: Deno.FsFile): Promise<boolean> {
+  try {
+    return await file.tryLock(true);
+  } catch {
+    return true;
   }
 }
