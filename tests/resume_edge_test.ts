@@ -32,6 +32,7 @@ import {
   tempDir,
   until,
 } from "./_helpers.ts";
+import { LoopbackRelay } from "./_relay.ts";
 import { manualSession } from "./_hostile.ts";
 
 const KiB = 1024;
@@ -61,38 +62,28 @@ interface Seen {
  * network that fails at an exact phase. `rawCut` cuts inside the handshake instead, after that
  * many bytes in one direction.
  */
-class CuttingRelay implements AsyncDisposable {
-  readonly port: number;
+class CuttingRelay extends LoopbackRelay {
   /** Resolves when a cut has happened. */
   readonly cut: Promise<void>;
   #cutDone = Promise.withResolvers<void>();
-  #listener: Deno.Listener;
-  #conns = new Set<Deno.Conn>();
-  #loop: Promise<void>;
+  #cutBefore: (seen: Seen) => boolean;
+  #rawCut: { direction: "up" | "down"; after: number } | undefined;
 
   constructor(
     targetPort: number,
     cutBefore: (seen: Seen) => boolean,
     rawCut?: { direction: "up" | "down"; after: number },
   ) {
+    super(targetPort);
     this.cut = this.#cutDone.promise;
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#listener = listener;
-    this.port = (listener.addr as Deno.NetAddr).port;
-    this.#loop = (async () => {
-      for await (const client of listener) {
-        const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-        this.#conns.add(client);
-        this.#conns.add(server);
-        const pair = [client, server];
-        void this.#pump(client, server, "up", pair, cutBefore, rawCut);
-        void this.#pump(server, client, "down", pair, cutBefore, rawCut);
-      }
-    })().catch(() => {});
+    this.#cutBefore = cutBefore;
+    this.#rawCut = rawCut;
   }
 
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
+  protected relay(client: Deno.Conn, server: Deno.Conn): void {
+    const pair = [client, server];
+    void this.#pump(client, server, "up", pair, this.#cutBefore, this.#rawCut);
+    void this.#pump(server, client, "down", pair, this.#cutBefore, this.#rawCut);
   }
 
   async #pump(
@@ -110,7 +101,7 @@ class CuttingRelay implements AsyncDisposable {
     let controls = 0;
     let datas = 0;
     const cut = () => {
-      for (const conn of pair) this.#close(conn);
+      for (const conn of pair) this.closeConn(conn);
       this.#cutDone.resolve();
     };
     try {
@@ -147,28 +138,9 @@ class CuttingRelay implements AsyncDisposable {
     } catch {
       // one side went away
     } finally {
-      this.#close(from);
-      this.#close(to);
+      this.closeConn(from);
+      this.closeConn(to);
     }
-  }
-
-  #close(conn: Deno.Conn): void {
-    if (!this.#conns.delete(conn)) return;
-    try {
-      conn.close();
-    } catch {
-      // closed already
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch {
-      // closed already
-    }
-    for (const conn of [...this.#conns]) this.#close(conn);
-    await this.#loop;
   }
 }
 

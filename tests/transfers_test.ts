@@ -34,6 +34,7 @@ import {
   startServe,
   tempDir,
 } from "./_helpers.ts";
+import { LoopbackRelay } from "./_relay.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -125,30 +126,18 @@ interface Throttle {
  * stands for a network that stops moving bytes, so a client can be killed mid-transfer at a
  * moment the test controls.
  */
-class Relay implements AsyncDisposable {
-  readonly port: number;
-  #listener: Deno.Listener;
-  #conns = new Set<Deno.Conn>();
+class Relay extends LoopbackRelay {
+  #throttle: { down?: Throttle; up?: Throttle };
   #closed = Promise.withResolvers<void>();
-  #loop: Promise<void>;
 
   constructor(targetPort: number, throttle: { down?: Throttle; up?: Throttle }) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#listener = listener;
-    this.port = (listener.addr as Deno.NetAddr).port;
-    this.#loop = (async () => {
-      for await (const client of listener) {
-        const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-        this.#conns.add(client);
-        this.#conns.add(server);
-        void this.#pump(client, server, throttle.up ?? {});
-        void this.#pump(server, client, throttle.down ?? {});
-      }
-    })().catch(() => {});
+    super(targetPort);
+    this.#throttle = throttle;
   }
 
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
+  protected relay(client: Deno.Conn, server: Deno.Conn): void {
+    void this.#pump(client, server, this.#throttle.up ?? {});
+    void this.#pump(server, client, this.#throttle.down ?? {});
   }
 
   async #pump(from: Deno.Conn, to: Deno.Conn, throttle: Throttle): Promise<void> {
@@ -175,34 +164,15 @@ class Relay implements AsyncDisposable {
     } catch {
       // one side went away
     } finally {
-      this.#close(from);
-      this.#close(to);
+      this.closeConn(from);
+      this.closeConn(to);
     }
   }
 
-  #close(conn: Deno.Conn): void {
-    if (!this.#conns.delete(conn)) return;
-    try {
-      conn.close();
-    } catch {
-      // closed already
-    }
-  }
-
-  /** Cuts every relayed connection and stops listening. */
-  async close(): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch {
-      // closed already
-    }
-    for (const conn of [...this.#conns]) this.#close(conn);
+  /** Cuts every relayed connection (a stalled one too) and stops listening. */
+  override async close(): Promise<void> {
     this.#closed.resolve();
-    await this.#loop;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    await super.close();
   }
 }
 
