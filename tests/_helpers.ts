@@ -5,7 +5,9 @@
  * @module
  */
 import { join } from "node:path";
+import { lstatOrNull } from "../lib/_fs.ts";
 import { generateCode, writeCodeFile } from "../lib/code.ts";
+import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 
 /** Absolute path of `main.ts`. */
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -262,13 +264,24 @@ export async function canMountTmpfs(): Promise<boolean> {
 
 /** Whether anything (even a dangling link) is at `path`. */
 export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+  return await lstatOrNull(path) !== null;
+}
+
+/** Size of the entry at `path`, or undefined when nothing is there. */
+export async function sizeOf(path: string): Promise<number | undefined> {
+  return (await lstatOrNull(path))?.size;
+}
+
+/** The names in folder `dir`, sorted. */
+export async function names(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) found.push(entry.name);
+  return found.sort();
+}
+
+/** Path of the hidden partial file that receives `name` in `dir`. */
+export function partialPath(dir: string, name: string): string {
+  return join(dir, PARTIAL_PREFIX + name);
 }
 
 /** A CLI client run as a subprocess, to be signalled while it runs. */

@@ -155,22 +155,36 @@ Deno.test({
 
 // --- Shutdown ---------------------------------------------------------------------------------
 
-Deno.test("SIGTERM on `ferry serve` stops accepting, lets the transfer in progress finish, exits 0", async () => {
-  await using dir = await tempDir();
-  await using local = await tempDir();
+/**
+ * A `ferry serve` with `--grace SECONDS` and a 32 MiB `put` to it, held (SIGSTOP) once its bytes
+ * are arriving: a transfer in progress for the server to stop around.
+ */
+async function heldUpload(graceSeconds: string, seed: number) {
+  const dir = await tempDir();
+  const local = await tempDir();
   const source = join(local.path, "big.bin");
-  await makeFile(source, 32 * MiB, 14);
-  await using serve = await startServe(dir.path, { args: ["--grace", "20"] });
-  await using put = spawnFerry([
-    "put",
-    serve.address,
-    source,
-    "--json",
-    "--code-file",
-    serve.codeFile,
-  ]);
+  await makeFile(source, 32 * MiB, seed);
+  const serve = await startServe(dir.path, { args: ["--grace", graceSeconds] });
+  const put = spawnFerry(["put", serve.address, source, "--json", "--code-file", serve.codeFile]);
   await partialGrows(join(dir.path, ".ferry-partial.uploaded_big.bin"));
-  put.signal("SIGSTOP"); // hold the transfer in progress while the server is told to stop
+  put.signal("SIGSTOP");
+  return {
+    dir,
+    source,
+    serve,
+    put,
+    async [Symbol.asyncDispose]() {
+      await put[Symbol.asyncDispose]();
+      await serve[Symbol.asyncDispose]();
+      await local[Symbol.asyncDispose]();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("SIGTERM on `ferry serve` stops accepting, lets the transfer in progress finish, exits 0", async () => {
+  await using held = await heldUpload("20", 14); // held while the server is told to stop
+  const { dir, source, serve, put } = held;
   serve.child.kill("SIGTERM");
   await until(() => serve.log().includes("Stopping"), "the server to start stopping");
   let refused = false;
@@ -190,21 +204,8 @@ Deno.test("SIGTERM on `ferry serve` stops accepting, lets the transfer in progre
 });
 
 Deno.test("SIGTERM on `ferry serve` with a grace shorter than the transfer closes it and leaves no partial file", async () => {
-  await using dir = await tempDir();
-  await using local = await tempDir();
-  const source = join(local.path, "big.bin");
-  await makeFile(source, 32 * MiB, 15);
-  await using serve = await startServe(dir.path, { args: ["--grace", "0.3"] });
-  await using put = spawnFerry([
-    "put",
-    serve.address,
-    source,
-    "--json",
-    "--code-file",
-    serve.codeFile,
-  ]);
-  await partialGrows(join(dir.path, ".ferry-partial.uploaded_big.bin"));
-  put.signal("SIGSTOP"); // the transfer cannot finish in time
+  await using held = await heldUpload("0.3", 15); // held: it cannot finish in time
+  const { dir, serve, put } = held;
   const started = performance.now();
   serve.child.kill("SIGTERM");
   const status = await serve.child.status;

@@ -23,10 +23,13 @@ import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
 import {
   exists,
   makeFile,
+  names,
   partialGrows,
+  partialPath,
   runFerry,
   type RunResult,
   sha256File,
+  sizeOf,
   spawnFerry,
   startServe,
   tempDir,
@@ -180,25 +183,6 @@ function failed(result: RunResult, pattern: RegExp): void {
   const lines = result.stderr.trim().split("\n");
   assert.equal(lines.length, 1, result.stderr);
   assert.match(lines[0]!, pattern);
-}
-
-function partialPath(dir: string, name: string): string {
-  return join(dir, PARTIAL_PREFIX + name);
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await Deno.lstat(path)).size;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for await (const entry of Deno.readDir(dir)) found.push(entry.name);
-  return found.sort();
 }
 
 async function partialsBelow(dir: string): Promise<string[]> {

@@ -26,10 +26,13 @@ import {
   canMountTmpfs,
   makeCodeFile,
   makeFile,
+  names,
+  partialPath,
   runFerry,
   type RunResult,
   type ServeProcess,
   sha256File,
+  sizeOf,
   spawnFerry,
   startServe,
   tempDir,
@@ -78,21 +81,6 @@ function doneEvent(result: RunResult): JsonEvent {
   return done[0]!;
 }
 
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await Deno.lstat(path)).size;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for await (const entry of Deno.readDir(dir)) found.push(entry.name);
-  return found.sort();
-}
-
 /** Polls `check` (file sizes, log lines: things with no event to await) until it holds. */
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
@@ -107,10 +95,6 @@ async function prefixOf(path: string, length: number): Promise<Uint8Array> {
   const bytes = await Deno.readFile(path);
   assert.ok(length <= bytes.length);
   return bytes.subarray(0, length);
-}
-
-function partialPath(dir: string, name: string): string {
-  return join(dir, PARTIAL_PREFIX + name);
 }
 
 /** How a {@link Relay} treats one direction. */
