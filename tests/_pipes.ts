@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { concatBytes } from "../lib/deps.ts";
 import type { ByteSink, ByteSource } from "../lib/protocol/framing.ts";
 
 /**
@@ -181,15 +182,9 @@ export function sourceOf(bytes: Uint8Array, options: PipeOptions = {}): BytePipe
   return pipe;
 }
 
-/** Concatenates byte arrays. */
+/** Concatenates byte arrays (noble's `concatBytes`, taking a list). */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 /** `true` when `needle` (non-empty) occurs anywhere in `haystack`. */

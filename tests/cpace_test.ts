@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sha512 } from "../lib/deps.ts";
+import { concatBytes, sha512 } from "../lib/deps.ts";
 import { ProtocolError } from "../lib/errors.ts";
 import {
   calculateGenerator,
@@ -69,10 +69,6 @@ function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  return Uint8Array.from(parts.flatMap((part) => [...part]));
-}
-
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
 const prs = fromHex(inputs.PRS);
@@ -87,7 +83,7 @@ const yb = fromHex(expected.Yb);
 
 Deno.test("`CPACE_DSI` is the draft's DSI for ristretto255", () => {
   assert.equal(toHex(CPACE_DSI), inputs.DSI);
-  assert.equal(toHex(concat(CPACE_DSI, utf8("_ISK"))), expected.DSI_ISK);
+  assert.equal(toHex(concatBytes(CPACE_DSI, utf8("_ISK"))), expected.DSI_ISK);
 });
 
 Deno.test("`prependLen()` matches the draft's vectors", () => {
@@ -203,7 +199,7 @@ Deno.test("`sharedSecret()` rejects a hostile peer point of the wrong length", (
   const share = shareWithScalar(vectors.scalar_mult_valid.s);
   const x = fromHex(vectors.scalar_mult_valid.X);
   assert.throws(() => sharedSecret(share, x.subarray(0, 31)), ProtocolError);
-  assert.throws(() => sharedSecret(share, concat(x, Uint8Array.of(0))), ProtocolError);
+  assert.throws(() => sharedSecret(share, concatBytes(x, Uint8Array.of(0))), ProtocolError);
   assert.throws(() => sharedSecret(share, new Uint8Array(0)), ProtocolError);
 });
 
@@ -211,8 +207,8 @@ Deno.test("`sharedSecret()` rejects a hostile peer point of the wrong length", (
 
 Deno.test("`intermediateSessionKey()` matches the draft's ISK_IR", () => {
   const k = fromHex(expected.K);
-  const hashInput = concat(
-    lvCat(concat(CPACE_DSI, utf8("_ISK")), sid, k),
+  const hashInput = concatBytes(
+    lvCat(concatBytes(CPACE_DSI, utf8("_ISK")), sid, k),
     transcriptIr(ya, ada, yb, adb),
   );
   assert.equal(toHex(hashInput), expected.isk_hash_input_ir);
@@ -221,8 +217,8 @@ Deno.test("`intermediateSessionKey()` matches the draft's ISK_IR", () => {
 
 Deno.test("the draft's ISK_SY follows from `transcriptOc()`", () => {
   const k = fromHex(expected.K);
-  const hashInput = concat(
-    lvCat(concat(CPACE_DSI, utf8("_ISK")), sid, k),
+  const hashInput = concatBytes(
+    lvCat(concatBytes(CPACE_DSI, utf8("_ISK")), sid, k),
     transcriptOc(ya, ada, yb, adb),
   );
   assert.equal(toHex(hashInput), expected.isk_hash_input_oc);
@@ -232,11 +228,11 @@ Deno.test("the draft's ISK_SY follows from `transcriptOc()`", () => {
 Deno.test('the draft\'s sid_output values are SHA-512("CPaceSidOutput" || transcript)', () => {
   const label = utf8("CPaceSidOutput");
   assert.equal(
-    toHex(sha512(concat(label, transcriptIr(ya, ada, yb, adb)))),
+    toHex(sha512(concatBytes(label, transcriptIr(ya, ada, yb, adb)))),
     expected.sid_output_ir,
   );
   assert.equal(
-    toHex(sha512(concat(label, transcriptOc(ya, ada, yb, adb)))),
+    toHex(sha512(concatBytes(label, transcriptOc(ya, ada, yb, adb)))),
     expected.sid_output_oc,
   );
 });
@@ -248,7 +244,7 @@ Deno.test("`confirmationTags()` follows the draft's key confirmation formulas", 
   assert.equal(tb.length, 64);
   assert.notEqual(toHex(ta), toHex(tb));
   // mac_key and HMAC-SHA512 computed independently, the HMAC through WebCrypto.
-  const macKey = Uint8Array.from(sha512(concat(utf8("CPaceMac"), sid, isk)));
+  const macKey = Uint8Array.from(sha512(concatBytes(utf8("CPaceMac"), sid, isk)));
   const key = await crypto.subtle.importKey(
     "raw",
     macKey,

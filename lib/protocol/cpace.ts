@@ -48,7 +48,7 @@
  * @module
  */
 
-import { hkdf, hmac, ristretto255, ristretto255_hasher, sha512 } from "../deps.ts";
+import { concatBytes, hkdf, hmac, ristretto255, ristretto255_hasher, sha512 } from "../deps.ts";
 import { ProtocolError } from "../errors.ts";
 
 const encoder = new TextEncoder();
@@ -64,24 +64,11 @@ const ELEMENT_BYTES = 32;
 export const CPACE_DSI: Uint8Array = encoder.encode("CPaceRistretto255");
 
 /** `DSI || "_ISK"`, the label of the intermediate session key hash. */
-const DSI_ISK = concat(CPACE_DSI, encoder.encode("_ISK"));
+const DSI_ISK = concatBytes(CPACE_DSI, encoder.encode("_ISK"));
 /** Prefix of the MAC key hash in explicit key confirmation. */
 const MAC_LABEL = encoder.encode("CPaceMac");
 /** Prefix of `o_cat` outputs. */
 const OC_PREFIX = encoder.encode("oc");
-
-/** Concatenates byte strings. */
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 /**
  * Prefixes `data` with its length as an unsigned LEB128 integer (`prepend_len` in the draft):
@@ -96,12 +83,12 @@ export function prependLen(data: Uint8Array): Uint8Array {
     if (length > 0) byte |= 0x80;
     prefix.push(byte);
   } while (length > 0);
-  return concat(Uint8Array.from(prefix), data);
+  return concatBytes(Uint8Array.from(prefix), data);
 }
 
 /** Concatenates the length-prefixed parts (`lv_cat` in the draft): `prependLen(p1) || prependLen(p2) || …`. */
 export function lvCat(...parts: Uint8Array[]): Uint8Array {
-  return concat(...parts.map(prependLen));
+  return concatBytes(...parts.map(prependLen));
 }
 
 /** `true` when `a` is greater than `b` in lexicographic byte order (a proper prefix is smaller). */
@@ -120,7 +107,9 @@ function lexicographicallyLarger(a: Uint8Array, b: Uint8Array): boolean {
  * parties get the same string whichever order they pass the two inputs in.
  */
 export function oCat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return lexicographicallyLarger(a, b) ? concat(OC_PREFIX, a, b) : concat(OC_PREFIX, b, a);
+  return lexicographicallyLarger(a, b)
+    ? concatBytes(OC_PREFIX, a, b)
+    : concatBytes(OC_PREFIX, b, a);
 }
 
 /**
@@ -133,7 +122,7 @@ export function transcriptIr(
   yb: Uint8Array,
   adb: Uint8Array,
 ): Uint8Array {
-  return concat(lvCat(ya, ada), lvCat(yb, adb));
+  return concatBytes(lvCat(ya, ada), lvCat(yb, adb));
 }
 
 /**
@@ -261,7 +250,7 @@ export function intermediateSessionKey(
   yb: Uint8Array,
   adb: Uint8Array,
 ): Uint8Array {
-  return sha512(concat(lvCat(DSI_ISK, sid, k), transcriptIr(ya, ada, yb, adb)));
+  return sha512(concatBytes(lvCat(DSI_ISK, sid, k), transcriptIr(ya, ada, yb, adb)));
 }
 
 /**
@@ -278,7 +267,7 @@ export function confirmationTags(
   yb: Uint8Array,
   adb: Uint8Array,
 ): { ta: Uint8Array; tb: Uint8Array } {
-  const macKey = sha512(concat(MAC_LABEL, sid, isk));
+  const macKey = sha512(concatBytes(MAC_LABEL, sid, isk));
   return {
     ta: hmac(sha512, macKey, lvCat(ya, ada)),
     tb: hmac(sha512, macKey, lvCat(yb, adb)),

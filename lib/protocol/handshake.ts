@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { concatBytes } from "../deps.ts";
 import { AuthenticationError, ConnectionError, ProtocolError } from "../errors.ts";
 import {
   confirmationTags,
@@ -67,16 +68,6 @@ function randomBytes(length: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(length));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 async function expect(input: ByteReader, length: number, what: string): Promise<Uint8Array> {
   const bytes = await input.readExact(length);
   if (bytes === null) throw new ConnectionError(`Connection closed before the ${what}`);
@@ -90,7 +81,10 @@ export async function sendRefusal(
   reason: string,
 ): Promise<void> {
   const text = new TextEncoder().encode(reason.replace(/[^\x20-\x7e]/g, "?").slice(0, 200));
-  await writeAll(socket, concat(MAGIC, Uint8Array.of(PROTOCOL_VERSION, status, text.length), text));
+  await writeAll(
+    socket,
+    concatBytes(MAGIC, Uint8Array.of(PROTOCOL_VERSION, status, text.length), text),
+  );
 }
 
 /**
@@ -124,9 +118,9 @@ export async function clientHandshake(socket: Socket, prs: Uint8Array): Promise<
 
   // S1: know the session id. Send our share.
   const nonceClient = randomBytes(NONCE_BYTES);
-  const sid = concat(nonceClient, nonceServer);
+  const sid = concatBytes(nonceClient, nonceServer);
   const own = createShare(prs, FERRY_CI, sid);
-  await writeAll(socket, concat(nonceClient, own.point));
+  await writeAll(socket, concatBytes(nonceClient, own.point));
 
   // S2: await the server's share and confirmation tag.
   const reply = await expect(input, POINT_BYTES + TAG_BYTES, "server's key share");
@@ -159,11 +153,11 @@ export async function serverHandshake(socket: Socket, prs: Uint8Array): Promise<
 
   // S0: know the code only. Greet with a fresh nonce.
   const nonceServer = randomBytes(NONCE_BYTES);
-  await writeAll(socket, concat(MAGIC, Uint8Array.of(PROTOCOL_VERSION, 0), nonceServer));
+  await writeAll(socket, concatBytes(MAGIC, Uint8Array.of(PROTOCOL_VERSION, 0), nonceServer));
 
   // S1: await the client's nonce and share.
   const first = await expect(input, NONCE_BYTES + POINT_BYTES, "client's key share");
-  const sid = concat(first.subarray(0, NONCE_BYTES), nonceServer);
+  const sid = concatBytes(first.subarray(0, NONCE_BYTES), nonceServer);
   const clientPoint = first.subarray(NONCE_BYTES);
   const own = createShare(prs, FERRY_CI, sid);
   const k = sharedSecret(own, clientPoint);
@@ -171,7 +165,7 @@ export async function serverHandshake(socket: Socket, prs: Uint8Array): Promise<
   const tags = confirmationTags(sid, isk, clientPoint, EMPTY, own.point, EMPTY);
 
   // S2: know a candidate key. Prove it and wait for the client's proof.
-  await writeAll(socket, concat(own.point, tags.tb));
+  await writeAll(socket, concatBytes(own.point, tags.tb));
   const ta = await input.readExact(TAG_BYTES);
   if (ta === null || !constantTimeEqual(tags.ta, ta)) {
     throw new AuthenticationError("Authentication failed: the client does not hold the same code");
