@@ -483,20 +483,23 @@ Deno.test("against one `ferry serve`: odd arguments to ls, get and put", async (
     strictEqual(await settledConnections(serve), before + 1, serve.log());
   });
 
-  await t.step("a refused --to or remote path exits 1 in one line and names --to", async () => {
-    const file = join(local, "to.txt");
-    await Deno.writeTextFile(file, "to\n");
-    const [to, absolute, ls] = await Promise.all([
-      runFerry(["put", serve.address, file, "--to", "../x", ...withCode]),
-      runFerry(["get", serve.address, "/etc/passwd", "-o", local, ...withCode]),
-      runFerry(["ls", serve.address, "folder/../..", ...withCode]),
-    ]);
-    assertOneLine(to, 1, /^ferry: Invalid --to: Refused path "\.\.\/x": .*"\.\."$/);
-    assertOneLine(absolute, 1, /^ferry: Refused path "\/etc\/passwd": it is absolute$/);
-    assertOneLine(ls, 1, /^ferry: Refused path "folder\/\.\.\/\.\.": /);
-    deepStrictEqual(await names(srv), ["-h", "a.txt", "folder"]);
-    await Deno.remove(file);
-  });
+  await t.step(
+    "a refused --to or remote path is a usage error (exit 2) in one line and names --to",
+    async () => {
+      const file = join(local, "to.txt");
+      await Deno.writeTextFile(file, "to\n");
+      const [to, absolute, ls] = await Promise.all([
+        runFerry(["put", serve.address, file, "--to", "../x", ...withCode]),
+        runFerry(["get", serve.address, "/etc/passwd", "-o", local, ...withCode]),
+        runFerry(["ls", serve.address, "folder/../..", ...withCode]),
+      ]);
+      assertOneLine(to, 2, /^ferry: Invalid --to: Refused path "\.\.\/x": .*"\.\."$/);
+      assertOneLine(absolute, 2, /^ferry: Refused path "\/etc\/passwd": it is absolute$/);
+      assertOneLine(ls, 2, /^ferry: Refused path "folder\/\.\.\/\.\.": /);
+      deepStrictEqual(await names(srv), ["-h", "a.txt", "folder"]);
+      await Deno.remove(file);
+    },
+  );
 
   await t.step(
     "`ferry get` of a file onto a local folder of that name exits 1 and leaves the folder",

@@ -394,29 +394,32 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
     },
   );
 
-  await t.step("`ferry ls` refuses hostile paths with exit 1 and a one-line error", async () => {
-    const hostile = [
-      "../",
-      "..",
-      "/etc",
-      "/etc/passwd",
-      "folder/../../etc",
-      "..\\..\\windows",
-      "C:\\Windows",
-      "C:/Windows",
-      "folder/\x1b[2Jx",
-      "CON",
-    ];
-    const results = await Promise.all(
-      hostile.map((path) => runFerry(["ls", address, path, ...withCode])),
-    );
-    for (const [index, result] of results.entries()) {
-      strictEqual(result.code, 1, `ls ${JSON.stringify(hostile[index])}\n${show(result)}`);
-      assertOneLineError(result);
-      strictEqual(result.stdout, "");
-      ok(!result.stderr.includes("\x1b"), "control characters are not echoed");
-    }
-  });
+  await t.step(
+    "`ferry ls` refuses hostile paths as a usage error (exit 2) in one line, before connecting",
+    async () => {
+      const hostile = [
+        "../",
+        "..",
+        "/etc",
+        "/etc/passwd",
+        "folder/../../etc",
+        "..\\..\\windows",
+        "C:\\Windows",
+        "C:/Windows",
+        "folder/\x1b[2Jx",
+        "CON",
+      ];
+      const results = await Promise.all(
+        hostile.map((path) => runFerry(["ls", address, path, ...withCode])),
+      );
+      for (const [index, result] of results.entries()) {
+        strictEqual(result.code, 2, `ls ${JSON.stringify(hostile[index])}\n${show(result)}`);
+        assertOneLineError(result);
+        strictEqual(result.stdout, "");
+        ok(!result.stderr.includes("\x1b"), "control characters are not echoed");
+      }
+    },
+  );
 
   // --- get ---
 

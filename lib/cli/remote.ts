@@ -50,15 +50,17 @@ export function entriesAsJson(entries: readonly ListEntry[]): string {
 
 /**
  * A remote path typed on the command line, checked before connecting. A refused one (`../x`,
- * `/etc`) fails as the server would refuse it (exit 1), naming the option when `what` is one.
- * Returns its components.
+ * `/etc`) is a usage error (exit 2): the user's own argument is wrong, nothing was asked of the
+ * server. The message names the option when `what` is one. Returns its components.
  */
 export function checkRemoteArgument(path: string, what?: string): string[] {
   try {
     return parseRemotePath(path);
   } catch (error) {
-    if (!(error instanceof PathError) || what === undefined) throw error;
-    throw new PathError(`Invalid ${what}: ${error.message}`);
+    if (!(error instanceof PathError)) throw error;
+    throw new UsageError(what === undefined ? error.message : `Invalid ${what}: ${error.message}`, {
+      cause: error,
+    });
   }
 }
 
