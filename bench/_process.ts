@@ -68,8 +68,28 @@ export interface Measured {
   seconds: number;
   /** Peak resident set size in bytes (undefined if it could not be read). */
   peakRss: number | undefined;
+  /** CPU seconds in user and kernel mode (only with GNU time). */
+  cpu: CpuSeconds | undefined;
   stdout: string;
   stderr: string;
+}
+
+/** CPU time of a process: user and kernel (system) seconds. */
+export interface CpuSeconds {
+  user: number;
+  system: number;
+}
+
+/** CPU seconds used so far by the live process `pid`, from `/proc/<pid>/stat`. */
+export async function readCpuSeconds(pid: number): Promise<CpuSeconds | undefined> {
+  const stat = await readProcFile(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const user = Number(fields[11]) / ticksPerSecond;
+  const system = Number(fields[12]) / ticksPerSecond;
+  return Number.isFinite(user) && Number.isFinite(system) ? { user, system } : undefined;
 }
 
 /** Options of {@link runMeasured}. */
@@ -91,7 +111,7 @@ export async function runMeasured(
 ): Promise<Measured> {
   const report = join(options.scratch, `rss-${Deno.pid}-${reportCounter++}.txt`);
   const [program, programArgs] = options.method === "gnu-time"
-    ? [GNU_TIME, ["-f", "%M", "-o", report, command, ...args]]
+    ? [GNU_TIME, ["-f", "%M %U %S", "-o", report, command, ...args]]
     : [command, [...args]];
   const started = performance.now();
   const child = new Deno.Command(program, {
@@ -103,6 +123,7 @@ export async function runMeasured(
     stderr: "piped",
   }).spawn();
   let peakRss: number | undefined;
+  let cpu: CpuSeconds | undefined;
   let poller: ReturnType<typeof setInterval> | undefined;
   if (options.method === "proc-poll") {
     const poll = async () => {
@@ -119,8 +140,9 @@ export async function runMeasured(
     try {
       // GNU time writes "Command exited with non-zero status N" first when the command failed.
       const lines = (await Deno.readTextFile(report)).trim().split("\n");
-      const kib = Number(lines[lines.length - 1]);
-      if (Number.isFinite(kib)) peakRss = kib * 1024;
+      const [kib, user, system] = (lines[lines.length - 1] ?? "").split(" ").map(Number);
+      if (Number.isFinite(kib)) peakRss = kib! * 1024;
+      if (Number.isFinite(user) && Number.isFinite(system)) cpu = { user: user!, system: system! };
     } finally {
       await Deno.remove(report).catch(() => {});
     }
@@ -129,6 +151,7 @@ export async function runMeasured(
     code: output.code,
     seconds,
     peakRss,
+    cpu,
     stdout: new TextDecoder().decode(output.stdout),
     stderr: new TextDecoder().decode(output.stderr),
   };
