@@ -476,7 +476,7 @@ class Session {
         for await (const entry of store.walk(request.path)) await add(toEntry(entry, entry.path));
       }
     } else {
-      for (const entry of await store.list(request.path)) await add(toEntry(entry, entry.name));
+      for await (const entry of store.entries(request.path)) await add(toEntry(entry, entry.name));
     }
     await flush(true);
     this.#log(`list ${sanitizeForDisplay(request.path) || "."}`);

@@ -108,12 +108,25 @@ export class Store {
    * The direct children of the folder at `path`, sorted by name (by UTF-16 code units), or
    * `[the entry]` when `path` is a file. Hidden: partial files, excluded paths, names that
    * {@link parseRemotePath} refuses, symbolic links that leave the folder or lead nowhere, and
-   * anything that is not a regular file or folder.
+   * anything that is not a regular file or folder. Holds the whole listing: the server streams
+   * with {@link entries} instead.
    */
   async list(path: string): Promise<EntryInfo[]> {
+    return await Array.fromAsync(this.entries(path));
+  }
+
+  /**
+   * The entries of {@link list}, one at a time. Only the folder's names are held (and sorted);
+   * each entry is looked up when it is reached, so a folder of 100,000 files costs a few
+   * megabytes per listing instead of over a hundred. An entry that vanishes meanwhile is skipped.
+   */
+  async *entries(path: string): AsyncIterable<EntryInfo> {
     const resolved = await this.#resolve(path);
-    if (resolved.info.type === "file") return [resolved.info];
-    return (await this.#children(resolved.realPath)).map((child) => child.info);
+    if (resolved.info.type === "file") {
+      yield resolved.info;
+      return;
+    }
+    for await (const child of this.#children(resolved.realPath)) yield child.info;
   }
 
   /**
@@ -244,14 +257,19 @@ export class Store {
     return this.#excluded.some((excluded) => isInside(excluded, realPath));
   }
 
-  /** The visible children of the real folder `folder`, sorted by name. */
-  async #children(folder: string): Promise<Resolved[]> {
-    const children: Resolved[] = [];
-    for await (const entry of Deno.readDir(folder)) {
-      const child = await this.#child(folder, entry.name);
-      if (child !== undefined) children.push(child);
+  /**
+   * The visible children of the real folder `folder` in name order. The names are read and sorted
+   * first; each child is looked up only when it is reached, so the listing holds names, not
+   * entries.
+   */
+  async *#children(folder: string): AsyncIterable<Resolved> {
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
+    names.sort(compareNames);
+    for (const name of names) {
+      const child = await this.#child(folder, name);
+      if (child !== undefined) yield child;
     }
-    return children.sort((a, b) => compareNames(a.info.name, b.info.name));
   }
 
   /** The child `name` of the real folder `folder`, or undefined when it is hidden. */
@@ -279,7 +297,7 @@ export class Store {
     baseBytes: number,
     ancestors: Set<string>,
   ): AsyncIterable<EntryInfo & { path: string }> {
-    for (const child of await this.#children(folder)) {
+    for await (const child of this.#children(folder)) {
       if (child.symlink && child.info.type === "dir") continue;
       const path = relative === "" ? child.info.name : `${relative}/${child.info.name}`;
       if (baseBytes + utf8Length(path) > MAX_PATH_BYTES) continue;
