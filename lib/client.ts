@@ -265,23 +265,62 @@ export class FerryClient {
 
   /**
    * Lists a remote folder (or one file); with `recursive`, every file and folder below it, named
-   * by their path relative to it. Every name is validated as a remote path. Needs no permission
-   * beyond the open connection.
+   * by their path relative to it. Every name is validated as a remote path. Holds the whole
+   * listing (at most {@link MAX_LISTING_ENTRIES} entries); {@link listBatches} streams it. Needs no
+   * permission beyond the open connection.
    */
   async list(path: string, options: { recursive?: boolean } = {}): Promise<ListEntry[]> {
+    const entries: ListEntry[] = [];
+    for await (const batch of this.listBatches(path, options)) entries.push(...batch);
+    return entries;
+  }
+
+  /**
+   * The entries of {@link list} in the batches the server sends them, so that a caller can print
+   * a huge listing in constant memory. Stopping early reads and drops the rest of the listing, so
+   * the connection stays usable. A server that lists more than {@link MAX_LISTING_ENTRIES} entries
+   * is refused with {@link ProtocolError}.
+   */
+  async *listBatches(
+    path: string,
+    options: { recursive?: boolean } = {},
+  ): AsyncGenerator<ListEntry[]> {
     parseRemotePath(path);
     await this.#send({ t: "list", path, recursive: options.recursive ?? false });
-    const entries: ListEntry[] = [];
-    while (true) {
+    let count = 0;
+    let done = false;
+    let atYield = false;
+    try {
+      while (!done) {
+        const batch = await this.#expect("listing");
+        done = batch.done;
+        count += batch.entries.length;
+        if (count > MAX_LISTING_ENTRIES) {
+          throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
+        }
+        for (const entry of batch.entries) {
+          if (entry.name !== "") parseRemotePath(entry.name);
+        }
+        atYield = true;
+        yield batch.entries;
+        atYield = false;
+      }
+    } finally {
+      // The caller stopped early: read the rest so the next request gets its own answer. (After
+      // an error of the listing itself there is nothing sensible left to read.)
+      if (atYield && !done) await this.#dropListing(count).catch(() => {});
+    }
+  }
+
+  async #dropListing(count: number): Promise<void> {
+    let done = false;
+    while (!done) {
       const batch = await this.#expect("listing");
-      if (entries.length + batch.entries.length > MAX_LISTING_ENTRIES) {
+      done = batch.done;
+      count += batch.entries.length;
+      if (count > MAX_LISTING_ENTRIES) {
         throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
       }
-      for (const entry of batch.entries) {
-        if (entry.name !== "") parseRemotePath(entry.name);
-        entries.push(entry);
-      }
-      if (batch.done) return entries;
     }
   }
 

@@ -25,12 +25,23 @@ const encoder = new TextEncoder();
 
 /** Writes a line to stdout. */
 export function printLine(line: string): void {
-  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+  writeAllSync(Deno.stdout, encoder.encode(line + "\n"));
+}
+
+/** Writes `text` to standard output as it is, with no newline. */
+export function printText(text: string): void {
+  writeAllSync(Deno.stdout, encoder.encode(text));
 }
 
 /** Writes a line to stderr. */
 export function printError(line: string): void {
-  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  writeAllSync(Deno.stderr, encoder.encode(line + "\n"));
+}
+
+/** Writes every byte, looping over short writes (a pipe may take only part of a large write). */
+function writeAllSync(stream: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += stream.writeSync(bytes.subarray(offset));
 }
 
 /** `1536` → `1.5 KiB`. */

@@ -10,7 +10,13 @@ import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
 import type { ParsedCommand } from "./args.ts";
 import { clientSecret, type HostPort, parseHostPort } from "./common.ts";
-import { formatBytes, type OutputOptions, printLine, TransferReporter } from "./output.ts";
+import {
+  formatBytes,
+  type OutputOptions,
+  printLine,
+  printText,
+  TransferReporter,
+} from "./output.ts";
 
 /** Connects to the server named by the first positional, with the code from the usual places. */
 export async function openClient(
@@ -38,14 +44,19 @@ export function formatEntry(entry: ListEntry): string {
   return `${entry.type === "dir" ? "dir " : "file"}  ${size.padStart(10)}  ${when}  ${name}`;
 }
 
-/** Entries as `ferry ls --json` prints them. */
-export function entriesAsJson(entries: readonly ListEntry[]): string {
-  return JSON.stringify(entries.map((entry) => ({
+/** One entry as `ferry ls --json` prints it. */
+export function entryAsJson(entry: ListEntry): string {
+  return JSON.stringify({
     name: entry.name,
     type: entry.type,
     size: entry.size,
     mtime: new Date(entry.mtime).toISOString(),
-  })));
+  });
+}
+
+/** Entries as `ferry ls --json` prints them: one JSON array on one line. */
+export function entriesAsJson(entries: readonly ListEntry[]): string {
+  return `[${entries.map(entryAsJson).join(",")}]`;
 }
 
 /**
@@ -70,9 +81,21 @@ export async function runLs({ positionals, flags }: ParsedCommand): Promise<void
   const path = positionals[1] ?? "";
   checkRemoteArgument(path); // refuse a bad path before connecting
   await using client = await openClient(address, flags["code-file"] as string | undefined);
-  const entries = await client.list(path, { recursive: Boolean(flags.recursive) });
-  if (flags.json) printLine(entriesAsJson(entries));
-  else for (const entry of entries) printLine(formatEntry(entry));
+  // Printed batch by batch as the server sends them: a huge folder lists in constant memory.
+  const batches = client.listBatches(path, { recursive: Boolean(flags.recursive) });
+  if (flags.json) {
+    let opened = false;
+    for await (const batch of batches) {
+      if (batch.length === 0) continue;
+      printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
+      opened = true;
+    }
+    printLine(opened ? "]" : "[]");
+  } else {
+    for await (const batch of batches) {
+      if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
+    }
+  }
 }
 
 /** Runs `ferry get`. Permissions: net to the server; read on the code file; read and write on the output folder. */
