@@ -289,37 +289,34 @@ export class FerryClient {
     await this.#send({ t: "list", path, recursive: options.recursive ?? false });
     let count = 0;
     let done = false;
+    const nextBatch = async (): Promise<ListEntry[]> => {
+      const batch = await this.#expect("listing");
+      count += batch.entries.length;
+      if (count > MAX_LISTING_ENTRIES) {
+        throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
+      }
+      done = batch.done;
+      return batch.entries;
+    };
     let atYield = false;
     try {
       while (!done) {
-        const batch = await this.#expect("listing");
-        done = batch.done;
-        count += batch.entries.length;
-        if (count > MAX_LISTING_ENTRIES) {
-          throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
-        }
-        for (const entry of batch.entries) {
+        const entries = await nextBatch();
+        for (const entry of entries) {
           if (entry.name !== "") parseRemotePath(entry.name);
         }
         atYield = true;
-        yield batch.entries;
+        yield entries;
         atYield = false;
       }
     } finally {
       // The caller stopped early: read the rest so the next request gets its own answer. (After
-      // an error of the listing itself there is nothing sensible left to read.)
-      if (atYield && !done) await this.#dropListing(count).catch(() => {});
-    }
-  }
-
-  async #dropListing(count: number): Promise<void> {
-    let done = false;
-    while (!done) {
-      const batch = await this.#expect("listing");
-      done = batch.done;
-      count += batch.entries.length;
-      if (count > MAX_LISTING_ENTRIES) {
-        throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
+      // an error of the listing itself there is nothing sensible left to read, and an error while
+      // dropping is left for the next request to meet.)
+      try {
+        while (atYield && !done) await nextBatch();
+      } catch {
+        // see above
       }
     }
   }

@@ -62,7 +62,6 @@ const LOOKUP_WINDOW = 32;
  * Permissions: every method needs read access to the folder (`--allow-read=<folder>`);
  * {@link Store.resolveDir} with `create` also needs write access (`--allow-write=<folder>`).
  */
-
 export class Store {
   /** Real path of the served folder (no symbolic links, no trailing slash). */
   readonly root: string;
