@@ -294,8 +294,8 @@ async function settleDisk(): Promise<void> {
  * Reads `name` from the files folder once, so that the timed run that follows (whichever tool)
  * finds it in the page cache. Machines of this kind run DAMON proactive reclaim (`pageout` of
  * pages idle for about a second), which can evict a source between runs: the run after a pause
- * then reads part of it from disk, which measured ferry at 230-300 MB/s instead of 430-530 MB/s
- * in the same benchmark. Both tools get the same warm-up, so the comparison stays fair.
+ * would then read part of it from disk. Both tools get the same warm-up, so the comparison stays
+ * fair.
  */
 async function warmSource(bench: Bench, name: string): Promise<void> {
   using file = await Deno.open(join(bench.files, name), { read: true });

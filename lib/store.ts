@@ -270,7 +270,7 @@ export class Store {
     for await (const entry of Deno.readDir(folder)) names.push(entry.name);
     names.sort(compareNames);
     // Looked up a window at a time, concurrently: one awaited lstat after another spends most of
-    // its time handing work to Deno's thread pool (100,000 entries: 5.8 s, against 1 s this way).
+    // its time handing work to Deno's thread pool (100,000 entries: 5.8 s, against 1.6 s this way).
     for (let start = 0; start < names.length; start += LOOKUP_WINDOW) {
       const window = names.slice(start, start + LOOKUP_WINDOW);
       for (const child of await Promise.all(window.map((name) => this.#child(folder, name)))) {
