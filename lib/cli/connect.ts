@@ -102,7 +102,9 @@ export async function runShellLine(
       return true;
     case "ls": {
       if (words.length > 1) throw new UsageError("Usage: ls [path]");
-      for (const entry of await client.list(words[0] ?? "")) printLine(formatEntry(entry));
+      for await (const batch of client.listBatches(words[0] ?? "")) {
+        if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
+      }
       return true;
     }
     case "get": {
