@@ -18,7 +18,7 @@ import { sanitizeForDisplay } from "../remote_path.ts";
 import type { ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
 import { printError, printLine, TransferReporter } from "./output.ts";
-import { checkRemoteArgument, formatEntry, openClient } from "./remote.ts";
+import { checkRemoteArgument, openClient, printListing } from "./remote.ts";
 
 /** The shell's own help text. */
 export const SHELL_HELP = [
@@ -102,9 +102,7 @@ export async function runShellLine(
       return true;
     case "ls": {
       if (words.length > 1) throw new UsageError("Usage: ls [path]");
-      for await (const batch of client.listBatches(words[0] ?? "")) {
-        if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
-      }
+      await printListing(client.listBatches(words[0] ?? ""));
       return true;
     }
     case "get": {

@@ -45,7 +45,7 @@ export function formatEntry(entry: ListEntry): string {
 }
 
 /** One entry as `ferry ls --json` prints it. */
-export function entryAsJson(entry: ListEntry): string {
+function entryAsJson(entry: ListEntry): string {
   return JSON.stringify({
     name: entry.name,
     type: entry.type,
@@ -54,9 +54,27 @@ export function entryAsJson(entry: ListEntry): string {
   });
 }
 
-/** Entries as `ferry ls --json` prints them: one JSON array on one line. */
-export function entriesAsJson(entries: readonly ListEntry[]): string {
-  return `[${entries.map(entryAsJson).join(",")}]`;
+/**
+ * Prints a listing batch by batch as it arrives, so a huge folder lists in constant memory: one
+ * line per entry, or with `json` one JSON array on one line (`[]` when empty).
+ */
+export async function printListing(
+  batches: AsyncIterable<ListEntry[]>,
+  options: { json?: boolean } = {},
+): Promise<void> {
+  if (!options.json) {
+    for await (const batch of batches) {
+      if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
+    }
+    return;
+  }
+  let opened = false;
+  for await (const batch of batches) {
+    if (batch.length === 0) continue;
+    printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
+    opened = true;
+  }
+  printLine(opened ? "]" : "[]");
 }
 
 /**
@@ -81,21 +99,8 @@ export async function runLs({ positionals, flags }: ParsedCommand): Promise<void
   const path = positionals[1] ?? "";
   checkRemoteArgument(path); // refuse a bad path before connecting
   await using client = await openClient(address, flags["code-file"] as string | undefined);
-  // Printed batch by batch as the server sends them: a huge folder lists in constant memory.
   const batches = client.listBatches(path, { recursive: Boolean(flags.recursive) });
-  if (flags.json) {
-    let opened = false;
-    for await (const batch of batches) {
-      if (batch.length === 0) continue;
-      printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
-      opened = true;
-    }
-    printLine(opened ? "]" : "[]");
-  } else {
-    for await (const batch of batches) {
-      if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
-    }
-  }
+  await printListing(batches, { json: Boolean(flags.json) });
 }
 
 /** Runs `ferry get`. Permissions: net to the server; read on the code file; read and write on the output folder. */
