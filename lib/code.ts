@@ -33,6 +33,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { ExistsError, FerryError, NotFoundError, UsageError } from "./errors.ts";
+import { PARTIAL_PREFIX } from "./remote_path.ts";
 
 /** Number of base32 symbols in a connection code (5 bits each: 80 bits). */
 export const CODE_SYMBOLS = 16;
@@ -159,7 +160,10 @@ export async function readCodeFile(path: string): Promise<string> {
  *
  * The write is atomic: the code goes to a new temporary file (mode 0600) in the same folder, is
  * flushed to disk, then renamed over `path`, so a reader sees the old file or the new one, never
- * a partial one. Needs `--allow-read` and `--allow-write` for the folder of `path`.
+ * a partial one. The temporary file is named like a partial transfer file (see
+ * {@link codeFileTemporaryPath}), which no ferry server ever lists or serves: a client holding the
+ * old code cannot read the new one while it is written into a served folder. Needs `--allow-read`
+ * and `--allow-write` for the folder of `path`.
  *
  * @param options.force Replace an existing file; without it an existing file is kept.
  * @throws {UsageError} If `code` is invalid (nothing is written) or `path` is a folder.
@@ -186,7 +190,7 @@ export async function writeCodeFile(
   }
 
   const folder = dirname(path);
-  const temporary = join(folder, `.${basename(path)}.${crypto.randomUUID()}.tmp`);
+  const temporary = codeFileTemporaryPath(path);
   let file: Deno.FsFile;
   try {
     file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
@@ -215,6 +219,86 @@ export async function writeCodeFile(
     await Deno.remove(temporary).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * A fresh name for the temporary file that {@link writeCodeFile} fills before renaming it over
+ * `path`: in the same folder, starting with the partial-file prefix (`.ferry-partial.`) that every
+ * ferry server hides from listings and refuses to serve, followed by the code file's name and a
+ * random UUID. Needs no permissions.
+ */
+export function codeFileTemporaryPath(path: string): string {
+  return join(dirname(path), `${PARTIAL_PREFIX}${basename(path)}.${crypto.randomUUID()}.tmp`);
+}
+
+/**
+ * The code a server accepts, kept in step with its code file: {@link refresh} reads the file
+ * again, so `ferry code --force` takes effect on a running server without a restart.
+ *
+ * When the file goes missing or stops holding a valid code, the last valid code stays in force
+ * (refusing everyone would be a surprise outage; the problem is reported by `refresh`). Needs
+ * `--allow-read` for the code file.
+ */
+export class CodeFileWatch {
+  /** The code file's path, as given. */
+  readonly path: string;
+  #code: string;
+  #refreshing: Promise<CodeRefresh> | undefined;
+
+  private constructor(path: string, code: string) {
+    this.path = path;
+    this.#code = code;
+  }
+
+  /**
+   * Reads the code file at `path` once.
+   *
+   * @throws {UsageError} As {@link readCodeFile}.
+   */
+  static async open(path: string): Promise<CodeFileWatch> {
+    return new CodeFileWatch(path, await readCodeFile(path));
+  }
+
+  /** The code in force: normalised, as {@link normaliseCode} returns it. */
+  get code(): string {
+    return this.#code;
+  }
+
+  /** The PAKE secret of the code in force (see {@link codeSecret}). */
+  get secret(): Uint8Array {
+    return codeSecret(this.#code);
+  }
+
+  /**
+   * Reads the file again and puts its code in force. Calls made while a read is under way share
+   * it. Never throws: a missing or invalid file keeps the code in force and is described in the
+   * result's `problem` (which never contains a code).
+   */
+  refresh(): Promise<CodeRefresh> {
+    this.#refreshing ??= this.#read().finally(() => this.#refreshing = undefined);
+    return this.#refreshing;
+  }
+
+  async #read(): Promise<CodeRefresh> {
+    let code: string;
+    try {
+      code = await readCodeFile(this.path);
+    } catch (error) {
+      const problem = error instanceof Error ? error.message : String(error);
+      return { changed: false, problem };
+    }
+    const changed = code !== this.#code;
+    this.#code = code;
+    return { changed };
+  }
+}
+
+/** What {@link CodeFileWatch.refresh} found. */
+export interface CodeRefresh {
+  /** The file holds a new valid code, now in force. */
+  changed: boolean;
+  /** Why the file could not be read (the previous code stays in force). */
+  problem?: string;
 }
 
 /**

@@ -11,7 +11,9 @@
  * @module
  */
 import { join } from "node:path";
+import { timingSafeEqual } from "node:crypto";
 import { lstatOrNull } from "./_fs.ts";
+import { CodeFileWatch } from "./code.ts";
 import type { Hash } from "node:crypto";
 import {
   AuthenticationError,
@@ -67,8 +69,17 @@ import { VERSION } from "./version.ts";
 export interface ServerOptions {
   /** The folder to serve. */
   root: string;
-  /** PAKE secret: the normalised connection code as bytes (see `codeSecret()` in `code.ts`). */
-  secret: Uint8Array;
+  /**
+   * PAKE secret: the normalised connection code as bytes (see `codeSecret()` in `code.ts`).
+   * Give this or `codeFile`.
+   */
+  secret?: Uint8Array;
+  /**
+   * Serve the code in this file instead of a fixed `secret`. The file is read again before every
+   * handshake and every {@link CODE_CHECK_INTERVAL_MS}: a new code (`ferry code --force`) is
+   * required of new connections at once, and sessions opened with the old code are closed.
+   */
+  codeFile?: string;
   /** Address to listen on (default `0.0.0.0`). */
   hostname?: string;
   /** Port to listen on (default 7878; 0 picks a free one). */
@@ -97,6 +108,8 @@ export interface ServerOptions {
 export const DEFAULT_PORT = 7878;
 /** Default prefix of uploaded names. */
 export const DEFAULT_UPLOAD_PREFIX = "uploaded_";
+/** How often a server with a code file reads it again, besides before every handshake. */
+export const CODE_CHECK_INTERVAL_MS = 1000;
 /** Encoded size at which a listing batch is sent. */
 const LISTING_BATCH_BYTES = 32 * 1024;
 
@@ -109,8 +122,10 @@ export class FerryServer {
   /** Settles when the server has stopped and every connection is closed. */
   readonly finished: Promise<void>;
   #listener: Deno.Listener;
+  #context: ServerContext;
   #sessions = new Set<Session>();
   #stopping = false;
+  #codeTimer: ReturnType<typeof setInterval> | undefined;
 
   /** @internal Use {@link startServer}. */
   constructor(listener: Deno.Listener, context: ServerContext) {
@@ -118,7 +133,28 @@ export class FerryServer {
     const address = listener.addr as Deno.NetAddr;
     this.hostname = address.hostname;
     this.port = address.port;
-    this.finished = this.#acceptLoop(context);
+    this.#context = context;
+    if (context.code instanceof CodeFileWatch) {
+      this.#codeTimer = setInterval(() => void this.#checkCode(), CODE_CHECK_INTERVAL_MS);
+      Deno.unrefTimer(Number(this.#codeTimer));
+    }
+    this.finished = this.#acceptLoop(context).finally(() => clearInterval(this.#codeTimer));
+  }
+
+  /**
+   * Reads the code file again; when it holds a new code, closes the sessions that authenticated
+   * with the old one. A file that cannot be read keeps the code in force, logged once per problem.
+   */
+  async #checkCode(): Promise<void> {
+    const watch = this.#context.code;
+    if (!(watch instanceof CodeFileWatch)) return;
+    await refreshCode(watch, this.#context);
+    const secret = watch.secret;
+    for (const session of this.#sessions) {
+      if (session.authenticatedWithOtherThan(secret)) {
+        session.abort("the connection code was replaced");
+      }
+    }
   }
 
   /** Connections being served now. */
@@ -182,7 +218,10 @@ export class FerryServer {
 
 interface ServerContext {
   store: Store;
-  secret: Uint8Array;
+  /** A fixed secret, or the code file that is read again (see {@link ServerOptions.codeFile}). */
+  code: Uint8Array | CodeFileWatch;
+  /** The last problem reading the code file, logged once. */
+  codeProblem: string | undefined;
   uploadPrefix: string;
   mode: ServeMode;
   maxUpload: number | undefined;
@@ -201,7 +240,15 @@ interface ServerContext {
 export async function startServer(options: ServerOptions): Promise<FerryServer> {
   const uploadPrefix = options.uploadPrefix ?? DEFAULT_UPLOAD_PREFIX;
   if (uploadPrefix !== "") validateName(uploadPrefix);
-  const store = await Store.open(options.root, { exclude: options.exclude ?? [] });
+  if ((options.secret === undefined) === (options.codeFile === undefined)) {
+    throw new TypeError("Cannot start a server: give exactly one of secret and codeFile");
+  }
+  const code = options.codeFile === undefined
+    ? options.secret!
+    : await CodeFileWatch.open(options.codeFile);
+  const store = await Store.open(options.root, {
+    exclude: [...(options.exclude ?? []), ...(options.codeFile ? [options.codeFile] : [])],
+  });
   const log = options.log ?? ((line: string) => console.error(line));
   const listener = Deno.listen({
     hostname: options.hostname ?? "0.0.0.0",
@@ -210,7 +257,8 @@ export async function startServer(options: ServerOptions): Promise<FerryServer> 
   });
   return new FerryServer(listener, {
     store,
-    secret: options.secret,
+    code,
+    codeProblem: undefined,
     uploadPrefix,
     mode: options.mode ?? "read-write",
     maxUpload: options.maxUpload,
@@ -221,6 +269,24 @@ export async function startServer(options: ServerOptions): Promise<FerryServer> 
     uploadsInProgress: new Set(),
     log,
   });
+}
+
+/**
+ * Reads the code file behind `context` again, logging a new code and (once each) a problem
+ * reading it; returns the secret now in force.
+ */
+async function refreshCode(watch: CodeFileWatch, context: ServerContext): Promise<Uint8Array> {
+  const { changed, problem } = await watch.refresh();
+  if (changed) {
+    context.log(`${new Date().toISOString()} connection code replaced: the old code is refused`);
+  }
+  if (problem !== context.codeProblem) {
+    context.codeProblem = problem;
+    if (problem !== undefined) {
+      context.log(`${new Date().toISOString()} ${problem}; the code in force is kept`);
+    }
+  }
+  return watch.secret;
 }
 
 function describe(error: unknown): string {
@@ -275,6 +341,8 @@ class Session {
   #closed = false;
   #resolveFinished!: () => void;
   #partials = new Set<PartialFile>();
+  /** The secret this session authenticated with, once it has. */
+  #secret: Uint8Array | undefined;
 
   constructor(conn: Deno.TcpConn, context: ServerContext) {
     this.#conn = conn;
@@ -305,6 +373,13 @@ class Session {
   stopWhenIdle(): void {
     this.#stopRequested = true;
     if (!this.#busy) this.abort("server shutting down");
+  }
+
+  /** Whether this session authenticated with a code other than the one whose secret is given. */
+  authenticatedWithOtherThan(secret: Uint8Array): boolean {
+    const own = this.#secret;
+    if (own === undefined) return false;
+    return own.length !== secret.length || !timingSafeEqual(own, secret);
   }
 
   /** Closes the connection now. */
@@ -345,7 +420,12 @@ class Session {
       this.#arm(this.#context.handshakeTimeoutMs, "handshake deadline passed");
       try {
         this.#conn.setNoDelay(true);
-        channel = await serverHandshake(this.#conn, this.#context.secret);
+        const code = this.#context.code;
+        const secret = code instanceof CodeFileWatch
+          ? await refreshCode(code, this.#context)
+          : code;
+        channel = await serverHandshake(this.#conn, secret);
+        this.#secret = secret;
       } catch (error) {
         this.#context.penalties.fail(this.#address);
         const reason = this.#timeoutReason || describe(error);

@@ -9,7 +9,6 @@ import {
   codeSecret,
   DEFAULT_CODE_FILE,
   generateCode,
-  readCodeFile,
   resolveCode,
   writeCodeFile,
 } from "../code.ts";
@@ -22,19 +21,25 @@ import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
 import { formatBytes, printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
 
-/** The code to serve with: the code file (created when missing), or FERRY_CODE when no file is named and none exists. */
-async function serverCode(codeFile: string | undefined): Promise<string> {
+/**
+ * Where the server takes its code from: the code file (created when missing), which the server
+ * keeps reading so that `ferry code --force` takes effect at once; or FERRY_CODE when no file is
+ * named and none exists.
+ */
+async function serverCode(
+  codeFile: string | undefined,
+): Promise<{ codeFile: string } | { secret: Uint8Array }> {
   const path = codeFile ?? DEFAULT_CODE_FILE;
-  if (await lstatOrNull(path) !== null) return await readCodeFile(path);
+  if (await lstatOrNull(path) !== null) return { codeFile: path };
   if (codeFile === undefined) {
     const fromEnv = await resolveCode({}).catch(() => undefined);
-    if (fromEnv?.source === "FERRY_CODE") return fromEnv.code;
+    if (fromEnv?.source === "FERRY_CODE") return { secret: codeSecret(fromEnv.code) };
   }
   const code = generateCode();
   await writeCodeFile(path, code);
   printError(`Created ${path} with a new connection code: ${code}`);
   printError("Give this code to the people who may connect.");
-  return await readCodeFile(path);
+  return { codeFile: path };
 }
 
 /** A failure to bind `hostname:port` as one line naming the address ("address already in use"). */
@@ -131,7 +136,7 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
   globalThis.addEventListener("error", keepServing);
   const server = await startServer({
     root,
-    secret: codeSecret(code),
+    ...code,
     hostname,
     port,
     uploadPrefix,

@@ -66,7 +66,10 @@ export const codeSpec: CommandSpec = {
   maxArgs: 0,
   examples: [
     ["ferry code", "create ./.connection_code and print the code"],
-    ["ferry code --force", "replace the code (connections with the old code stop working)"],
+    [
+      "ferry code --force",
+      "replace the code: a running server refuses the old one at once and closes its sessions",
+    ],
   ],
 };
 
