@@ -21,7 +21,7 @@ import { runGet, runLs, runPut } from "./lib/cli/remote.ts";
 import { runServe } from "./lib/cli/serve.ts";
 import { COMMANDS } from "./lib/cli/specs.ts";
 import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
-import { sanitizeForDisplay } from "./lib/remote_path.ts";
+import { sanitizeForDisplay } from "./lib/protocol/remote_path.ts";
 import { VERSION } from "./lib/version.ts";
 import type { ParsedCommand } from "./lib/cli/args.ts";
 

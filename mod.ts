@@ -61,12 +61,17 @@
  *
  * @module
  */
-export { FerryServer, startServer } from "./lib/server.ts";
-export type { ServerOptions } from "./lib/server.ts";
-export { FerryClient } from "./lib/client.ts";
-export type { ConnectOptions, Progress, TransferOptions, TransferResult } from "./lib/client.ts";
-export { checkDownloadTargets, getPaths, planUpload, putPaths } from "./lib/transfers.ts";
-export type { GetOptions, PutOptions, TransferEvent, UploadItem } from "./lib/transfers.ts";
+export { FerryServer, startServer } from "./lib/server/server.ts";
+export type { ServerOptions } from "./lib/server/server.ts";
+export { FerryClient } from "./lib/client/client.ts";
+export type {
+  ConnectOptions,
+  Progress,
+  TransferOptions,
+  TransferResult,
+} from "./lib/client/client.ts";
+export { checkDownloadTargets, getPaths, planUpload, putPaths } from "./lib/client/transfers.ts";
+export type { GetOptions, PutOptions, TransferEvent, UploadItem } from "./lib/client/transfers.ts";
 export {
   codeSecret,
   formatCode,

@@ -26,7 +26,7 @@
 import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { codeSecret } from "../lib/code.ts";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { DENO, MAIN, makeCodeFile, makeFile, sha256File, startServe } from "../tests/_helpers.ts";
 import { ensureSshd, PrivateSshd, SSH_CIPHER } from "./_openssh.ts";
 import {

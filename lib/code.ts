@@ -32,8 +32,9 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { writeAll } from "./_fs.ts";
 import { ExistsError, FerryError, NotFoundError, UsageError } from "./errors.ts";
-import { PARTIAL_PREFIX } from "./remote_path.ts";
+import { PARTIAL_PREFIX } from "./protocol/remote_path.ts";
 
 /** Number of base32 symbols in a connection code (5 bits each: 80 bits). */
 export const CODE_SYMBOLS = 16;
@@ -207,9 +208,7 @@ export async function writeCodeFile(
   }
   try {
     try {
-      for (let written = 0; written < data.length;) {
-        written += await file.write(data.subarray(written));
-      }
+      await writeAll(file, data);
       await file.sync();
     } finally {
       file.close();

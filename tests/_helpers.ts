@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { lstatOrNull } from "../lib/_fs.ts";
 import { generateCode, writeCodeFile } from "../lib/code.ts";
-import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 
 /** Absolute path of `main.ts`. */
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;

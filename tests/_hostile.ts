@@ -6,7 +6,7 @@
  * @module
  */
 import { ok, strictEqual } from "node:assert/strict";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
@@ -17,7 +17,7 @@ import {
   encodeMessage,
   type ServerMessage,
 } from "../lib/protocol/messages.ts";
-import { type FerryServer, type ServerOptions, startServer } from "../lib/server.ts";
+import { type FerryServer, type ServerOptions, startServer } from "../lib/server/server.ts";
 
 /** Length of the server's hello: "FRY1", version, status, 16-byte nonce. */
 export const HELLO_BYTES = 22;

@@ -4,7 +4,7 @@
  * JSON, how many entries came and how much the live heap had grown when half of them had been
  * handed out (after a full garbage collection, so only what the listing holds counts).
  */
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/local.ts";
 
 const [folder, mode] = Deno.args;
 const collect = (globalThis as unknown as { gc: () => void }).gc;

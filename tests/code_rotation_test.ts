@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { basename, join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import {
   codeFileTemporaryPath,
   codeSecret,
@@ -14,8 +14,8 @@ import {
   writeCodeFile,
 } from "../lib/code.ts";
 import { AuthenticationError } from "../lib/errors.ts";
-import { CODE_CHECK_INTERVAL_MS } from "../lib/server.ts";
-import { Store } from "../lib/store.ts";
+import { CODE_CHECK_INTERVAL_MS } from "../lib/server/server.ts";
+import { Store } from "../lib/store/local.ts";
 import { startTestServer } from "./_hostile.ts";
 import { runFerry, startServe, tempDir } from "./_helpers.ts";
 

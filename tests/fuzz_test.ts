@@ -30,10 +30,9 @@ import {
   decodeClientMessage,
   decodeServerMessage,
   encodeMessage,
-  MAX_LISTING_BATCH,
-  PROTOCOL_VERSION,
 } from "../lib/protocol/messages.ts";
-import { joinRemotePath, parseRemotePath, validateName } from "../lib/remote_path.ts";
+import { MAX_LISTING_BATCH, PROTOCOL_VERSION } from "../lib/protocol/constants.ts";
+import { joinRemotePath, parseRemotePath, validateName } from "../lib/protocol/remote_path.ts";
 import { BytePipe, concat, duplexPair, sourceOf } from "./_pipes.ts";
 
 function env(name: string): string | undefined {

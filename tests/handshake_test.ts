@@ -24,7 +24,8 @@ import {
   serverHandshake,
   type Socket,
 } from "../lib/protocol/handshake.ts";
-import { encodeMessage, PROTOCOL_VERSION } from "../lib/protocol/messages.ts";
+import { encodeMessage } from "../lib/protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../lib/protocol/constants.ts";
 import { concat, containsBytes, duplexPair, type PipeEnd } from "./_pipes.ts";
 
 const EMPTY = new Uint8Array(0);

@@ -6,7 +6,7 @@
  */
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret, formatCode, generateCode, normaliseCode } from "../lib/code.ts";
 import { AuthenticationError, ConnectionError } from "../lib/errors.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "../lib/protocol/framing.ts";

@@ -12,17 +12,12 @@
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { AuthenticationError, ConnectionError } from "../lib/errors.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "../lib/protocol/framing.ts";
-import {
-  encodeMessage,
-  type ListEntry,
-  MAX_CONTROL_BYTES,
-  MAX_LISTING_BATCH,
-  type ServerMessage,
-} from "../lib/protocol/messages.ts";
+import { encodeMessage, type ListEntry, type ServerMessage } from "../lib/protocol/messages.ts";
+import { MAX_CONTROL_BYTES, MAX_LISTING_BATCH } from "../lib/protocol/constants.ts";
 import { startServe, tempDir } from "./_helpers.ts";
 import {
   assertStillServes,

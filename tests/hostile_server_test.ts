@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FerryClient, MAX_LISTING_ENTRIES } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
+import { MAX_LISTING_ENTRIES } from "../lib/protocol/constants.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError, ProtocolError, RemoteError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
@@ -14,7 +15,7 @@ import {
   encodeMessage,
   type ServerMessage,
 } from "../lib/protocol/messages.ts";
-import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** A one-connection fake server that runs the real handshake, then `behave`. */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import {
   makeFile,
   partialGrows,

@@ -1,8 +1,8 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret } from "../lib/code.ts";
-import { MAX_LISTING_BATCH } from "../lib/protocol/messages.ts";
+import { MAX_LISTING_BATCH } from "../lib/protocol/constants.ts";
 import { runFerry, startServe, tempDir } from "./_helpers.ts";
 
 /**

@@ -9,7 +9,7 @@
  */
 import { ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { makeFile, sha256File, tempDir } from "./_helpers.ts";
 import {
   assertStillServes,

@@ -9,10 +9,9 @@ import {
   decodeClientMessage,
   decodeServerMessage,
   encodeMessage,
-  MAX_CONTROL_BYTES,
-  MAX_LISTING_BATCH,
   type ServerMessage,
 } from "../lib/protocol/messages.ts";
+import { MAX_CONTROL_BYTES, MAX_LISTING_BATCH } from "../lib/protocol/constants.ts";
 
 const SHA = "0123456789abcdef".repeat(4);
 const utf8 = (text: string) => new TextEncoder().encode(text);

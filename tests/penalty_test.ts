@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { DEFAULT_PENALTY_OPTIONS, PenaltyBox, type PenaltyOptions } from "../lib/penalty.ts";
+import { DEFAULT_PENALTY_OPTIONS, PenaltyBox, type PenaltyOptions } from "../lib/server/penalty.ts";
 
 /** A PenaltyBox on a clock the test moves by hand. */
 function boxWithClock(options: Partial<PenaltyOptions> = {}) {

@@ -8,7 +8,7 @@ import {
   partialNameFor,
   sanitizeForDisplay,
   validateName,
-} from "../lib/remote_path.ts";
+} from "../lib/protocol/remote_path.ts";
 
 /** Hostile spellings a peer may send, each with what makes it hostile. */
 const refused: [description: string, path: string][] = [

@@ -16,10 +16,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { FerryClient } from "../lib/client.ts";
+import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret } from "../lib/code.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType, writeAll } from "../lib/protocol/framing.ts";
-import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import {
   exists,
   makeFile,

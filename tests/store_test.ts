@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path/posix";
 import { NotFoundError, PathError } from "../lib/errors.ts";
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/local.ts";
 
 /**
  * A temporary layout, removed on dispose:

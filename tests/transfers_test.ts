@@ -21,7 +21,7 @@ import {
   type ListEntry,
   type ServerMessage,
 } from "../lib/protocol/messages.ts";
-import { PARTIAL_PREFIX } from "../lib/remote_path.ts";
+import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import {
   canMountTmpfs,
   makeCodeFile,

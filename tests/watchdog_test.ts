@@ -1,6 +1,6 @@
 /** `Watchdog`: a stall deadline that can be pushed back record after record without new timers. */
 import assert from "node:assert/strict";
-import { Watchdog } from "../lib/watchdog.ts";
+import { Watchdog } from "../lib/net/watchdog.ts";
 
 function expiry(): { watchdog: Watchdog; expired: Promise<string> } {
   const { promise, resolve } = Promise.withResolvers<string>();

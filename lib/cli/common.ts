@@ -5,8 +5,8 @@
  */
 import { codeSecret, resolveCode } from "../code.ts";
 import { UsageError } from "../errors.ts";
-import { sanitizeForDisplay } from "../remote_path.ts";
-import { DEFAULT_PORT } from "../server.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { DEFAULT_PORT } from "../protocol/constants.ts";
 
 /** A server address from the command line. */
 export interface HostPort {

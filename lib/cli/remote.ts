@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { FerryClient } from "../client.ts";
+import { FerryClient } from "../client/client.ts";
 import { PathError, UsageError } from "../errors.ts";
 import type { ListEntry } from "../protocol/messages.ts";
-import { parseRemotePath, sanitizeForDisplay } from "../remote_path.ts";
-import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../transfers.ts";
+import { parseRemotePath, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../client/transfers.ts";
 import type { ParsedCommand } from "./args.ts";
 import { clientSecret, type HostPort, parseHostPort } from "./common.ts";
 import {

@@ -14,8 +14,9 @@ import {
 } from "../code.ts";
 import { describeError, FerryError, InterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
-import { validateName } from "../remote_path.ts";
-import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX, startServer } from "../server.ts";
+import { validateName } from "../protocol/remote_path.ts";
+import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
+import { startServer } from "../server/server.ts";
 import type { ParsedCommand } from "./args.ts";
 import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
 import { formatBytes, printError } from "./output.ts";

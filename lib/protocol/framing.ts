@@ -15,8 +15,9 @@
  * @module
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import { writeAll as writeAllBytes } from "../_fs.ts";
 import { ConnectionError, ProtocolError } from "../errors.ts";
-import { releaseBuffer } from "../memory.ts";
+import { releaseBuffer } from "../_memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
 export const RecordType = {
@@ -110,13 +111,10 @@ export class ByteReader {
   }
 }
 
-/** Writes the whole buffer, looping over partial writes. */
+/** Writes the whole buffer to a socket; a failure becomes a {@link ConnectionError}. */
 export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
   try {
-    while (offset < bytes.length) {
-      offset += await sink.write(offset === 0 ? bytes : bytes.subarray(offset));
-    }
+    await writeAllBytes(sink, bytes);
   } catch (error) {
     throw connectionLost(error);
   }

@@ -34,7 +34,7 @@ import {
   RecordWriter,
   writeAll,
 } from "./framing.ts";
-import { PROTOCOL_VERSION } from "./messages.ts";
+import { PROTOCOL_VERSION } from "./constants.ts";
 
 /** The four bytes every ferry server sends first. */
 export const MAGIC = new TextEncoder().encode("FRY1");

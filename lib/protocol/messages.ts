@@ -9,13 +9,7 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-
-/** The protocol version sent in the server's hello. */
-export const PROTOCOL_VERSION = 1;
-/** Largest encoded control message accepted (64 KiB). */
-export const MAX_CONTROL_BYTES = 64 * 1024;
-/** Largest number of entries in one `listing` message. */
-export const MAX_LISTING_BATCH = 256;
+import { MAX_CONTROL_BYTES, MAX_LISTING_BATCH } from "./constants.ts";
 
 /** What a server allows. */
 export type ServeMode = "read-write" | "read-only" | "upload-only";

@@ -17,14 +17,14 @@
  * @module
  */
 import { basename, dirname, join, resolve as resolvePath } from "node:path/posix";
-import { FerryError, NotFoundError, PathError } from "./errors.ts";
+import { FerryError, NotFoundError, PathError } from "../errors.ts";
 import {
   MAX_PATH_BYTES,
   parseRemotePath,
   PARTIAL_PREFIX,
   sanitizeForDisplay,
   validateName,
-} from "./remote_path.ts";
+} from "../protocol/remote_path.ts";
 
 /** One file or folder as shown to the other side. */
 export interface EntryInfo {

@@ -12,8 +12,8 @@
  */
 import { join } from "node:path";
 import { timingSafeEqual } from "node:crypto";
-import { lstatOrNull } from "./_fs.ts";
-import { CodeFileWatch } from "./code.ts";
+import { lstatOrNull } from "../_fs.ts";
+import { CodeFileWatch } from "../code.ts";
 import type { Hash } from "node:crypto";
 import {
   AuthenticationError,
@@ -22,26 +22,26 @@ import {
   FerryError,
   PathError,
   ProtocolError,
-} from "./errors.ts";
-import {
-  type CommitOptions,
-  hashAllowanceMs,
-  hashFilePrefix,
-  newSha256,
-  PartialFile,
-  peekHex,
-} from "./partial_file.ts";
+} from "../errors.ts";
+import { type CommitOptions, PartialFile } from "../store/partial_file.ts";
+import { hashAllowanceMs, hashFilePrefix, newSha256, peekHex } from "../transfer/hashing.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
-import { readAhead, WriteBehind } from "./streaming.ts";
-import { Watchdog } from "./watchdog.ts";
-import { releaseBuffer } from "./memory.ts";
-import { MAX_RECORD_PLAINTEXT, RecordType } from "./protocol/framing.ts";
+import { readAhead, WriteBehind } from "../transfer/streaming.ts";
+import { Watchdog } from "../net/watchdog.ts";
+import { releaseBuffer } from "../_memory.ts";
+import {
+  DEFAULT_PORT,
+  DEFAULT_UPLOAD_PREFIX,
+  LISTING_BATCH_BYTES,
+  MAX_LISTING_BATCH,
+} from "../protocol/constants.ts";
+import { MAX_RECORD_PLAINTEXT, RecordType } from "../protocol/framing.ts";
 import {
   RefusalStatus,
   type SecureChannel,
   sendRefusal,
   serverHandshake,
-} from "./protocol/handshake.ts";
+} from "../protocol/handshake.ts";
 import {
   type ClientMessage,
   decodeClientMessage,
@@ -50,20 +50,19 @@ import {
   type GetRequest,
   type ListEntry,
   type ListRequest,
-  MAX_LISTING_BATCH,
   type MkdirRequest,
   type PutRequest,
   type ServeMode,
   type ServerMessage,
-} from "./protocol/messages.ts";
+} from "../protocol/messages.ts";
 import {
   joinRemotePath,
   parseRemotePath,
   sanitizeForDisplay,
   validateName,
-} from "./remote_path.ts";
-import { type EntryInfo, Store } from "./store.ts";
-import { VERSION } from "./version.ts";
+} from "../protocol/remote_path.ts";
+import { type EntryInfo, Store } from "../store/local.ts";
+import { VERSION } from "../version.ts";
 
 /** How a server is set up. Only `root` and `code` are required. */
 export interface ServerOptions {
@@ -104,14 +103,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
 }
 
-/** Default port of `ferry serve`. */
-export const DEFAULT_PORT = 7878;
-/** Default prefix of uploaded names. */
-export const DEFAULT_UPLOAD_PREFIX = "uploaded_";
 /** How often a server with a code file reads it again, besides before every handshake. */
 export const CODE_CHECK_INTERVAL_MS = 1000;
-/** Encoded size at which a listing batch is sent. */
-const LISTING_BATCH_BYTES = 32 * 1024;
 
 /** A running server. */
 export class FerryServer {

@@ -9,16 +9,16 @@
  * @module
  */
 import { basename, join, relative, resolve } from "node:path";
-import { lstatOrNull } from "./_fs.ts";
+import { lstatOrNull } from "../_fs.ts";
 import type { FerryClient, TransferResult } from "./client.ts";
-import { ExistsError, PathError, RemoteError, UsageError } from "./errors.ts";
-import { DEFAULT_CODE_FILE } from "./code.ts";
+import { ExistsError, PathError, RemoteError, UsageError } from "../errors.ts";
+import { DEFAULT_CODE_FILE } from "../code.ts";
 import {
   parseRemotePath,
   PARTIAL_PREFIX,
   sanitizeForDisplay,
   validateName,
-} from "./remote_path.ts";
+} from "../protocol/remote_path.ts";
 
 /** One event of a transfer, as printed by `--json` (one object per line). */
 export type TransferEvent =

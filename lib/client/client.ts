@@ -19,17 +19,13 @@ import {
   IntegrityError,
   ProtocolError,
   RemoteError,
-} from "./errors.ts";
-import { lstatOrNull } from "./_fs.ts";
-import {
-  hashAllowanceMs,
-  hashFilePrefix,
-  newSha256,
-  PartialFile,
-  peekHex,
-} from "./partial_file.ts";
-import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "./protocol/framing.ts";
-import { clientHandshake, type SecureChannel } from "./protocol/handshake.ts";
+} from "../errors.ts";
+import { lstatOrNull } from "../_fs.ts";
+import { PartialFile } from "../store/partial_file.ts";
+import { hashAllowanceMs, hashFilePrefix, newSha256, peekHex } from "../transfer/hashing.ts";
+import { MAX_LISTING_ENTRIES } from "../protocol/constants.ts";
+import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "../protocol/framing.ts";
+import { clientHandshake, type SecureChannel } from "../protocol/handshake.ts";
 import {
   type ClientMessage,
   decodeServerMessage,
@@ -40,11 +36,11 @@ import {
   type PutReady,
   type ServerMessage,
   type Welcome,
-} from "./protocol/messages.ts";
-import { parseRemotePath, sanitizeForDisplay, validateName } from "./remote_path.ts";
-import { readAhead, WriteBehind } from "./streaming.ts";
-import { Watchdog } from "./watchdog.ts";
-import { releaseBuffer } from "./memory.ts";
+} from "../protocol/messages.ts";
+import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { readAhead, WriteBehind } from "../transfer/streaming.ts";
+import { Watchdog } from "../net/watchdog.ts";
+import { releaseBuffer } from "../_memory.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -95,8 +91,6 @@ export interface TransferOptions {
 }
 
 const DATA_CHUNK_BYTES = MAX_RECORD_PLAINTEXT;
-/** A listing longer than this is refused: a hostile server cannot fill the client's memory. */
-export const MAX_LISTING_ENTRIES = 1_000_000;
 
 /** One authenticated session with a ferry server. */
 export class FerryClient {

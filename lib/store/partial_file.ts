@@ -8,59 +8,12 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { join } from "node:path";
-import { lstatOrNull } from "./_fs.ts";
-import { BusyError, ExistsError, PathError } from "./errors.ts";
-import { partialNameFor, sanitizeForDisplay } from "./remote_path.ts";
-
-/** Size of the blocks read when hashing a kept prefix. */
-const HASH_BLOCK_BYTES = 1024 * 1024;
-
-/** The slowest hashing of a kept prefix that is waited for (a slow disk): 16 MiB/s. */
-const SLOWEST_HASH_BYTES_PER_SECOND = 16 * 1024 * 1024;
-
-/**
- * Time to give the other side, on top of the idle deadline, while it hashes `bytes` of a kept
- * prefix before it answers: resuming a large file from a slow disk is not a stalled peer.
- */
-export function hashAllowanceMs(bytes: number): number {
-  return Math.ceil((bytes / SLOWEST_HASH_BYTES_PER_SECOND) * 1000);
-}
-
-/** A fresh SHA-256 state. */
-export function newSha256(): Hash {
-  return createHash("sha256");
-}
-
-/** Hex digest of a hash state without ending it (the state can keep growing). */
-export function peekHex(hash: Hash): string {
-  return hash.copy().digest("hex");
-}
-
-/** Writes every byte of `bytes` to `file`. */
-export async function writeAllToFile(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
-}
-
-/**
- * Hashes the first `length` bytes of an open file, reading from its start.
- * Needs no permission beyond the open handle.
- */
-export async function hashFilePrefix(file: Deno.FsFile, length: number): Promise<Hash> {
-  const hash = newSha256();
-  const block = new Uint8Array(Math.min(HASH_BLOCK_BYTES, Math.max(length, 1)));
-  await file.seek(0, Deno.SeekMode.Start);
-  let remaining = length;
-  while (remaining > 0) {
-    const count = await file.read(block.subarray(0, Math.min(block.length, remaining)));
-    if (count === null) throw new Error("File ended before the expected length");
-    hash.update(block.subarray(0, count));
-    remaining -= count;
-  }
-  return hash;
-}
+import { lstatOrNull, writeAll } from "../_fs.ts";
+import { hashFilePrefix } from "../transfer/hashing.ts";
+import { BusyError, ExistsError, PathError } from "../errors.ts";
+import { partialNameFor, sanitizeForDisplay } from "../protocol/remote_path.ts";
 
 /** Options of {@link PartialFile.commit}. */
 export interface CommitOptions {
@@ -142,7 +95,7 @@ export class PartialFile {
 
   /** Appends `bytes`. */
   async write(bytes: Uint8Array): Promise<void> {
-    await writeAllToFile(this.#file, bytes);
+    await writeAll(this.#file, bytes);
     this.#size += bytes.length;
   }
 

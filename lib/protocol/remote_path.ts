@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { parseRemotePath } from "./remote_path.ts";
- * import { PathError } from "./errors.ts";
+ * import { PathError } from "../errors.ts";
  *
  * parseRemotePath("photos/2024/"); // ["photos", "2024"]
  * parseRemotePath("."); // []
@@ -24,7 +24,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { PathError } from "./errors.ts";
+import { PathError } from "../errors.ts";
 
 /** Prefix of the hidden partial files of transfers in progress; never listed nor addressable. */
 export const PARTIAL_PREFIX = ".ferry-partial.";

@@ -1,0 +1,28 @@
+/**
+ * The numbers both sides of the conversation agree on: protocol version, default port, the
+ * upload prefix, and the bounds on control messages and listings. One home, so that the client,
+ * the server and the CLI never import them from each other.
+ *
+ * @module
+ */
+
+/** The protocol version sent in the server's hello. */
+export const PROTOCOL_VERSION = 1;
+
+/** Default port of `ferry serve`, and of a client address without one. */
+export const DEFAULT_PORT = 7878;
+
+/** Default prefix the server puts in front of the first component of every upload's name. */
+export const DEFAULT_UPLOAD_PREFIX = "uploaded_";
+
+/** Largest encoded control message accepted (64 KiB). */
+export const MAX_CONTROL_BYTES = 64 * 1024;
+
+/** Largest number of entries in one `listing` message. */
+export const MAX_LISTING_BATCH = 256;
+
+/** Encoded size (estimated) at which the server sends a listing batch before it is full. */
+export const LISTING_BATCH_BYTES = 32 * 1024;
+
+/** A listing longer than this is refused: a hostile server cannot fill the client's memory. */
+export const MAX_LISTING_ENTRIES = 1_000_000;
