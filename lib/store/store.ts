@@ -1,0 +1,118 @@
+/**
+ * What the server needs of the place it serves: the {@link FileStore} interface.
+ *
+ * Every path given to a store is an untrusted remote path (POSIX, relative to the served root),
+ * which the store validates with `parseRemotePath` and confines before it touches anything. The
+ * server never reaches the disk itself: it decides policy (rights, the upload prefix, `--force`)
+ * and asks the store. `LocalStore` (lib/store/local.ts) serves a folder on disk; `MemoryStore`
+ * (lib/store/memory.ts) keeps everything in memory for tests.
+ *
+ * @module
+ */
+import type { Hash } from "node:crypto";
+
+/** One file or folder as shown to the other side. */
+export interface EntryInfo {
+  /** The name in its folder (for the served folder itself, `""`). */
+  name: string;
+  /** A symbolic link that stays inside the folder is reported as its target's type. */
+  type: "file" | "dir";
+  /** Size in bytes; 0 for folders. */
+  size: number;
+  /** Last modification, in milliseconds since the epoch (0 when unknown). */
+  mtime: number;
+  /** Permission bits (`mode & 0o777`; 0 when unknown). */
+  mode: number;
+}
+
+/** A file opened for reading. Close it (or `using` it) when done. */
+export interface StoredFile extends Disposable {
+  /** What the file was when opened (size, mtime, mode). */
+  readonly info: EntryInfo;
+  /** Reads into `buffer` from the current position; `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Moves the read position. */
+  seek(offset: number, whence: Deno.SeekMode): Promise<number>;
+  /** Releases the file. */
+  close(): void;
+}
+
+/** How an upload or a download takes its final name. */
+export interface CommitOptions {
+  /** Replace an existing target (atomically) instead of refusing. */
+  force: boolean;
+  /** Permission bits to give the file, if known. */
+  mode?: number;
+  /** Modification time (ms since the epoch) to give the file, if known. */
+  mtime?: number;
+}
+
+/**
+ * The bytes of one file on their way in: kept under a hidden name until {@link commit}, so a cut
+ * transfer leaves them for a resume and never under the final name. One writer at a time.
+ */
+export interface PendingFile {
+  /** Bytes kept so far (from an earlier, cut transfer, or written since). */
+  readonly size: number;
+  /** SHA-256 state of the first `length` kept bytes (to check a resume against the source). */
+  hashPrefix(length: number): Promise<Hash>;
+  /** Drops the kept bytes past `length`; writing continues from there. */
+  truncate(length: number): Promise<void>;
+  /** Appends `bytes`. */
+  write(bytes: Uint8Array): Promise<void>;
+  /**
+   * Makes the bytes durable and gives them their final name. Throws `ExistsError` when a file took
+   * the name meanwhile (without `force`; the bytes stay kept), `PathError` when a folder did.
+   */
+  commit(options: CommitOptions): Promise<void>;
+  /** Closes and deletes the kept bytes. */
+  discard(): Promise<void>;
+  /** Closes and keeps the bytes for a later resume. */
+  close(): void;
+}
+
+/** What is at a path itself, a symbolic link not followed (see {@link FileStore.targetKind}). */
+export type TargetKind = "missing" | "file" | "dir" | "link" | "other";
+
+/**
+ * The served place. Read methods throw `PathError` for a refused or confined-away path and
+ * `NotFoundError` for a missing one; write methods never write outside the root, nor onto an
+ * excluded path (the code file), nor through a symbolic link.
+ */
+export interface FileStore {
+  /** Describes the entry at `path` (a file or a folder). */
+  resolve(path: string): Promise<EntryInfo>;
+  /**
+   * The direct children of the folder at `path` in name order (UTF-16 code units), or the entry
+   * itself when `path` is a file. Hidden: partial files, excluded paths, refused names, links
+   * that leave the root or lead nowhere, anything but regular files and folders.
+   */
+  entries(path: string): AsyncIterable<EntryInfo>;
+  /**
+   * Every file and folder below the folder at `path`, depth first in name order, each with its
+   * POSIX path relative to `path`; linked folders are not entered. `PathError` for a file.
+   */
+  walk(path: string): AsyncIterable<EntryInfo & { path: string }>;
+  /** Opens the regular file at `path` for reading; `PathError` for a folder. */
+  openRead(path: string): Promise<StoredFile>;
+  /**
+   * The regular file at `path` itself, opened for reading, if there is one: a link is not
+   * followed, a folder or anything else gives `null`. For the skip-identical check of uploads.
+   */
+  openExisting(path: string): Promise<StoredFile | null>;
+  /** What is at `path` itself, a link not followed: where an upload is about to land. */
+  targetKind(path: string): Promise<TargetKind>;
+  /**
+   * Creates the folder at `path`, and any missing folder above it, one component at a time; an
+   * existing folder is fine. Applies `mode` to a folder it creates (always owner-accessible) and
+   * `mtime` (ms since the epoch) to the folder at `path` whether new or not. `ExistsError` when a
+   * file is in the way.
+   */
+  makeFolder(path: string, options?: { mode?: number; mtime?: number }): Promise<void>;
+  /**
+   * Starts (or takes up again) receiving the file at `path`: missing folders above it are created
+   * as by {@link makeFolder}; the kept bytes of a cut transfer are there to resume. `BusyError`
+   * when another transfer is writing the same file; `PathError` for an excluded path.
+   */
+  beginUpload(path: string): Promise<PendingFile>;
+}
