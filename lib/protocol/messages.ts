@@ -75,6 +75,14 @@ export interface MkdirRequest {
   mtime: number;
 }
 
+/**
+ * Client to server, between requests: the client is still there, busy with local work (hashing a
+ * kept file before it can ask). Restarts the server's idle deadline; never answered.
+ */
+export interface KeepAlive {
+  t: "keepalive";
+}
+
 /** Server to client, first message after the handshake. */
 export interface Welcome {
   t: "welcome";
@@ -82,6 +90,11 @@ export interface Welcome {
   mode: ServeMode;
   /** Largest upload accepted, in bytes, or -1 for no limit. */
   maxUpload: number;
+  /**
+   * How long the server waits for the next request before it closes the session, in ms (optional
+   * on the wire): a client busy with local work sends `keepalive` well within it.
+   */
+  idleTimeoutMs?: number;
 }
 /** Server to client: a batch of entries; `done` on the last batch. */
 export interface Listing {
@@ -136,7 +149,8 @@ export type ClientMessage =
   | PutRequest
   | PutStart
   | PutEnd
-  | MkdirRequest;
+  | MkdirRequest
+  | KeepAlive;
 /** Any message a server sends. */
 export type ServerMessage =
   | Welcome
@@ -260,6 +274,8 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       };
     case "put-start":
       return { t: "put-start", offset: int(fields, "offset") };
+    case "keepalive":
+      return { t: "keepalive" };
     case "put-end":
       return { t: "put-end", sha256: sha256Hex(fields, "sha256") };
     case "mkdir":
@@ -287,6 +303,9 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         server: str(fields, "server", 128),
         mode,
         maxUpload: int(fields, "maxUpload", -1),
+        ...(fields.idleTimeoutMs === undefined
+          ? {}
+          : { idleTimeoutMs: int(fields, "idleTimeoutMs", 1) }),
       };
     }
     case "listing": {

@@ -453,6 +453,7 @@ class Session {
       server: `ferry/${VERSION}`,
       mode: this.#context.mode,
       maxUpload: this.#context.maxUpload ?? -1,
+      idleTimeoutMs: this.#context.idleTimeoutMs,
     });
     while (true) {
       if (this.#stopRequested) {
@@ -473,6 +474,7 @@ class Session {
         throw new ProtocolError("Data record outside an upload");
       }
       const request = decodeClientMessage(record.payload);
+      if (request.t === "keepalive") continue; // the client works locally; the deadline restarts
       try {
         await this.#dispatch(request, channel, send);
       } catch (error) {

@@ -10,6 +10,12 @@
  * @module
  */
 
+/** A file opened for reading, as {@link readAhead} needs it. */
+export interface ByteReader {
+  /** Reads into `buffer` from the current position; resolves with the count, `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
 /** Bytes read from disk per block by {@link readAhead}. */
 export const READ_BLOCK_BYTES = 1024 * 1024;
 
@@ -20,7 +26,7 @@ export const READ_BLOCK_BYTES = 1024 * 1024;
  * requested. Ends early (short) if the file ends before `length` bytes.
  */
 export async function* readAhead(
-  file: Deno.FsFile,
+  file: ByteReader,
   length: number,
   blockBytes = READ_BLOCK_BYTES,
 ): AsyncGenerator<Uint8Array> {

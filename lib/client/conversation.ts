@@ -1,0 +1,173 @@
+/**
+ * The client's side of one authenticated conversation: send a request, wait for the answer under
+ * a stall deadline, decode and check what the server says, and keep the session alive while the
+ * client works locally. Listing, download and upload are written on top of it.
+ *
+ * @module
+ */
+import { ConnectionError, ProtocolError, RemoteError } from "../errors.ts";
+import { type ReceivedRecord, RecordType } from "../protocol/framing.ts";
+import type { SecureChannel } from "../protocol/handshake.ts";
+import {
+  type ClientMessage,
+  decodeServerMessage,
+  encodeMessage,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { Watchdog } from "../net/watchdog.ts";
+
+/** The longest wait between two keep-alive messages while the client works locally. */
+export const KEEPALIVE_MAX_INTERVAL_MS = 10_000;
+
+/** The shortest wait between two keep-alive messages, whatever the server's deadline. */
+export const KEEPALIVE_MIN_INTERVAL_MS = 20;
+
+/** Something that can be closed: the connection under the channel. */
+export interface Closable {
+  /** Closes it; closing twice is harmless. */
+  close(): void;
+}
+
+/** One request at a time over a secure channel, as the client sees it. */
+export class ClientConversation {
+  /** The channel's writer, for data records. */
+  readonly writer: SecureChannel["writer"];
+  #channel: SecureChannel;
+  #connection: Closable;
+  #idleTimeoutMs: number;
+  #serverIdleTimeoutMs: number | undefined;
+  #watchdog: Watchdog;
+  #stalled = false;
+
+  /**
+   * @param idleTimeoutMs The server is hung up on when a reply does not come this long.
+   */
+  constructor(connection: Closable, channel: SecureChannel, idleTimeoutMs: number) {
+    this.#connection = connection;
+    this.#channel = channel;
+    this.writer = channel.writer;
+    this.#idleTimeoutMs = idleTimeoutMs;
+    this.#watchdog = new Watchdog(() => {
+      this.#stalled = true;
+      closeQuietly(this.#connection);
+    }, { unref: true });
+  }
+
+  /** The server's own idle deadline, once its welcome said it (older servers do not). */
+  set serverIdleTimeoutMs(ms: number | undefined) {
+    this.#serverIdleTimeoutMs = ms;
+  }
+
+  /** Sends one control message. */
+  async send(message: ClientMessage): Promise<void> {
+    await this.#channel.writer.send(RecordType.control, encodeMessage(message));
+  }
+
+  /** Restarts the stall deadline while data is being sent: a dead server is noticed. */
+  touch(): void {
+    this.#watchdog.arm(this.#idleTimeoutMs, "stalled");
+  }
+
+  /** A stalled connection's errors say so; other errors pass through. */
+  explain(error: unknown): unknown {
+    return this.#stalled
+      ? new ConnectionError(
+        `The server stopped responding for ${Math.round(this.#idleTimeoutMs / 1000)} s`,
+      )
+      : error;
+  }
+
+  /**
+   * The next record; `extraMs` more are allowed when the server first hashes a kept prefix. The
+   * end record means the server left: {@link ConnectionError}.
+   */
+  async next(extraMs = 0): Promise<ReceivedRecord> {
+    this.#watchdog.arm(this.#idleTimeoutMs + extraMs, "stalled");
+    let record: ReceivedRecord;
+    try {
+      record = await this.#channel.reader.next();
+    } catch (error) {
+      throw this.explain(error);
+    } finally {
+      // Only a pending reply is watched: an idle interactive session is not a stall.
+      this.#watchdog.pause();
+    }
+    if (record.type === RecordType.end) {
+      throw new ConnectionError("The server closed the connection");
+    }
+    return record;
+  }
+
+  /**
+   * The server message in a control record; an `error` message becomes a {@link RemoteError}
+   * with its text escaped, data where a message belongs a {@link ProtocolError}.
+   */
+  decode(record: ReceivedRecord): ServerMessage {
+    if (record.type !== RecordType.control) {
+      throw new ProtocolError("Unexpected data from the server");
+    }
+    const message = decodeServerMessage(record.payload);
+    if (message.t === "error") {
+      throw new RemoteError(message.code, sanitizeForDisplay(message.message));
+    }
+    return message;
+  }
+
+  /** The next message, which must be one of `types`. */
+  async expect<T extends ServerMessage["t"]>(
+    types: T | readonly T[],
+    extraMs = 0,
+  ): Promise<Extract<ServerMessage, { t: T }>> {
+    const wanted: readonly string[] = typeof types === "string" ? [types] : types;
+    const message = this.decode(await this.next(extraMs));
+    if (!wanted.includes(message.t)) {
+      throw new ProtocolError(
+        `Expected "${wanted.join('" or "')}" from the server, got "${message.t}"`,
+      );
+    }
+    return message as Extract<ServerMessage, { t: T }>;
+  }
+
+  /**
+   * Runs `work` (local work between two messages, such as hashing a kept file) while telling the
+   * server, every so often, that the client is still there: the server's idle deadline would
+   * otherwise end a session whose client hashes gigabytes from a slow disk.
+   */
+  async whileWorking<T>(work: () => Promise<T>): Promise<T> {
+    const interval = Math.max(
+      KEEPALIVE_MIN_INTERVAL_MS,
+      Math.min(KEEPALIVE_MAX_INTERVAL_MS, (this.#serverIdleTimeoutMs ?? Infinity) / 3),
+    );
+    let sending: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      sending = sending.then(() => this.send({ t: "keepalive" })).catch(() => {});
+    }, interval);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+      await sending;
+    }
+  }
+
+  /** Ends the conversation politely (end record) and closes the connection. */
+  async close(): Promise<void> {
+    this.#watchdog.disarm();
+    try {
+      await this.#channel.writer.end();
+    } catch {
+      // the connection is gone already
+    }
+    closeQuietly(this.#connection);
+  }
+}
+
+/** Closes `connection`, ignoring that it may be closed already. */
+export function closeQuietly(connection: Closable): void {
+  try {
+    connection.close();
+  } catch {
+    // already closed
+  }
+}

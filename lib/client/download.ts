@@ -1,0 +1,149 @@
+/**
+ * Downloading one file: the `get` request from the client's side. The kept bytes of a cut
+ * download are offered for a resume (lib/transfer/resume.ts), the body is received with the
+ * shared engine (lib/transfer/body.ts) into a partial file, and the file takes its name only once
+ * its SHA-256 matches the server's.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { lstatOrNull } from "../_fs.ts";
+import { ExistsError, IntegrityError, ProtocolError } from "../errors.ts";
+import type { ReceivedRecord } from "../protocol/framing.ts";
+import type { FileStart } from "../protocol/messages.ts";
+import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { PartialFile } from "../store/partial_file.ts";
+import { BodyWriteError, receiveBody } from "../transfer/body.ts";
+import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
+import { hashFrom, offerKeptPrefix } from "../transfer/resume.ts";
+import type { ClientConversation } from "./conversation.ts";
+import type { TransferOptions, TransferResult } from "./types.ts";
+
+/** Who sends a download's bytes, in error messages. */
+const SENDER = "The server";
+
+/**
+ * Downloads the remote file `remotePath` into the local folder `localDir` under `name` (one
+ * validated component). Resumes a kept partial file when its prefix still matches the source;
+ * refuses an existing target unless `force`. Permission: read and write on `localDir`.
+ */
+export async function download(
+  conversation: ClientConversation,
+  remotePath: string,
+  localDir: string,
+  name: string,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  validateName(name);
+  parseRemotePath(remotePath);
+  const target = join(localDir, name);
+  if (!options.force && await lstatOrNull(target) !== null) {
+    throw new ExistsError(`${sanitizeForDisplay(target)} already exists: use --force to replace it`);
+  }
+  const started = performance.now();
+  const partial = await PartialFile.open(localDir, name);
+  // A kept prefix stays unless the server restarts the file or the result fails its check.
+  let keep = true;
+  try {
+    const kept = await conversation.whileWorking(() =>
+      offerKeptPrefix(partial.size, (length) => partial.hashPrefix(length))
+    );
+    await conversation.send({
+      t: "get",
+      path: remotePath,
+      offset: kept.offset,
+      prefixSha256: kept.sha256,
+    });
+    const header = await fileHeader(conversation, kept.offset);
+    const offset = header.offset;
+    const hash = hashFrom(kept, offset);
+    await partial.truncate(offset);
+    options.onStart?.({ size: header.size, offset });
+    const end = await receiveBody({
+      next: () => conversation.next(),
+      from: offset,
+      size: header.size,
+      write: (chunk) => partial.write(chunk),
+      hash,
+      onReceived: (bytes) => options.onProgress?.({ bytes, size: header.size }),
+      sender: SENDER,
+    }).catch((error) => {
+      throw error instanceof BodyWriteError ? error.cause : error;
+    });
+    const serverSha256 = fileEnd(conversation, end);
+    const sha256 = hash.digest("hex");
+    if (sha256 !== serverSha256) {
+      keep = false;
+      throw new IntegrityError(
+        `Download of ${
+          sanitizeForDisplay(remotePath)
+        } does not match the server's SHA-256: nothing was kept`,
+      );
+    }
+    await partial.commit({ force: options.force ?? false, mode: header.mode, mtime: header.mtime });
+    return {
+      name: target,
+      size: header.size,
+      resumedFrom: offset,
+      transferred: header.size - offset,
+      sha256,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } catch (error) {
+    // Whatever was received is kept for a resume.
+    if (keep && partial.size > 0) partial.close();
+    else await partial.discard();
+    throw error;
+  }
+}
+
+/**
+ * Whether the remote file `remotePath` holds exactly the bytes of the local file `localPath`,
+ * found without moving them: the local file is offered as the kept prefix of a download of its
+ * whole length, which the server takes up only if its first bytes hash the same, and a file of
+ * that very length then follows with no data at all. If it differs, what the server sends is
+ * read and dropped (so call this only when the sizes are known to match). Returns the local
+ * size and SHA-256. Permission: read on `localPath`.
+ */
+export async function isIdentical(
+  conversation: ClientConversation,
+  remotePath: string,
+  localPath: string,
+): Promise<{ identical: boolean; size: number; sha256: string }> {
+  parseRemotePath(remotePath);
+  const { size, sha256 } = await conversation.whileWorking(async () => {
+    using file = await Deno.open(localPath, { read: true });
+    const size = (await file.stat()).size;
+    return { size, sha256: peekHex(await hashFilePrefix(file, size)) };
+  });
+  await conversation.send({ t: "get", path: remotePath, offset: size, prefixSha256: sha256 });
+  const header = await fileHeader(conversation, size);
+  const end = await receiveBody({
+    next: () => conversation.next(),
+    from: header.offset,
+    size: header.size,
+    write: () => Promise.resolve(), // a differing file's bytes are only drained
+    sender: SENDER,
+  });
+  const serverSha256 = fileEnd(conversation, end);
+  const identical = header.offset === size && header.size === size && serverSha256 === sha256;
+  return { identical, size, sha256 };
+}
+
+/** The server's `file` answer to a `get` that offered `asked` kept bytes, checked. */
+async function fileHeader(conversation: ClientConversation, asked: number): Promise<FileStart> {
+  // The server may first hash the `asked` bytes it was offered.
+  const header = await conversation.expect("file", hashAllowanceMs(asked));
+  if (header.offset !== 0 && header.offset !== asked) {
+    throw new ProtocolError("The server offered an offset that was not asked for");
+  }
+  if (header.offset > header.size) throw new ProtocolError("The server's offset is past the end");
+  return header;
+}
+
+/** The server's SHA-256 from the `file-end` record that closes a body. */
+function fileEnd(conversation: ClientConversation, record: ReceivedRecord): string {
+  const end = conversation.decode(record);
+  if (end.t !== "file-end") throw new ProtocolError(`Expected "file-end", got "${end.t}"`);
+  return end.sha256;
+}

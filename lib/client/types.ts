@@ -1,0 +1,42 @@
+/**
+ * What the client's transfers report and take: progress, results and options, shared by
+ * downloads and uploads.
+ *
+ * @module
+ */
+
+/** Progress of one file, reported while it moves. */
+export interface Progress {
+  /** Bytes of the file now present on the receiving side (kept prefix included). */
+  bytes: number;
+  /** Total size of the file. */
+  size: number;
+}
+
+/** What a finished file transfer reports. */
+export interface TransferResult {
+  /** Name of the file where it landed (local path for downloads, remote path for uploads). */
+  name: string;
+  /** Size of the whole file in bytes. */
+  size: number;
+  /** Bytes the transfer started from (0 unless resumed). */
+  resumedFrom: number;
+  /** Bytes that actually crossed the wire. */
+  transferred: number;
+  /** Nothing was moved: the target already held exactly these bytes. */
+  skipped?: true;
+  /** SHA-256 of the whole file, lowercase hex, verified by the receiver. */
+  sha256: string;
+  /** Wall-clock duration of the transfer. */
+  seconds: number;
+}
+
+/** Options shared by downloads and uploads. */
+export interface TransferOptions {
+  /** Replace an existing target atomically instead of refusing. */
+  force?: boolean;
+  /** Called with the number of bytes present so far (at most every chunk). */
+  onProgress?: (progress: Progress) => void;
+  /** Called once the size and starting offset are known. */
+  onStart?: (info: { size: number; offset: number }) => void;
+}

@@ -1,0 +1,150 @@
+/**
+ * Uploading one file: the `put` request from the client's side. A re-run that meets its own
+ * complete file is answered as done with nothing sent (`ifIdentical`); a kept partial upload on
+ * the server is taken up when its prefix matches (lib/transfer/resume.ts); the body goes out with
+ * the shared engine (lib/transfer/body.ts) while the client watches for an early reply.
+ *
+ * @module
+ */
+import { ConnectionError, PathError, ProtocolError, RemoteError, UsageError } from "../errors.ts";
+import { RecordType } from "../protocol/framing.ts";
+import { encodeMessage, type PutDone, type PutReady } from "../protocol/messages.ts";
+import { parseRemotePath } from "../protocol/remote_path.ts";
+import { type RecordWriter, sendBody } from "../transfer/body.ts";
+import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
+import { acceptKeptPrefix } from "../transfer/resume.ts";
+import type { ClientConversation } from "./conversation.ts";
+import type { TransferOptions, TransferResult } from "./types.ts";
+
+/** How long a failed send waits for the server's reply that says why. */
+const REPLY_AFTER_FAILURE_MS = 2000;
+
+/**
+ * Uploads the local file `localPath` as `<prefix>name` inside the remote folder `remoteDir`
+ * (`name` may have several components for folder uploads; the server adds its prefix to the
+ * first). Resumes the server's kept partial upload when its prefix matches this file.
+ * Permission: read on `localPath`.
+ */
+export async function upload(
+  conversation: ClientConversation,
+  localPath: string,
+  remoteDir: string,
+  name: string,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  parseRemotePath(remoteDir);
+  if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
+  const started = performance.now();
+  using file = await Deno.open(localPath, { read: true });
+  const info = await file.stat();
+  if (!info.isFile) throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
+  const size = info.size;
+  const request = (ifIdentical: string) =>
+    conversation.send({
+      t: "put",
+      dir: remoteDir,
+      name,
+      size,
+      mode: (info.mode ?? 0o644) & 0o777,
+      mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+      force: options.force ?? false,
+      ifIdentical,
+    });
+  // The server may first hash a kept partial upload (or an existing file) of `size` bytes.
+  const answer = () => conversation.expect(["put-ready", "put-done"], hashAllowanceMs(size));
+  await request("");
+  let first: PutReady | PutDone;
+  try {
+    first = await answer();
+  } catch (error) {
+    // Already there? (A re-run after a cut.) Ask once more, offering this file's SHA-256: a
+    // target holding exactly these bytes is then reported done with nothing sent.
+    if (options.force || !(error instanceof RemoteError) || error.code !== "exists") throw error;
+    const sha256 = await conversation.whileWorking(async () =>
+      peekHex(await hashFilePrefix(file, size))
+    );
+    await request(sha256);
+    first = await answer();
+  }
+  if (first.t === "put-done") {
+    if (!first.skipped || first.sha256 === "" || first.size !== size) {
+      throw new ProtocolError("The server reported an upload done before it started");
+    }
+    return {
+      name: first.name,
+      size,
+      resumedFrom: size,
+      transferred: 0,
+      sha256: first.sha256,
+      seconds: (performance.now() - started) / 1000,
+      skipped: true,
+    };
+  }
+  // The server waits for put-start while this side hashes the prefix it offered.
+  const { offset, hash } = await acceptKeptPrefix(file, size, {
+    offset: first.offset,
+    sha256: first.prefixSha256,
+  });
+  await conversation.send({ t: "put-start", offset });
+  options.onStart?.({ size, offset });
+  await file.seek(offset, Deno.SeekMode.Start);
+  // The server may refuse mid-stream (disk full): watch for its reply while sending.
+  const reply = conversation.next();
+  let replied = false;
+  reply.then(() => replied = true, () => replied = true);
+  const writer: RecordWriter = {
+    write: (type, payload) =>
+      conversation.writer.write(type, payload).catch((error) => {
+        throw conversation.explain(error);
+      }),
+  };
+  try {
+    const sent = await sendBody({
+      source: file,
+      length: size - offset,
+      writer,
+      hash,
+      onSent: (sent) => {
+        conversation.touch();
+        options.onProgress?.({ bytes: offset + sent, size });
+      },
+      stopped: () => replied,
+    });
+    if (!replied && offset + sent < size) {
+      throw new ConnectionError(`${localPath} shrank while it was being sent`);
+    }
+    if (!replied) {
+      await writer.write(
+        RecordType.control,
+        encodeMessage({ t: "put-end", sha256: hash.digest("hex") }),
+      );
+      await conversation.writer.flush();
+    }
+  } catch (error) {
+    // A write that fails because the server hung up: its reply says why.
+    const why = await replyWithin(reply.then((record) => conversation.decode(record)));
+    if (why instanceof Error) throw why;
+    throw error;
+  }
+  const done = conversation.decode(await reply);
+  if (done.t !== "put-done") throw new ProtocolError(`Expected "put-done", got "${done.t}"`);
+  return {
+    name: done.name,
+    size,
+    resumedFrom: offset,
+    transferred: size - offset,
+    sha256: done.sha256,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** What `reply` settles to within {@link REPLY_AFTER_FAILURE_MS} (its error, if it fails). */
+async function replyWithin(reply: Promise<unknown>): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise((resolve) => timer = setTimeout(resolve, REPLY_AFTER_FAILURE_MS));
+  try {
+    return await Promise.race([reply, timeout]).catch((reason) => reason);
+  } finally {
+    clearTimeout(timer);
+  }
+}
