@@ -64,6 +64,7 @@
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
 export { FerryClient } from "./lib/client/client.ts";
+export type { ClientSocket, Dial } from "./lib/net/dial.ts";
 export type {
   ConnectOptions,
   Progress,

@@ -89,7 +89,9 @@ Deno.test("hostile server: more bytes than the announced size end the download, 
   const client = await FerryClient.connect({ hostname: "127.0.0.1", port: server.port, secret });
   await assert.rejects(
     () => client.download("x.bin", out.path, "x.bin"),
-    (error) => error instanceof ProtocolError && /sent more than the \d+ bytes announced/.test(error.message),
+    (error) =>
+      error instanceof ProtocolError &&
+      /sent more than the \d+ bytes announced/.test(error.message),
   );
   await client.close();
   const names = [];

@@ -38,7 +38,9 @@ export async function download(
   parseRemotePath(remotePath);
   const target = join(localDir, name);
   if (!options.force && await lstatOrNull(target) !== null) {
-    throw new ExistsError(`${sanitizeForDisplay(target)} already exists: use --force to replace it`);
+    throw new ExistsError(
+      `${sanitizeForDisplay(target)} already exists: use --force to replace it`,
+    );
   }
   const started = performance.now();
   const partial = await PartialFile.open(localDir, name);

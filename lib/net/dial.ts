@@ -5,10 +5,12 @@
  *
  * @module
  */
-import type { Socket } from "../protocol/handshake.ts";
-
-/** A connected socket as the client uses it. */
-export interface ClientSocket extends Socket {
+/** A connected socket as the client uses it (a `Deno.TcpConn` is one). */
+export interface ClientSocket {
+  /** Reads into `buffer`; resolves with the count, `null` at the end of the stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `buffer` (done with it once settled); resolves with how many bytes. */
+  write(buffer: Uint8Array): Promise<number>;
   /** Closes the connection; closing twice is harmless to callers (they ignore the error). */
   close(): void;
   /** Turns Nagle's algorithm off (the handshake is a few small round trips), where supported. */
