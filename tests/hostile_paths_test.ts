@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { FerryClient } from "../lib/client/client.ts";
+import { FerryError } from "../lib/errors.ts";
 import { assertStillServes, manualSession, startTestServer } from "./_hostile.ts";
 import { tempDir } from "./_helpers.ts";
 
@@ -95,4 +97,21 @@ Deno.test("hostile client: every hostile path in list, get, put and mkdir is ref
   for await (const entry of Deno.readDir(outside)) outsideNames.push(entry.name);
   assert.deepEqual(outsideNames, ["outside.txt"], "nothing was written outside");
   await assertStillServes(server.port, server.secret);
+});
+
+Deno.test("`FerryClient.mkdir()` refuses hostile paths before sending anything", async () => {
+  await using dir = await tempDir();
+  await using server = await startTestServer(dir.path);
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  for (
+    const [remoteDir, name] of [["../x", "a"], ["", "../a"], ["/etc", "a"], ["", "a\0b"], ["", ""]]
+  ) {
+    await assert.rejects(client.mkdir(remoteDir!, name!), (error) => error instanceof FerryError);
+  }
+  assert.equal(server.log.count(/mkdir/), 0, "nothing reached the server");
+  assert.deepEqual([...Deno.readDirSync(dir.path)], []);
 });

@@ -13,10 +13,11 @@
  *
  * @module
  */
-import { ConnectionError } from "../errors.ts";
+import { ConnectionError, UsageError } from "../errors.ts";
 import { type Dial, dialTcp } from "../net/dial.ts";
 import { clientHandshake } from "../protocol/handshake.ts";
 import type { ListEntry, Welcome } from "../protocol/messages.ts";
+import { parseRemotePath } from "../protocol/remote_path.ts";
 import { ClientConversation, closeQuietly } from "./conversation.ts";
 import { download, isIdentical } from "./download.ts";
 import { listBatches } from "./listing.ts";
@@ -180,6 +181,10 @@ export class FerryClient {
     name: string,
     options: { mode?: number; mtime?: number } = {},
   ): Promise<string> {
+    parseRemotePath(remoteDir);
+    if (parseRemotePath(name).length === 0) {
+      throw new UsageError("Cannot create a folder: the name is empty");
+    }
     await this.#conversation.send({
       t: "mkdir",
       dir: remoteDir,
