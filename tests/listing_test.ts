@@ -77,3 +77,14 @@ Deno.test(`listing a folder of ${FILES} entries, several batches long`, async (t
     },
   );
 });
+
+Deno.test("`ferry ls` shows invisible characters in names escaped: look-alike names never look alike", async () => {
+  await using dir = await tempDir("ferry-listing-");
+  const names = ["report.pdf", "report\u200b.pdf", "report\u{e0020}.pdf"];
+  for (const name of names) await Deno.writeTextFile(join(dir.path, name), name);
+  await using serve = await startServe(dir.path);
+  const result = await runFerry(["ls", serve.address, "--code-file", serve.codeFile]);
+  strictEqual(result.code, 0, result.stderr);
+  const shown = result.stdout.trimEnd().split("\n").map((line) => line.split("  ").at(-1));
+  deepStrictEqual(shown.toSorted(), ["report.pdf", "report\\u200b.pdf", "report\\u{e0020}.pdf"]);
+});

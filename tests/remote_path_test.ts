@@ -168,6 +168,31 @@ Deno.test("`sanitizeForDisplay()` escapes control characters", () => {
   strictEqual(sanitizeForDisplay("del\u007f c1\u009b"), "del\\x7f c1\\x9b");
 });
 
+Deno.test("`sanitizeForDisplay()` escapes invisible characters, so look-alike names differ", () => {
+  strictEqual(sanitizeForDisplay("report\u200b.pdf"), "report\\u200b.pdf");
+  strictEqual(
+    sanitizeForDisplay("a\u200cb\u2060c\ufeffd\u00ade"),
+    "a\\u200cb\\u2060c\\ufeffd\\xade",
+  );
+  strictEqual(sanitizeForDisplay("\u3164.txt"), "\\u3164.txt", "a Hangul filler");
+  strictEqual(
+    sanitizeForDisplay("invoice\u{e0041}\u{e007f}.pdf"),
+    "invoice\\u{e0041}\\u{e007f}.pdf",
+    "tag characters",
+  );
+  strictEqual(
+    sanitizeForDisplay("a\ufe0f.txt"),
+    "a\\ufe0f.txt",
+    "a variation selector after a letter",
+  );
+  strictEqual(sanitizeForDisplay("x\u200d.txt"), "x\\u200d.txt", "a joiner between letters");
+  for (
+    const name of ["report.pdf", "café.txt", "日本語.md", "❤\ufe0f.png", "👩\u200d💻 notes.txt"]
+  ) {
+    strictEqual(sanitizeForDisplay(name), name, "visible text and emoji stay as they are");
+  }
+});
+
 Deno.test("`sanitizeForDisplay()` escapes bidi overrides and lone surrogates", () => {
   strictEqual(sanitizeForDisplay("\u202Eexe.txt"), "\\u202eexe.txt");
   strictEqual(sanitizeForDisplay("a\u2066b\u2069"), "a\\u2066b\\u2069");

@@ -47,6 +47,15 @@ const SLASH_LOOKALIKE = /[\u2044\u2215\u2216\u29f5\u29f8\u29f9]/u;
 const UNSAFE_FOR_DISPLAY =
   // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Cs}/gu;
+/**
+ * Characters that show nothing (Unicode's default-ignorable code points: zero-width space and
+ * joiners, soft hyphen, word joiner, BOM, Hangul fillers, tag characters, variation selectors, ...),
+ * so that `report\u200b.pdf` would look like `report.pdf`. Two of them are kept where they do their
+ * visible job in emoji: the zero-width joiner between two pictographs (👩‍💻) and a variation
+ * selector right after a pictograph or emoji character (❤️).
+ */
+const INVISIBLE =
+  /(?<![\p{Extended_Pictographic}\p{Emoji_Modifier}]\ufe0f?)\u200d|\u200d(?!\p{Extended_Pictographic})|(?<!\p{Emoji})[\ufe00-\ufe0f]|(?![\u200d\ufe00-\ufe0f])\p{Default_Ignorable_Code_Point}/gu;
 /** "C:", "c:foo", "C:\x": a Windows drive (or a drive-relative path). */
 const WINDOWS_DRIVE = /^[a-z]:/i;
 /** Windows device names, reserved in every folder and with any extension ("con.txt", "COM¹"). */
@@ -99,16 +108,21 @@ export function joinRemotePath(components: readonly string[]): string {
 
 /**
  * Makes text from the other side safe to print on a terminal: control characters (C0, DEL, C1),
- * bidirectional and line-breaking controls and lone surrogates are replaced by escapes such as
- * `\x1b` or `\u202e`. Everything else is kept as is.
+ * bidirectional and line-breaking controls, lone surrogates and invisible characters (zero-width
+ * spaces, tag characters, ...; see {@link INVISIBLE}) are replaced by escapes such as `\x1b`,
+ * `\u202e`, `\u200b` or `\u{e0041}`. Everything else is kept as is.
  */
 export function sanitizeForDisplay(text: string): string {
-  return text.replace(UNSAFE_FOR_DISPLAY, (char) => {
-    const code = char.charCodeAt(0);
-    return code < 0x100
-      ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
+  return text.replace(UNSAFE_FOR_DISPLAY, escapeCharacter).replace(INVISIBLE, escapeCharacter);
+}
+
+/** `\xNN` below U+0100, `\uNNNN` in the BMP, `\u{NNNNN}` above it. */
+function escapeCharacter(char: string): string {
+  const code = char.codePointAt(0) ?? 0;
+  if (code > 0xffff) return `\\u{${code.toString(16)}}`;
+  return code < 0x100
+    ? `\\x${code.toString(16).padStart(2, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
 }
 
 /**
