@@ -9,7 +9,7 @@
 import { deepStrictEqual, match, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { generateCode, normaliseCode } from "../lib/code.ts";
-import { COMMANDS } from "../lib/cli/specs.ts";
+import { COMMANDS } from "../lib/cli/commands.ts";
 import { VERSION } from "../lib/version.ts";
 import {
   DENO,
@@ -908,7 +908,7 @@ Deno.test("`ferry put --json` names a file the same in its start, progress and d
 
 Deno.test("ferry's usage: help, version and usage errors", async (t) => {
   await t.step("every command's --help exits 0 and shows Usage, Options and Examples", async () => {
-    const names = COMMANDS.map((spec) => spec.name);
+    const names = COMMANDS.map((command) => command.spec.name);
     ok(names.length >= 6);
     const results = await Promise.all(names.map((name) => runFerry([name, "--help"])));
     for (const [index, result] of results.entries()) {
