@@ -13,41 +13,23 @@ import {
   parseCommand,
   suggest,
 } from "./lib/cli/args.ts";
-import { runCode } from "./lib/cli/code.ts";
-import { completionScript } from "./lib/cli/completions.ts";
-import { runConnect } from "./lib/cli/connect.ts";
+import { COMMANDS, findCommand } from "./lib/cli/commands.ts";
 import { printError, printLine } from "./lib/cli/output.ts";
-import { runGet, runLs, runPut } from "./lib/cli/remote.ts";
-import { runServe } from "./lib/cli/serve.ts";
-import { COMMANDS } from "./lib/cli/specs.ts";
 import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
 import { sanitizeForDisplay } from "./lib/protocol/remote_path.ts";
 import { VERSION } from "./lib/version.ts";
-import type { ParsedCommand } from "./lib/cli/args.ts";
-
-const RUNNERS: Record<string, (parsed: ParsedCommand) => Promise<void>> = {
-  code: runCode,
-  serve: runServe,
-  ls: runLs,
-  get: runGet,
-  put: runPut,
-  connect: runConnect,
-  completions: ({ positionals }) => {
-    printLine(completionScript(positionals[0]!).trimEnd());
-    return Promise.resolve();
-  },
-};
 
 /** The top-level help. */
 export function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((spec) => spec.name.length));
+  const specs = COMMANDS.map((command) => command.spec);
+  const width = Math.max(...specs.map((spec) => spec.name.length));
   return [
     `ferry ${VERSION}: move files between machines, end-to-end encrypted with a shared code.`,
     "",
     "Usage: ferry <command> [options]",
     "",
     "Commands:",
-    ...COMMANDS.map((spec) => `  ${spec.name.padEnd(width)}  ${spec.summary}`),
+    ...specs.map((spec) => `  ${spec.name.padEnd(width)}  ${spec.summary}`),
     "",
     "Options:",
     "  -h, --help     Show help (also: ferry <command> --help)",
@@ -69,22 +51,23 @@ export async function main(args: readonly string[]): Promise<number> {
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
       const topic = name === "help" && rest[0] !== undefined && rest[0] !== "-h" &&
           rest[0] !== "--help"
-        ? COMMANDS.find((command) => command.name === rest[0]) ?? unknownCommand(rest[0])
+        ? findCommand(rest[0]) ?? unknownCommand(rest[0])
         : undefined;
-      printLine(topic ? formatHelp(topic) : mainHelp());
+      printLine(topic ? formatHelp(topic.spec) : mainHelp());
       return ExitCode.ok;
     }
     if (name === "--version" || name === "-V" || name === "version") {
       printLine(`ferry ${VERSION}`);
       return ExitCode.ok;
     }
-    spec = COMMANDS.find((command) => command.name === name) ?? unknownCommand(name);
-    const parsed = parseCommand(spec, rest);
+    const command = findCommand(name) ?? unknownCommand(name);
+    spec = command.spec;
+    const parsed = parseCommand(command.spec, rest);
     if (parsed.flags.help) {
-      printLine(formatHelp(spec));
+      printLine(formatHelp(command.spec));
       return ExitCode.ok;
     }
-    await RUNNERS[spec.name]!(parsed);
+    await command.run(parsed);
     return ExitCode.ok;
   } catch (error) {
     // The reader of our output went away (`ferry ls | head`): nothing more to say to anyone.
@@ -104,7 +87,7 @@ function unknownCommand(word: string): never {
         "\nRun 'ferry --help' for the list of commands.",
     );
   }
-  const guess = suggest(name, COMMANDS.map((command) => command.name));
+  const guess = suggest(name, COMMANDS.map((command) => command.spec.name));
   throw new UsageError(
     `Unknown command "${name}"` + (guess ? `: did you mean "${guess}"?` : "") +
       "\nRun 'ferry --help' for the list of commands.",

@@ -9,7 +9,9 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
+import { parseCommand } from "../lib/cli/args.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
+import { serveSpec } from "../lib/cli/serve.ts";
 import {
   canMountTmpfs,
   makeCodeFile,
@@ -229,6 +231,32 @@ Deno.test("`parseHostPort()` accepts IPv6 in brackets and international names, a
     match(message, why, text);
     ok(message.startsWith(`Invalid server address "${text}": `), message);
   }
+});
+
+Deno.test("`parseCommand()` hands out flags typed and converted as the spec declares them", () => {
+  const { positionals, flags } = parseCommand(serveSpec, [
+    "shared",
+    "--port=0",
+    "--max-upload",
+    "2G",
+    "--grace",
+    "1.5",
+    "--read-only",
+  ]);
+  deepStrictEqual(positionals, ["shared"]);
+  // Typed without casts: these assignments are checked by `deno check`.
+  const port: number | undefined = flags.port;
+  const readOnly: boolean = flags["read-only"];
+  const host: string | undefined = flags.host;
+  strictEqual(port, 0);
+  strictEqual(flags["max-upload"], 2 * 1024 ** 3);
+  strictEqual(flags.grace, 1500);
+  strictEqual(readOnly, true);
+  strictEqual(flags["upload-only"], false);
+  strictEqual(host, undefined);
+  strictEqual(flags["idle-timeout"], undefined);
+  // With --help nothing is converted, so a bad value does not hide the help.
+  strictEqual(parseCommand(serveSpec, ["--port", "x", "--help"]).flags.port, undefined);
 });
 
 Deno.test("a malformed HOST[:PORT] exits 2 in one line before any code is read", async () => {

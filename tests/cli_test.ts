@@ -9,7 +9,7 @@
 import { deepStrictEqual, match, notStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { generateCode, normaliseCode } from "../lib/code.ts";
-import { COMMANDS } from "../lib/cli/specs.ts";
+import { COMMANDS } from "../lib/cli/commands.ts";
 import { VERSION } from "../lib/version.ts";
 import {
   DENO,
@@ -885,9 +885,30 @@ Deno.test("`ferry serve --upload-prefix` changes where uploads land", async () =
 
 // --- usage ----------------------------------------------------------------------------------------
 
+Deno.test("`ferry put --json` names a file the same in its start, progress and done events", async () => {
+  await using served = await tempDir("ferry-served-");
+  await using local = await tempDir("ferry-local-");
+  await using server = await startServe(served.path);
+  await Deno.mkdir(join(local.path, "docs"));
+  await makeFile(join(local.path, "docs", "a.bin"), 20_000, 12);
+  const result = await runFerry(
+    ["put", server.address, join(local.path, "docs"), "--json", "--code-file", server.codeFile],
+  );
+  assertExit(result, 0);
+  const events = result.stdout.trim().split("\n").map((line) => JSON.parse(line))
+    .filter((event) => event.event !== "mkdir");
+  deepStrictEqual(
+    events.map((event) => [event.event, event.name]).filter(([kind]) => kind !== "progress"),
+    [["start", "docs/a.bin"], ["done", "docs/a.bin"]],
+  );
+  ok(events.every((event) => event.name === "docs/a.bin"), result.stdout);
+  // The server's name for it, with the upload prefix, comes as `remote` in `done`.
+  strictEqual(events.at(-1).remote, "uploaded_docs/a.bin");
+});
+
 Deno.test("ferry's usage: help, version and usage errors", async (t) => {
   await t.step("every command's --help exits 0 and shows Usage, Options and Examples", async () => {
-    const names = COMMANDS.map((spec) => spec.name);
+    const names = COMMANDS.map((command) => command.spec.name);
     ok(names.length >= 6);
     const results = await Promise.all(names.map((name) => runFerry([name, "--help"])));
     for (const [index, result] of results.entries()) {

@@ -815,7 +815,7 @@ Deno.test("re-running a cut folder upload skips the file already uploaded and re
   assert.deepEqual(
     again.map((
       event,
-    ) => [event.name, event.resumedFrom, event.transferred, event.skipped ?? false]),
+    ) => [event.remote, event.resumedFrom, event.transferred, event.skipped ?? false]),
     [
       ["uploaded_docs/a.bin", CHUNK + 5, 0, true],
       ["uploaded_docs/b.bin", 2 * CHUNK, MiB - 2 * CHUNK, false],
@@ -982,7 +982,7 @@ Deno.test("re-running a cut folder `put` skips the files already complete and se
   assert.equal(again.code, 0, again.stderr);
   const done = again.stdout.trim().split("\n").map((line) => JSON.parse(line))
     .filter((event) => event.event === "done");
-  const byName = new Map(done.map((event) => [event.name, event]));
+  const byName = new Map(done.map((event) => [event.remote, event]));
   assert.equal(byName.get("uploaded_album/a.bin")?.skipped, true);
   assert.equal(byName.get("uploaded_album/b.bin")?.skipped, true);
   assert.equal(byName.get("uploaded_album/a.bin")?.transferred, 0);

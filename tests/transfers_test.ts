@@ -261,7 +261,7 @@ Deno.test("`ferry put` killed with SIGKILL mid-transfer resumes on the next run 
   assert.ok(kept >= 4 * MiB && kept < size, `kept ${kept}`);
 
   const done = doneEvent(await ferry("put", serve, [source, "--json"]));
-  assert.equal(done.name, "uploaded_big.bin");
+  assert.equal(done.remote, "uploaded_big.bin");
   // A write the server had in flight when the connection dropped may still have landed.
   const cut = done.resumedFrom as number;
   assert.ok(cut >= kept && cut < size, `resumed from ${cut}, ${kept} kept`);
@@ -324,7 +324,7 @@ Deno.test("`ferry put` resumes an upload cut at 0, 1, chunk-1, chunk, chunk+1, a
       await Deno.mkdir(remote);
       await Deno.writeFile(partialPath(remote, "uploaded_file.bin"), await prefixOf(source, cut));
       const done = doneEvent(await ferry("put", serve, [source, "--to", label, "--json"]));
-      assert.equal(done.name, `${label}/uploaded_file.bin`);
+      assert.equal(done.remote, `${label}/uploaded_file.bin`);
       assert.equal(done.resumedFrom, cut);
       assert.equal(done.transferred, SOURCE_SIZE - cut);
       assert.equal(done.sha256, hash);

@@ -3,7 +3,8 @@
  *
  * Each command is described once by a {@link CommandSpec}; the same description parses argv
  * (unknown flags are an error with a "did you mean" hint), prints `--help`, and feeds the shell
- * completion scripts.
+ * completion scripts. A spec declared `as const` gives {@link parseCommand} its flags' types, and an
+ * option may convert its value (`parse`), so commands read typed values with no casts.
  *
  * @module
  */
@@ -13,38 +14,45 @@ import { UsageError } from "../errors.ts";
 /** One flag of a command. */
 export interface OptionSpec {
   /** Long name without dashes, e.g. `code-file`. */
-  name: string;
+  readonly name: string;
   /** One-letter alias without the dash. */
-  short?: string;
+  readonly short?: string;
   /** `boolean` flags take no value. */
-  type: "boolean" | "string";
+  readonly type: "boolean" | "string";
   /** Placeholder shown in help for the value (`PATH`, `N`). */
-  value?: string;
+  readonly value?: string;
   /** One line of help. */
-  description: string;
+  readonly description: string;
   /** Default shown in help. */
-  default?: string;
+  readonly default?: string;
+  /**
+   * Converts a string flag's value (`--port 9000` to `9000`); the command then gets what it
+   * returns. Throws a `UsageError` for a bad value, reported as it is.
+   */
+  readonly parse?: (text: string, name: string) => unknown;
+  /** A boolean flag this one cannot be given with ("Choose one of --a and --b"). */
+  readonly conflicts?: string;
 }
 
-/** A command of the CLI. */
+/** A command of the CLI. Declare one `as const satisfies CommandSpec` so its flags are typed. */
 export interface CommandSpec {
-  name: string;
+  readonly name: string;
   /** One line for the command list. */
-  summary: string;
+  readonly summary: string;
   /** Usage lines without the leading `ferry `. */
-  usage: string;
+  readonly usage: string;
   /** A paragraph of help. */
-  description: string;
+  readonly description: string;
   /** Positional arguments, for help. */
-  args: { name: string; description: string }[];
-  options: OptionSpec[];
+  readonly args: readonly { readonly name: string; readonly description: string }[];
+  readonly options: readonly OptionSpec[];
   /** Fewest and most positionals (`Infinity` for many). */
-  minArgs: number;
-  maxArgs: number;
+  readonly minArgs: number;
+  readonly maxArgs: number;
   /** `[command, what it does]`. */
-  examples: [string, string][];
+  readonly examples: readonly (readonly [string, string])[];
   /** Environment variables the command reads. */
-  environment?: [string, string][];
+  readonly environment?: readonly (readonly [string, string])[];
 }
 
 /** Options every command has. */
@@ -55,10 +63,33 @@ export const HELP_OPTION: OptionSpec = {
   description: "Show this help and exit",
 };
 
-/** The result of {@link parseCommand}. */
-export interface ParsedCommand {
+/** The value a command gets for `option`: a boolean, the converted value, or the string. */
+type FlagValue<Option extends OptionSpec> = Option["type"] extends "boolean" ? boolean
+  : Option extends { parse: (text: string, name: string) => infer Value } ? Value | undefined
+  : string | undefined;
+
+/**
+ * The flags of a command whose options are `Options`, by long name: `{ port: number | undefined;
+ * force: boolean; ... }`. For a spec whose options are not known (`CommandSpec` itself), any
+ * record.
+ */
+export type FlagsOf<Options extends readonly OptionSpec[]> = string extends Options[number]["name"]
+  ? Readonly<Record<string, unknown>>
+  :
+    & { readonly [Option in Options[number] as Option["name"]]: FlagValue<Option> }
+    & { readonly help: boolean };
+
+/** The result of {@link parseCommand}: positionals, and flags typed from the spec's options. */
+export interface ParsedCommand<Spec extends CommandSpec = CommandSpec> {
   positionals: string[];
-  flags: Record<string, string | boolean | undefined>;
+  flags: FlagsOf<Spec["options"]>;
+}
+
+/** A command: its spec, and what runs it with the flags that spec declares. */
+export interface Command<Spec extends CommandSpec = CommandSpec> {
+  readonly spec: Spec;
+  /** Runs the command; throws a `FerryError` (or `UsageError`) for the caller to report. */
+  run(parsed: ParsedCommand<Spec>): Promise<void>;
 }
 
 /** Edit distance, for "did you mean" suggestions. */
@@ -108,9 +139,13 @@ export class CommandUsageError extends UsageError {
 /**
  * Parses `argv` (the words after the command name) against `spec`.
  * Throws {@link CommandUsageError} for an unknown flag (with a suggestion), a missing value, or
- * the wrong number of positional arguments.
+ * the wrong number of positional arguments; a `UsageError` for conflicting flags or a value an
+ * option's `parse` refuses. With `--help` nothing but the flags' syntax is checked.
  */
-export function parseCommand(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
+export function parseCommand<Spec extends CommandSpec>(
+  spec: Spec,
+  argv: readonly string[],
+): ParsedCommand<Spec> {
   const all = [...spec.options, HELP_OPTION];
   const options: Record<string, { type: "boolean" | "string"; short?: string }> = {};
   for (const option of all) {
@@ -124,8 +159,19 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
   } catch (error) {
     throw new CommandUsageError(spec, explainParseError(spec, error, argv));
   }
-  const flags = parsed.values as Record<string, string | boolean | undefined>;
-  if (flags.help) return { positionals: parsed.positionals, flags };
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  // Values an option converts are set once converted, below; with --help they stay undefined.
+  const flags: Record<string, unknown> = {};
+  for (const option of all) {
+    const value = values[option.name];
+    flags[option.name] = option.type === "boolean"
+      ? value === true
+      : option.parse
+      ? undefined
+      : value;
+  }
+  const result = { positionals: parsed.positionals, flags: flags as FlagsOf<Spec["options"]> };
+  if (flags.help) return result;
   const count = parsed.positionals.length;
   if (count < spec.minArgs) {
     const missing = spec.args[count]?.name ?? "an argument";
@@ -137,7 +183,18 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
       `Too many arguments: ${JSON.stringify(parsed.positionals[spec.maxArgs])} is one too many`,
     );
   }
-  return { positionals: parsed.positionals, flags };
+  for (const option of spec.options) {
+    if (option.conflicts !== undefined && flags[option.name] && flags[option.conflicts]) {
+      throw new UsageError(`Choose one of --${option.name} and --${option.conflicts}`);
+    }
+  }
+  for (const option of spec.options) {
+    const text = values[option.name];
+    if (option.parse && typeof text === "string") {
+      flags[option.name] = option.parse(text, option.name);
+    }
+  }
+  return result;
 }
 
 function explainParseError(spec: CommandSpec, error: unknown, argv: readonly string[]): string {
@@ -179,7 +236,7 @@ function optionLabel(option: OptionSpec): string {
   return option.type === "string" ? `${names} ${option.value ?? "VALUE"}` : names;
 }
 
-function table(rows: [string, string][], indent = "  "): string[] {
+function table(rows: readonly (readonly [string, string])[], indent = "  "): string[] {
   const width = Math.max(...rows.map(([left]) => left.length));
   return rows.map(([left, right]) => `${indent}${left.padEnd(width)}  ${right}`);
 }

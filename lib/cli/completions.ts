@@ -4,8 +4,22 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { type CommandSpec, HELP_OPTION } from "./args.ts";
-import { COMMANDS } from "./specs.ts";
+import { type Command, type CommandSpec, HELP_OPTION, type ParsedCommand } from "./args.ts";
+import { printLine } from "./output.ts";
+
+/** What `ferry completions` accepts. */
+export const completionsSpec = {
+  name: "completions",
+  summary: "Print a shell completion script",
+  usage: "completions bash|zsh|fish",
+  description:
+    "Prints a completion script for your shell. For bash: source <(ferry completions bash).",
+  args: [{ name: "SHELL", description: "bash, zsh or fish" }],
+  options: [],
+  minArgs: 1,
+  maxArgs: 1,
+  examples: [["source <(ferry completions bash)", "complete ferry's commands and flags in bash"]],
+} as const satisfies CommandSpec;
 
 function flagsOf(spec: CommandSpec): string[] {
   return [...spec.options, HELP_OPTION].flatMap((option) =>
@@ -13,9 +27,9 @@ function flagsOf(spec: CommandSpec): string[] {
   );
 }
 
-function bash(): string {
-  const names = COMMANDS.map((spec) => spec.name).join(" ");
-  const cases = COMMANDS.map((spec) => `    ${spec.name}) opts="${flagsOf(spec).join(" ")}" ;;`)
+function bash(specs: readonly CommandSpec[]): string {
+  const names = specs.map((spec) => spec.name).join(" ");
+  const cases = specs.map((spec) => `    ${spec.name}) opts="${flagsOf(spec).join(" ")}" ;;`)
     .join("\n");
   return `# bash completion for ferry; load with: source <(ferry completions bash)
 _ferry() {
@@ -40,10 +54,10 @@ complete -o filenames -F _ferry ferry
 `;
 }
 
-function zsh(): string {
-  const commands = COMMANDS.map((spec) => `    '${spec.name}:${spec.summary.replace(/'/g, "")}'`)
+function zsh(specs: readonly CommandSpec[]): string {
+  const commands = specs.map((spec) => `    '${spec.name}:${spec.summary.replace(/'/g, "")}'`)
     .join("\n");
-  const cases = COMMANDS.map((spec) => {
+  const cases = specs.map((spec) => {
     const options = [...spec.options, HELP_OPTION].map((option) =>
       `'--${option.name}[${option.description.replace(/['\[\]]/g, "")}]${
         option.type === "string" ? `:${(option.value ?? "value").toLowerCase()}:_files` : ""
@@ -70,10 +84,10 @@ compdef _ferry ferry
 `;
 }
 
-function fish(): string {
+function fish(specs: readonly CommandSpec[]): string {
   const lines = ["# fish completion for ferry; load with: ferry completions fish | source"];
   lines.push("complete -c ferry -f");
-  for (const spec of COMMANDS) {
+  for (const spec of specs) {
     lines.push(
       `complete -c ferry -n __fish_use_subcommand -a ${spec.name} -d '${
         spec.summary.replace(/'/g, "")
@@ -92,16 +106,33 @@ function fish(): string {
   return lines.join("\n") + "\n";
 }
 
-/** The completion script for `shell`. Throws a usage error for an unknown shell. */
-export function completionScript(shell: string): string {
+/** The completion script for `shell`, completing `specs`. Throws a usage error for an unknown shell. */
+export function completionScript(shell: string, specs: readonly CommandSpec[]): string {
   switch (shell) {
     case "bash":
-      return bash();
+      return bash(specs);
     case "zsh":
-      return zsh();
+      return zsh(specs);
     case "fish":
-      return fish();
+      return fish(specs);
     default:
       throw new UsageError(`Unknown shell "${shell}": expected bash, zsh or fish`);
   }
+}
+
+/**
+ * `ferry completions`, completing the commands `commands()` returns (a function, so that the
+ * table can list this command too).
+ */
+export function completionsCommand(
+  commands: () => readonly Command[],
+): Command<typeof completionsSpec> {
+  return {
+    spec: completionsSpec,
+    run({ positionals }: ParsedCommand<typeof completionsSpec>) {
+      const specs = commands().map((command) => command.spec);
+      printLine(completionScript(positionals[0]!, specs).trimEnd());
+      return Promise.resolve();
+    },
+  };
 }

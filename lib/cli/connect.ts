@@ -15,10 +15,30 @@ import { ConnectionError, describeError, RemoteError, UsageError } from "../erro
 import type { FerryClient } from "../client/client.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../client/transfers.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
-import type { ParsedCommand } from "./args.ts";
+import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
+import { printListing } from "./ls.ts";
+import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET } from "./options.ts";
 import { printError, printLine, TransferReporter } from "./output.ts";
-import { checkRemoteArgument, openClient, printListing } from "./remote.ts";
+import { checkRemoteArgument, openClient } from "./remote.ts";
+
+/** What `ferry connect` accepts (the shell's own commands are in {@link SHELL_HELP}). */
+export const connectSpec = {
+  name: "connect",
+  summary: "Open an interactive shell on a server",
+  usage: "connect HOST[:PORT] [--code-file PATH]",
+  description:
+    "Opens a shell with the commands ls, get, put, help and quit. When standard input is not a terminal, reads commands line by line without a prompt, so it can be scripted (like sftp -b -).",
+  args: [HOST_ARG],
+  options: [CODE_FILE, QUIET],
+  minArgs: 1,
+  maxArgs: 1,
+  examples: [
+    ["ferry connect 192.168.1.20", "an interactive session"],
+    ["printf 'ls\\nget a.txt\\n' | ferry connect 192.168.1.20", "a scripted session"],
+  ],
+  environment: CODE_ENV,
+} as const satisfies CommandSpec;
 
 /** The shell's own help text. */
 export const SHELL_HELP = [
@@ -182,10 +202,12 @@ export async function runShellLine(
 }
 
 /** Runs `ferry connect`. Permissions: net to the server; read on the code file; read/write where you get or put. */
-export async function runConnect({ positionals, flags }: ParsedCommand): Promise<void> {
+export async function runConnect(
+  { positionals, flags }: ParsedCommand<typeof connectSpec>,
+): Promise<void> {
   const address = parseHostPort(positionals[0]!);
-  const quiet = Boolean(flags.quiet);
-  await using client = await openClient(address, flags["code-file"] as string | undefined);
+  const quiet = flags.quiet;
+  await using client = await openClient(address, flags["code-file"]);
   const interactive = Deno.stdin.isTerminal();
   if (interactive) {
     printError(
@@ -217,3 +239,6 @@ export async function runConnect({ positionals, flags }: ParsedCommand): Promise
     lines.close();
   }
 }
+
+/** `ferry connect`: its spec and its runner. */
+export const connectCommand: Command<typeof connectSpec> = { spec: connectSpec, run: runConnect };

@@ -101,9 +101,11 @@ export class TransferReporter {
         this.#stopBar();
         this.#files++;
         this.#bytes += event.transferred;
+        // The text says where the file landed: for `put`, the server's name (with its prefix).
+        const landed = event.remote ?? event.name;
         if (event.skipped) {
           printLine(
-            `Skipped ${event.name}: already complete (${formatBytes(event.size)}, same SHA-256)`,
+            `Skipped ${landed}: already complete (${formatBytes(event.size)}, same SHA-256)`,
           );
           break;
         }
@@ -112,7 +114,7 @@ export class TransferReporter {
           ? `, resumed at ${formatBytes(event.resumedFrom)}`
           : "";
         printLine(
-          `${verb} ${event.name} (${formatBytes(event.size)} in ${event.seconds.toFixed(2)} s, ` +
+          `${verb} ${landed} (${formatBytes(event.size)} in ${event.seconds.toFixed(2)} s, ` +
             `${formatRate(event.transferred, event.seconds)}${resumed})`,
         );
         break;

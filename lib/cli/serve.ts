@@ -17,10 +17,109 @@ import type { ServeMode } from "../protocol/messages.ts";
 import { validateName } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { startServer } from "../server/server.ts";
-import type { ParsedCommand } from "./args.ts";
+import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
+import { CODE_ENV, CODE_FILE } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
+
+/** What `ferry serve` accepts; numbers, sizes and durations arrive converted. */
+export const serveSpec = {
+  name: "serve",
+  summary: "Share a folder with everyone who holds the code",
+  usage: "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--upload-prefix S] [options]",
+  description:
+    "Serves DIR to clients that hold the connection code. Creates a code file first if there is none, and prints the new code. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish.",
+  args: [{ name: "DIR", description: "The folder to share (default: the current folder)" }],
+  options: [
+    {
+      name: "host",
+      type: "string",
+      value: "ADDR",
+      description: "Address to listen on",
+      default: "0.0.0.0",
+    },
+    {
+      name: "port",
+      short: "p",
+      type: "string",
+      value: "N",
+      description: "Port to listen on (0 = any free port)",
+      default: "7878",
+      parse: (text: string) => parsePort(text, true),
+    },
+    {
+      ...CODE_FILE,
+      description: "Connection code file (created if missing)",
+      default: "./.connection_code",
+    },
+    {
+      name: "upload-prefix",
+      type: "string",
+      value: "S",
+      description: "Prefix of uploaded names",
+      default: "uploaded_",
+    },
+    {
+      name: "read-only",
+      type: "boolean",
+      description: "Refuse uploads",
+      conflicts: "upload-only",
+    },
+    {
+      name: "upload-only",
+      type: "boolean",
+      description: "Refuse listing and downloads (a drop box)",
+    },
+    {
+      name: "max-upload",
+      type: "string",
+      value: "SIZE",
+      description: "Refuse uploads larger than SIZE (e.g. 500M, 2G)",
+      parse: parseSize,
+    },
+    {
+      name: "max-connections",
+      type: "string",
+      value: "N",
+      description: "Connections served at once",
+      default: "64",
+      parse: parseCount,
+    },
+    {
+      name: "handshake-timeout",
+      type: "string",
+      value: "SECONDS",
+      description: "Close connections that have not authenticated by then",
+      default: "10",
+      parse: parseSeconds,
+    },
+    {
+      name: "idle-timeout",
+      type: "string",
+      value: "SECONDS",
+      description: "Close authenticated connections idle this long",
+      default: "300",
+      parse: parseSeconds,
+    },
+    {
+      name: "grace",
+      type: "string",
+      value: "SECONDS",
+      description: "On Ctrl-C or SIGTERM, time given to transfers in progress",
+      default: "10",
+      parse: parseSeconds,
+    },
+  ],
+  minArgs: 0,
+  maxArgs: 1,
+  examples: [
+    ["ferry serve", "share the current folder on port 7878"],
+    ["ferry serve ~/Public --port 9000 --read-only", "share a folder for download only"],
+    ["ferry serve inbox --upload-only --max-upload 2G", "a drop box that takes files up to 2 GiB"],
+  ],
+  environment: CODE_ENV,
+} as const satisfies CommandSpec;
 
 /**
  * Where the server takes its code from: the code file (created when missing), which the server
@@ -60,31 +159,23 @@ function listenError(error: unknown, hostname: string, port: number): unknown {
  * Permissions: net (host:port); read and write on the folder; read (and write when it must be
  * created) on the code file.
  */
-export async function runServe({ positionals, flags }: ParsedCommand): Promise<void> {
+export async function runServe(
+  { positionals, flags }: ParsedCommand<typeof serveSpec>,
+): Promise<void> {
   const root = positionals[0] ?? ".";
-  if (flags["read-only"] && flags["upload-only"]) {
-    throw new UsageError("Choose one of --read-only and --upload-only");
-  }
+  // The parser has refused --read-only with --upload-only, and converted the numbers.
   const mode: ServeMode = flags["read-only"]
     ? "read-only"
     : flags["upload-only"]
     ? "upload-only"
     : "read-write";
-  const port = flags.port === undefined ? DEFAULT_PORT : parsePort(flags.port as string, true);
-  const maxUpload = flags["max-upload"] === undefined
-    ? undefined
-    : parseSize(flags["max-upload"] as string);
-  const maxConnections = flags["max-connections"] === undefined
-    ? undefined
-    : parseCount(flags["max-connections"] as string, "max-connections");
-  const handshakeTimeoutMs = flags["handshake-timeout"] === undefined
-    ? undefined
-    : parseSeconds(flags["handshake-timeout"] as string, "handshake-timeout");
-  const idleTimeoutMs = flags["idle-timeout"] === undefined
-    ? undefined
-    : parseSeconds(flags["idle-timeout"] as string, "idle-timeout");
-  const graceMs = flags.grace === undefined ? 10_000 : parseSeconds(flags.grace as string, "grace");
-  const uploadPrefix = (flags["upload-prefix"] as string | undefined) ?? DEFAULT_UPLOAD_PREFIX;
+  const port = flags.port ?? DEFAULT_PORT;
+  const maxUpload = flags["max-upload"];
+  const maxConnections = flags["max-connections"];
+  const handshakeTimeoutMs = flags["handshake-timeout"];
+  const idleTimeoutMs = flags["idle-timeout"];
+  const graceMs = flags.grace ?? 10_000;
+  const uploadPrefix = flags["upload-prefix"] ?? DEFAULT_UPLOAD_PREFIX;
   if (uploadPrefix !== "") {
     try {
       validateName(uploadPrefix);
@@ -106,8 +197,8 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
     throw error;
   }
   if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
-  const codeFile = flags["code-file"] as string | undefined;
-  const hostname = (flags.host as string | undefined) ?? "0.0.0.0";
+  const codeFile = flags["code-file"];
+  const hostname = flags.host ?? "0.0.0.0";
   requirePermissions([
     {
       descriptor: { name: "net", host: `${hostname}:${port}` },
@@ -178,3 +269,6 @@ export async function runServe({ positionals, flags }: ParsedCommand): Promise<v
   if (signalled === "SIGINT") throw new InterruptedError("Server stopped by Ctrl-C");
   printError("Server stopped.");
 }
+
+/** `ferry serve`: its spec and its runner. */
+export const serveCommand: Command<typeof serveSpec> = { spec: serveSpec, run: runServe };

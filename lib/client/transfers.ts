@@ -35,6 +35,8 @@ export type TransferEvent =
     sha256: string;
     /** Present (true) when the target already held exactly these bytes and nothing moved. */
     skipped?: true;
+    /** For `put`: the name the server gave the file (with its upload prefix). */
+    remote?: string;
   }
   | { event: "mkdir"; direction: "get" | "put"; name: string };
 
@@ -439,7 +441,8 @@ export async function putPaths(
     options.onEvent?.({
       event: "done",
       direction: "put",
-      name: sanitizeForDisplay(result.name),
+      name: shown, // as in `start` and `progress`: one file has one name in every event
+      remote: sanitizeForDisplay(result.name),
       size: result.size,
       transferred: result.transferred,
       resumedFrom: result.resumedFrom,

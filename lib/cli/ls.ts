@@ -1,0 +1,98 @@
+/**
+ * `ferry ls`: list a folder on the server, and the listing printer the `connect` shell's `ls`
+ * uses too.
+ *
+ * @module
+ */
+import type { ListEntry } from "../protocol/messages.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
+import { parseHostPort } from "./common.ts";
+import { CODE_ENV, CODE_FILE, HOST_ARG, JSON_OPTION } from "./options.ts";
+import { formatBytes, printLine, printText } from "./output.ts";
+import { checkRemoteArgument, openClient } from "./remote.ts";
+
+/** What `ferry ls` accepts. */
+export const lsSpec = {
+  name: "ls",
+  summary: "List a folder on the server",
+  usage: "ls HOST[:PORT] [REMOTE_PATH] [--json]",
+  description: "Lists the names, types, sizes and modification times in a folder on the server.",
+  args: [HOST_ARG, {
+    name: "REMOTE_PATH",
+    description: "Folder or file to list (default: the top)",
+  }],
+  options: [
+    CODE_FILE,
+    { ...JSON_OPTION, description: "Print a JSON array of {name, type, size, mtime}" },
+    {
+      name: "recursive",
+      short: "R",
+      type: "boolean",
+      description: "List everything below the folder",
+    },
+  ],
+  minArgs: 1,
+  maxArgs: 2,
+  examples: [
+    ["ferry ls 192.168.1.20", "list the shared folder"],
+    ["ferry ls 192.168.1.20:9000 photos --json", "list a subfolder as JSON"],
+  ],
+  environment: CODE_ENV,
+} as const satisfies CommandSpec;
+
+/** One listing line: type, size, modification time, name (folders end in `/`). */
+export function formatEntry(entry: ListEntry): string {
+  const when = new Date(entry.mtime).toISOString().replace("T", " ").slice(0, 16);
+  const size = entry.type === "dir" ? "-" : formatBytes(entry.size);
+  const name = sanitizeForDisplay(entry.name) + (entry.type === "dir" ? "/" : "");
+  return `${entry.type === "dir" ? "dir " : "file"}  ${size.padStart(10)}  ${when}  ${name}`;
+}
+
+/** One entry as `ferry ls --json` prints it. */
+function entryAsJson(entry: ListEntry): string {
+  return JSON.stringify({
+    name: entry.name,
+    type: entry.type,
+    size: entry.size,
+    mtime: new Date(entry.mtime).toISOString(),
+  });
+}
+
+/**
+ * Prints a listing batch by batch as it arrives, so a huge folder lists in constant memory: one
+ * line per entry, or with `json` one JSON array on one line (`[]` when empty).
+ */
+export async function printListing(
+  batches: AsyncIterable<ListEntry[]>,
+  options: { json?: boolean } = {},
+): Promise<void> {
+  if (!options.json) {
+    for await (const batch of batches) {
+      if (batch.length > 0) printLine(batch.map(formatEntry).join("\n"));
+    }
+    return;
+  }
+  let opened = false;
+  for await (const batch of batches) {
+    if (batch.length === 0) continue;
+    printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
+    opened = true;
+  }
+  printLine(opened ? "]" : "[]");
+}
+
+/** Runs `ferry ls`. Permissions: net to the server; read on the code file. */
+export async function runLs(
+  { positionals, flags }: ParsedCommand<typeof lsSpec>,
+): Promise<void> {
+  const address = parseHostPort(positionals[0]!);
+  const path = positionals[1] ?? "";
+  checkRemoteArgument(path); // refuse a bad path before connecting
+  await using client = await openClient(address, flags["code-file"]);
+  const batches = client.listBatches(path, { recursive: flags.recursive });
+  await printListing(batches, { json: flags.json });
+}
+
+/** `ferry ls`: its spec and its runner. */
+export const lsCommand: Command<typeof lsSpec> = { spec: lsSpec, run: runLs };

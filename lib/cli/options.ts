@@ -1,0 +1,59 @@
+/**
+ * The options, arguments and environment that several commands share, declared once so that
+ * every command describes them alike in parsing, `--help` and shell completion.
+ *
+ * @module
+ */
+import type { OptionSpec } from "./args.ts";
+
+/** `--code-file PATH`: where a client reads the connection code. */
+export const CODE_FILE = {
+  name: "code-file",
+  type: "string",
+  value: "PATH",
+  description: "Read the connection code from PATH",
+  default: "$FERRY_CODE, then ./.connection_code",
+} as const satisfies OptionSpec;
+
+/** `--json`: machine-readable output. */
+export const JSON_OPTION = {
+  name: "json",
+  type: "boolean",
+  description: "Print machine-readable JSON instead of text",
+} as const satisfies OptionSpec;
+
+/** `--quiet`: no progress bar. */
+export const QUIET = {
+  name: "quiet",
+  short: "q",
+  type: "boolean",
+  description: "No progress bar; print only results and errors",
+} as const satisfies OptionSpec;
+
+/** `--force` of `get`: replace local files. */
+export const FORCE_LOCAL = {
+  name: "force",
+  short: "f",
+  type: "boolean",
+  description: "Replace existing local files (atomically)",
+} as const satisfies OptionSpec;
+
+/** `--force` of `put`: replace files on the server. */
+export const FORCE_REMOTE = {
+  name: "force",
+  short: "f",
+  type: "boolean",
+  description: "Replace existing files on the server (atomically)",
+} as const satisfies OptionSpec;
+
+/** The `HOST[:PORT]` argument of the client commands. */
+export const HOST_ARG = {
+  name: "HOST[:PORT]",
+  description: "The server's address; the port defaults to 7878",
+} as const;
+
+/** The environment a command that reads the connection code looks at. */
+export const CODE_ENV = [[
+  "FERRY_CODE",
+  "The connection code, when no --code-file is given (read only if --allow-env grants it)",
+]] as const;

@@ -1,0 +1,87 @@
+/**
+ * `ferry put`: upload files or folders, after planning the whole upload before connecting.
+ *
+ * @module
+ */
+import { planUpload, putPaths } from "../client/transfers.ts";
+import { UsageError } from "../errors.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
+import { parseHostPort } from "./common.ts";
+import { CODE_ENV, CODE_FILE, FORCE_REMOTE, HOST_ARG, JSON_OPTION, QUIET } from "./options.ts";
+import { TransferReporter } from "./output.ts";
+import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
+
+/** What `ferry put` accepts. */
+export const putSpec = {
+  name: "put",
+  summary: "Upload files or folders",
+  usage: "put HOST[:PORT] LOCAL_PATH... [--to REMOTE_DIR] [--force] [--json] [--quiet]",
+  description:
+    "Uploads files, or folders with everything in them. They land on the server as <prefix><name> (uploaded_<name> by default). A cut upload resumes when you run the same command again. Existing files on the server are kept unless --force.",
+  args: [HOST_ARG, { name: "LOCAL_PATH...", description: "Files or folders to send" }],
+  options: [
+    {
+      name: "to",
+      type: "string",
+      value: "REMOTE_DIR",
+      description: "Folder on the server to upload into",
+      default: "the top",
+    },
+    FORCE_REMOTE,
+    CODE_FILE,
+    { ...JSON_OPTION, description: "Print one JSON object per line for each event" },
+    QUIET,
+  ],
+  minArgs: 2,
+  maxArgs: Infinity,
+  examples: [
+    ["ferry put 192.168.1.20 notes.txt", "upload a file (it lands as uploaded_notes.txt)"],
+    ["ferry put 192.168.1.20 build/ --to releases", "upload a folder into releases/"],
+  ],
+  environment: CODE_ENV,
+} as const satisfies CommandSpec;
+
+/** Runs `ferry put`. Permissions: net to the server; read on the code file and the local paths. */
+export async function runPut(
+  { positionals, flags }: ParsedCommand<typeof putSpec>,
+): Promise<void> {
+  const address = parseHostPort(positionals[0]!);
+  const remoteDir = flags.to ?? "";
+  checkRemoteArgument(remoteDir, "--to"); // refuse a bad --to before reading or sending anything
+  const localPaths = positionals.slice(1);
+  if (localPaths.includes("")) {
+    throw new UsageError("Name a local file or folder, not an empty one");
+  }
+  const plan = await planUpload(localPaths);
+  // Two arguments with one name (`a.txt a.txt`, `a.txt ../b/a.txt`) would clash halfway.
+  const sources = new Map<string, string>();
+  for (const item of plan) {
+    if (item.name.includes("/")) continue; // inside a folder: names are unique there
+    const earlier = sources.get(item.name);
+    if (earlier === item.localPath) throw new UsageError(`${earlier} is named twice`);
+    if (earlier !== undefined) {
+      throw new UsageError(
+        `${earlier} and ${item.localPath} would both be uploaded as ${
+          sanitizeForDisplay(item.name)
+        }: upload them in separate commands`,
+      );
+    }
+    sources.set(item.name, item.localPath);
+  }
+  const reporter = await TransferReporter.create(outputOptions(flags));
+  await using client = await openClient(address, flags["code-file"]);
+  try {
+    await putPaths(client, plan, {
+      remoteDir,
+      force: flags.force,
+      onEvent: reporter.onEvent,
+    });
+  } finally {
+    reporter.abort();
+  }
+  reporter.summary();
+}
+
+/** `ferry put`: its spec and its runner. */
+export const putCommand: Command<typeof putSpec> = { spec: putSpec, run: runPut };
