@@ -63,6 +63,8 @@
  */
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
+export type { PenaltyOptions } from "./lib/server/penalty.ts";
+export type { Accepted, Listen, Listener, Peer, Socket } from "./lib/net/socket.ts";
 export { FerryClient } from "./lib/client/client.ts";
 export type { ClientSocket, Dial } from "./lib/net/dial.ts";
 export type {

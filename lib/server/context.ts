@@ -1,0 +1,88 @@
+/**
+ * What the parts of the server share: the {@link ServerContext} of one running server, and the
+ * small {@link RequestContext} each request handler receives.
+ *
+ * @module
+ */
+import type { CodeFileWatch } from "../code.ts";
+import type { SecureChannel } from "../protocol/handshake.ts";
+import type {
+  ClientMessage,
+  KeepAlive,
+  PutEnd,
+  PutStart,
+  ServerMessage,
+} from "../protocol/messages.ts";
+import type { Store } from "../store/local.ts";
+import type { PenaltyBox } from "./penalty.ts";
+import type { Rights } from "./rights.ts";
+
+/** The settings and shared state of one running server, built by `startServer`. */
+export interface ServerContext {
+  /** The served folder. */
+  store: Store;
+  /** A fixed secret, or the code file that is read again (see `ServerOptions.codeFile`). */
+  code: Uint8Array | CodeFileWatch;
+  /** The last problem reading the code file, logged once. */
+  codeProblem: string | undefined;
+  /** Prepended to the first component of every upload's name. */
+  uploadPrefix: string;
+  /** What every session may do. */
+  rights: Rights;
+  /** Deadline for the handshake and `welcome`. */
+  handshakeTimeoutMs: number;
+  /** Deadline between requests and between the records of a transfer. */
+  idleTimeoutMs: number;
+  /** Connections served at once. */
+  maxConnections: number;
+  /** Failed handshakes, by peer address. */
+  penalties: PenaltyBox;
+  /** Real paths of the uploads being received now (a second one is `busy`). */
+  uploadsInProgress: Set<string>;
+  /** Set once the server is shutting down: cut uploads leave no partial file behind. */
+  shuttingDown: boolean;
+  /** Receives one line per event. */
+  log: (line: string) => void;
+}
+
+/**
+ * The requests a client may send between others that get an answer (not `put-start`/`put-end`,
+ * parts of `put`, nor `keepalive`, which the session takes itself).
+ */
+export type Request = Exclude<ClientMessage, PutStart | PutEnd | KeepAlive>;
+
+/** Controls the deadline of the connection while a request runs. */
+export interface Deadline {
+  /** Suspends the deadline: this side's own work (hashing) is not a stalled client. */
+  pause(): void;
+  /** (Re)starts the stall deadline: the idle timeout plus `extraMs`, from now. */
+  stall(extraMs?: number): void;
+}
+
+/** What a request handler is given: one request's view of its session and server. */
+export interface RequestContext {
+  /** The served folder. */
+  readonly store: Store;
+  /** The secure channel (for the records of a transfer). */
+  readonly channel: SecureChannel;
+  /** Sends one control message. */
+  send(message: ServerMessage): Promise<void>;
+  /** What this session may do. */
+  readonly rights: Rights;
+  /** Prepended to the first component of every upload's name. */
+  readonly uploadPrefix: string;
+  /** Real paths of the uploads being received now, by any session. */
+  readonly uploadsInProgress: Set<string>;
+  /** Whether the server is shutting down (read when a request ends). */
+  readonly shuttingDown: boolean;
+  /** The session's deadline. */
+  readonly deadline: Deadline;
+  /** Logs one line about this connection. */
+  log(message: string): void;
+}
+
+/** Answers one kind of request; throws to refuse it (see `replies.ts`). */
+export type Handler<R extends Request = Request> = (
+  request: R,
+  context: RequestContext,
+) => Promise<void>;

@@ -1,0 +1,255 @@
+/**
+ * `put`: receives one upload into a partial file, resumes a kept one when the client's first
+ * bytes match, verifies the SHA-256 and commits (docs/PROTOCOL.md §4.1 and §5). A re-run of an
+ * upload already complete is answered without a transfer (`ifIdentical`).
+ *
+ * @module
+ */
+import type { Hash } from "node:crypto";
+import { join } from "node:path";
+import { lstatOrNull } from "../../_fs.ts";
+import { releaseBuffer } from "../../_memory.ts";
+import { ConnectionError, ExistsError, PathError, ProtocolError } from "../../errors.ts";
+import { RecordType } from "../../protocol/framing.ts";
+import { decodeClientMessage, type PutRequest } from "../../protocol/messages.ts";
+import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
+import { type CommitOptions, PartialFile } from "../../store/partial_file.ts";
+import { hashAllowanceMs, hashFilePrefix, newSha256, peekHex } from "../../transfer/hashing.ts";
+import { WriteBehind } from "../../transfer/streaming.ts";
+import type { RequestContext } from "../context.ts";
+import { describe, replyFor, RequestError } from "../replies.ts";
+import { uploadTarget } from "../upload_target.ts";
+
+/**
+ * Answers `put`: `put-ready`, then (after `put-start`, the data and `put-end`) `put-done`; or
+ * `put-done` with `skipped` at once when the target already holds these bytes.
+ */
+export async function put(request: PutRequest, context: RequestContext): Promise<void> {
+  const { rights } = context;
+  rights.requireWriting();
+  rights.requireReplacing(request.force);
+  rights.requireUploadSize(request.size);
+  const { realDir, finalName, relative } = await uploadTarget(
+    context.store,
+    context.uploadPrefix,
+    request.dir,
+    request.name,
+  );
+  const targetPath = join(realDir, finalName);
+  if (await alreadyThere(request, targetPath, relative, context)) return;
+  await checkTarget(targetPath, relative, request.force);
+  const uploads = context.uploadsInProgress;
+  if (uploads.has(targetPath)) {
+    throw new RequestError(
+      "busy",
+      `${sanitizeForDisplay(relative)} is being uploaded by another client`,
+    );
+  }
+  uploads.add(targetPath);
+  try {
+    const upload = new Upload(await PartialFile.open(realDir, finalName));
+    try {
+      await receive(request, upload, relative, context);
+    } finally {
+      await upload.end(context.shuttingDown);
+    }
+  } finally {
+    // Released only now: the next upload of this name must not meet a file being removed.
+    uploads.delete(targetPath);
+  }
+}
+
+/**
+ * The partial file of one upload and what became of it, settled exactly once: committed,
+ * discarded, or, when the request ends otherwise, kept for a resume by {@link end}.
+ */
+class Upload {
+  readonly partial: PartialFile;
+  /**
+   * `verified`: the commit was refused because a file took the name meanwhile; the verified
+   * bytes stay under the partial name, so a `--force` re-run moves no byte again.
+   */
+  #state: "receiving" | "committed" | "verified" | "discarded" = "receiving";
+
+  constructor(partial: PartialFile) {
+    this.partial = partial;
+  }
+
+  /** Records the outcome of a commit: in place, or kept verified after `exists`. */
+  settle(state: "committed" | "verified"): void {
+    this.#state = state;
+  }
+
+  /** Deletes the kept bytes (they cannot be trusted or are not wanted). */
+  async discard(): Promise<void> {
+    if (this.#state === "discarded" || this.#state === "committed") return;
+    this.#state = "discarded";
+    await this.partial.discard();
+  }
+
+  /**
+   * Settles the partial file when the request ends, however it ends. Bytes that are neither
+   * committed nor discarded are kept for a resume, except on shutdown (no temporary file may stay
+   * behind) or when a cut upload holds no byte to resume from.
+   */
+  async end(shuttingDown: boolean): Promise<void> {
+    const empty = this.#state === "receiving" && this.partial.size === 0;
+    if (this.#state === "receiving" || this.#state === "verified") {
+      if (shuttingDown || empty) await this.discard().catch(() => {});
+      else this.partial.close();
+    }
+  }
+}
+
+async function receive(
+  request: PutRequest,
+  upload: Upload,
+  relative: string,
+  context: RequestContext,
+): Promise<void> {
+  const { send, deadline } = context;
+  const { reader } = context.channel;
+  const partial = upload.partial;
+  let sink: WriteBehind | undefined;
+  try {
+    let offer = 0;
+    let prefixSha256 = "";
+    let prefixHash: Hash | undefined;
+    if (partial.size > 0 && partial.size <= request.size) {
+      deadline.pause(); // hashing is this side's own work, not a stalled client
+      prefixHash = await partial.hashPrefix(partial.size);
+      offer = partial.size;
+      prefixSha256 = peekHex(prefixHash);
+    }
+    await send({ t: "put-ready", offset: offer, prefixSha256 });
+    // The client hashes as many bytes of its file before it answers.
+    deadline.stall(hashAllowanceMs(offer));
+    const start = await reader.next();
+    if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
+    const message = decodeClientMessage(start.payload);
+    if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== offer)) {
+      throw new ProtocolError("Expected put-start at 0 or at the offered offset");
+    }
+    const offset = message.offset;
+    const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
+    await partial.truncate(offset);
+    let received = offset;
+    // Each opened record is written, then its memory handed back at once.
+    sink = new WriteBehind((chunk) => partial.write(chunk).then(() => releaseBuffer(chunk)));
+    const failWrite = async (error: unknown): Promise<never> => {
+      await upload.discard();
+      context.log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
+      // Tell the client at once and end the connection: it may still be sending.
+      await send(replyFor(error)).catch(() => {});
+      throw new ConnectionError("Upload aborted after a write error");
+    };
+    while (true) {
+      const record = await reader.next();
+      deadline.stall();
+      if (record.type === RecordType.data) {
+        received += record.payload.length;
+        if (received > request.size) {
+          throw new ProtocolError("Upload sent more bytes than it announced");
+        }
+        hash.update(record.payload);
+        await sink.push(record.payload).catch(failWrite);
+        continue;
+      }
+      if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
+      const end = decodeClientMessage(record.payload);
+      if (end.t !== "put-end") throw new ProtocolError("Expected put-end");
+      if (received !== request.size) {
+        throw new ProtocolError(`Upload sent ${received} of ${request.size} bytes`);
+      }
+      await sink.drain().catch(failWrite);
+      const sha256 = hash.digest("hex");
+      if (sha256 !== end.sha256) {
+        await upload.discard();
+        throw new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept");
+      }
+      await commit(upload, request, relative);
+      await send({ t: "put-done", name: relative, size: request.size, sha256 });
+      context.log(
+        `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
+          (offset ? ` (resumed at ${offset})` : ""),
+      );
+      return;
+    }
+  } finally {
+    // Bytes received before a cut are kept, and none lands after the target is released.
+    await sink?.drain().catch(() => {});
+  }
+}
+
+/** Gives the verified bytes their name; replies name the target relative to the served folder. */
+async function commit(upload: Upload, request: PutRequest, relative: string): Promise<void> {
+  const options: CommitOptions = { force: request.force, mode: request.mode, mtime: request.mtime };
+  try {
+    await upload.partial.commit(options);
+    upload.settle("committed");
+  } catch (error) {
+    // A file that took the name meanwhile: the verified upload is kept, so a `--force` re-run
+    // moves no byte again.
+    if (error instanceof ExistsError) {
+      upload.settle("verified");
+      throw new RequestError(
+        "exists",
+        `${sanitizeForDisplay(relative)} already exists on the server: use --force to replace it`,
+      );
+    }
+    await upload.discard();
+    if (error instanceof PathError) {
+      throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * A re-run after a cut: the target already holds exactly the bytes the client is about to send
+ * (`ifIdentical`, same size and SHA-256), so the upload is answered as done with nothing moved.
+ * Never where the rights forbid it (a drop box).
+ */
+async function alreadyThere(
+  request: PutRequest,
+  targetPath: string,
+  relative: string,
+  context: RequestContext,
+): Promise<boolean> {
+  if (request.force || !request.ifIdentical || !context.rights.mayConfirmIdentical) return false;
+  const existing = await lstatOrNull(targetPath);
+  if (!existing?.isFile || existing.size !== request.size) return false;
+  using file = await Deno.open(targetPath, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== existing.ino || opened.dev !== existing.dev) return false;
+  context.deadline.pause(); // hashing is this side's own work, not a stalled client
+  const sha256 = peekHex(await hashFilePrefix(file, request.size));
+  context.deadline.stall();
+  if (sha256 !== request.ifIdentical) return false;
+  await context.send({ t: "put-done", name: relative, size: request.size, sha256, skipped: true });
+  context.log(`put ${sanitizeForDisplay(relative)}: already complete, nothing moved`);
+  return true;
+}
+
+/** Refuses (`exists`) a target that is a folder or a link, or a file without `force`. */
+async function checkTarget(path: string, relative: string, force: boolean): Promise<void> {
+  const info = await lstatOrNull(path);
+  if (info === null) return;
+  if (info.isDirectory) {
+    throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
+  }
+  if (info.isSymlink) {
+    throw new RequestError(
+      "exists",
+      `${
+        sanitizeForDisplay(relative)
+      } is a symbolic link on the server: uploads never replace links`,
+    );
+  }
+  if (!force) {
+    throw new RequestError(
+      "exists",
+      `${sanitizeForDisplay(relative)} already exists on the server: use --force to replace it`,
+    );
+  }
+}

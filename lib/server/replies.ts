@@ -1,0 +1,51 @@
+/**
+ * How a failed request is told to the client: {@link RequestError} for a refusal the server
+ * decides itself, and {@link replyFor}, the one mapping from any error to an `error` reply (the
+ * codes of docs/PROTOCOL.md §4.2, plus `disk-full`, which that table does not list yet). Nothing here ever puts a path of the server's disk, the code or
+ * a key in a reply: operating-system errors become a fixed message with the error's name.
+ *
+ * @module
+ */
+import { FerryError } from "../errors.ts";
+import type { ErrorReply } from "../protocol/messages.ts";
+
+/** An error that is reported to the client and ends only the current request. */
+export class RequestError extends FerryError {
+  /** The reply's code (`exists`, `read-only`, ...). */
+  override readonly code: string;
+  /** A refusal with the reply code `code` and the message shown to the client. */
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** The `error` reply that tells the client why its request failed with `error`. */
+export function replyFor(error: unknown): ErrorReply {
+  const [code, message] = error instanceof FerryError
+    ? [error.code, error.message]
+    : error instanceof Deno.errors.NotFound
+    ? ["not-found", "Not found"]
+    : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+    ? ["permission", "The server has no permission for that"]
+    : isDiskFull(error)
+    ? ["disk-full", "The server's disk is full (or its quota is used up): nothing was kept"]
+    : ["io", `The server could not complete the request (${errorName(error)})`];
+  return { t: "error", code, message };
+}
+
+/** One line describing `error` for the server's log (never a stack). */
+export function describe(error: unknown): string {
+  if (error instanceof FerryError) return error.message;
+  if (error instanceof Error) return `${error.name}: ${error.message.split("\n", 1)[0]}`;
+  return String(error);
+}
+
+function isDiskFull(error: unknown): boolean {
+  const errno = (error as { code?: unknown } | null)?.code;
+  return errno === "ENOSPC" || errno === "EDQUOT";
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : "Error";
+}

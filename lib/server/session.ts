@@ -1,0 +1,247 @@
+/**
+ * One client connection: the handshake under its deadline, the penalties for failing it, the
+ * idle deadline, and the request loop that hands each request to its handler (handlers/mod.ts).
+ *
+ * A session is in one {@link SessionState} at a time:
+ *
+ * ```
+ * handshake --welcome sent--> idle --request--> busy --answered--> idle
+ *     |                        |                 |
+ *     |                        |                 +--stopWhenIdle--> stopping --answered--> closed
+ *     +------------------------+-----------------+--abort, deadline, end, error-----------> closed
+ * ```
+ *
+ * @module
+ */
+import { timingSafeEqual } from "node:crypto";
+import { CodeFileWatch } from "../code.ts";
+import { AuthenticationError, ConnectionError, ProtocolError } from "../errors.ts";
+import { RecordType } from "../protocol/framing.ts";
+import {
+  RefusalStatus,
+  type SecureChannel,
+  sendRefusal,
+  serverHandshake,
+} from "../protocol/handshake.ts";
+import { decodeClientMessage, encodeMessage, type ServerMessage } from "../protocol/messages.ts";
+import type { Peer, Socket } from "../net/socket.ts";
+import { Watchdog } from "../net/watchdog.ts";
+import { VERSION } from "../version.ts";
+import type { RequestContext, ServerContext } from "./context.ts";
+import { handlerFor } from "./handlers/mod.ts";
+import { refreshCode } from "./code_refresh.ts";
+import { describe, replyFor } from "./replies.ts";
+
+/**
+ * Where a session is: `handshake` until `welcome` is sent, `idle` while it waits for a request,
+ * `busy` while it answers one, `stopping` while it finishes one before a shutdown, `closed` with
+ * the reason it was closed for (none when it ended in order).
+ */
+export type SessionState =
+  | { name: "handshake" }
+  | { name: "idle" }
+  | { name: "busy" }
+  | { name: "stopping" }
+  | { name: "closed"; reason: string | undefined };
+
+/** One client connection. Create it, then {@link run} or {@link refuse} it. */
+export class Session {
+  /** Settles when the connection is closed and its request, if any, has ended. */
+  readonly finished: Promise<void>;
+  #socket: Socket;
+  #peer: Peer;
+  #context: ServerContext;
+  #state: SessionState = { name: "handshake" };
+  #watchdog = new Watchdog((reason) => this.abort(reason));
+  #resolveFinished!: () => void;
+  /** The secret this session authenticated with, once it has. */
+  #secret: Uint8Array | undefined;
+
+  /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
+  constructor(socket: Socket, peer: Peer, context: ServerContext) {
+    this.#socket = socket;
+    this.#peer = peer;
+    this.#context = context;
+    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+  }
+
+  /** Turns the connection away with a refusal hello (`status` and `reason`), then closes it. */
+  async refuse(
+    status: typeof RefusalStatus[keyof typeof RefusalStatus],
+    reason: string,
+  ): Promise<void> {
+    this.#log(`refused: ${reason}`);
+    this.#arm(1000, "refusal not read");
+    try {
+      await sendRefusal(this.#socket, status, reason);
+    } catch {
+      // the client left already
+    }
+    this.#close(undefined);
+    this.#resolveFinished();
+  }
+
+  /** Closes the connection at once if it is not answering a request, else after it. */
+  stopWhenIdle(): void {
+    if (this.#state.name === "busy") this.#state = { name: "stopping" };
+    else this.abort("server shutting down");
+  }
+
+  /** Whether this session authenticated with a code other than the one whose secret is given. */
+  authenticatedWithOtherThan(secret: Uint8Array): boolean {
+    const own = this.#secret;
+    if (own === undefined) return false;
+    return own.length !== secret.length || !timingSafeEqual(own, secret);
+  }
+
+  /** Closes the connection now, for `reason` (logged when the session ends). */
+  abort(reason: string): void {
+    this.#close(reason);
+  }
+
+  /** Serves the connection until it closes: handshake, `welcome`, then requests. */
+  async run(): Promise<void> {
+    const { penalties } = this.#context;
+    const address = this.#peer.address;
+    try {
+      const wait = penalties.admit(address);
+      if (wait > 0) {
+        await this.refuse(
+          RefusalStatus.slowDown,
+          `too many failed attempts from your address, wait ${Math.ceil(wait / 1000)} s`,
+        );
+        return;
+      }
+      this.#log("connected");
+      let channel: SecureChannel;
+      this.#arm(this.#context.handshakeTimeoutMs, "handshake deadline passed");
+      try {
+        this.#socket.setNoDelay?.(true);
+        const code = this.#context.code;
+        const secret = code instanceof CodeFileWatch
+          ? await refreshCode(code, this.#context)
+          : code;
+        channel = await serverHandshake(this.#socket, secret);
+        this.#secret = secret;
+      } catch (error) {
+        penalties.fail(address);
+        this.#log(
+          error instanceof AuthenticationError
+            ? "authentication failed: wrong code"
+            : `handshake failed: ${this.#closeReason() ?? describe(error)}`,
+        );
+        return;
+      }
+      penalties.succeed(address);
+      this.#log("authenticated");
+      await this.#serve(channel);
+    } catch (error) {
+      this.#log(`closed: ${this.#closeReason() ?? describe(error)}`);
+    } finally {
+      this.#close(undefined);
+      this.#resolveFinished();
+    }
+  }
+
+  async #serve(channel: SecureChannel): Promise<void> {
+    const { reader, writer } = channel;
+    const send = (message: ServerMessage) =>
+      writer.send(RecordType.control, encodeMessage(message));
+    const rights = this.#context.rights;
+    // Sent for the record; today's client does not read `maxUpload`.
+    await send({
+      t: "welcome",
+      server: `ferry/${VERSION}`,
+      mode: rights.mode,
+      maxUpload: rights.maxUpload ?? -1,
+      idleTimeoutMs: this.#context.idleTimeoutMs,
+    });
+    const context = this.#requestContext(channel, send);
+    while (true) {
+      if (this.#state.name === "stopping") {
+        await writer.end().catch(() => {});
+        this.#log("closed: server shutting down");
+        return;
+      }
+      this.#enter("idle");
+      this.#arm(this.#context.idleTimeoutMs, "idle deadline passed");
+      const record = await reader.next();
+      this.#enter("busy");
+      if (record.type === RecordType.end) {
+        await writer.end().catch(() => {});
+        this.#log("closed by client");
+        return;
+      }
+      if (record.type !== RecordType.control) {
+        throw new ProtocolError("Data record outside an upload");
+      }
+      const request = decodeClientMessage(record.payload);
+      if (request.t === "keepalive") continue; // the client works locally; the deadline restarts
+      const handle = handlerFor(request);
+      if (handle === undefined) {
+        throw new ProtocolError(`Message "${request.t}" outside its place in the conversation`);
+      }
+      try {
+        await handle(context);
+      } catch (error) {
+        if (error instanceof ConnectionError || error instanceof ProtocolError) throw error;
+        this.#log(`${request.t} refused: ${describe(error)}`);
+        await send(replyFor(error));
+      }
+    }
+  }
+
+  #requestContext(
+    channel: SecureChannel,
+    send: (message: ServerMessage) => Promise<void>,
+  ): RequestContext {
+    const server = this.#context;
+    return {
+      store: server.store,
+      channel,
+      send,
+      rights: server.rights,
+      uploadPrefix: server.uploadPrefix,
+      uploadsInProgress: server.uploadsInProgress,
+      get shuttingDown() {
+        return server.shuttingDown;
+      },
+      deadline: {
+        pause: () => this.#watchdog.pause(),
+        stall: (extraMs = 0) => this.#arm(server.idleTimeoutMs + extraMs, "transfer stalled"),
+      },
+      log: (message) => this.#log(message),
+    };
+  }
+
+  /** Moves to `name`, unless the session is closed already or a stop is pending. */
+  #enter(name: "idle" | "busy"): void {
+    if (this.#state.name === "closed" || this.#state.name === "stopping") return;
+    this.#state = { name };
+  }
+
+  /** Why the session was closed before it ended by itself, if it was. */
+  #closeReason(): string | undefined {
+    return this.#state.name === "closed" ? this.#state.reason : undefined;
+  }
+
+  /** (Re)starts the deadline: the connection is closed unless it is armed again in time. */
+  #arm(ms: number, reason: string): void {
+    if (this.#state.name !== "closed") this.#watchdog.arm(ms, reason);
+  }
+
+  #close(reason: string | undefined): void {
+    if (this.#state.name === "closed") return;
+    this.#state = { name: "closed", reason };
+    this.#watchdog.disarm();
+    try {
+      this.#socket.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #log(message: string): void {
+    this.#context.log(`${new Date().toISOString()} ${this.#peer.label} ${message}`);
+  }
+}
