@@ -117,10 +117,6 @@ const ALLOWED_MENTIONS: Record<string, string> = {
   "lib/code.ts: ${formatCode(code)}": "writes the code file, which is its purpose",
   "lib/cli/code.ts: printLine(code)": "`ferry code` prints the new code for its owner",
   "lib/cli/serve.ts: ${code}": "`ferry serve` shows a code it has just created, once, to its owner",
-  'lib/protocol/remote_path.ts: ${code.toString(16).padStart(2, "0")}':
-    "a character code in an escape",
-  'lib/protocol/remote_path.ts: ${code.toString(16).padStart(4, "0")}':
-    "a character code in an escape",
   "lib/protocol/messages.ts: ${key}": "the name of a JSON field",
 };
 

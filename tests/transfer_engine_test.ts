@@ -89,6 +89,7 @@ for (const size of [0, 1, 1024, MAX_RECORD_PLAINTEXT, MAX_RECORD_PLAINTEXT + 1, 
       },
       hash: receiveHash,
       onReceived: (present) => progress.push(present),
+      end: (record) => record,
       sender: "The sender",
     });
     strictEqual(await sending, size);
@@ -116,6 +117,26 @@ Deno.test("`sendBody()` reports a source shorter than announced, and stops when 
   strictEqual(sent, 2 * MAX_RECORD_PLAINTEXT);
 });
 
+Deno.test("`receiveBody()` reads the closing record before it counts the bytes", async () => {
+  const { writer, reader } = channel();
+  await writer.write(RecordType.data, bytesOf(10));
+  await writer.write(RecordType.control, Uint8Array.of(42));
+  await writer.flush();
+  await rejects(
+    receiveBody({
+      next: () => reader.next(),
+      from: 0,
+      size: 100,
+      write: () => Promise.resolve(),
+      end: () => {
+        throw new ProtocolError("Expected the end of the file, got another request");
+      },
+      sender: "The peer",
+    }),
+    /got another request/,
+  );
+});
+
 Deno.test("`receiveBody()` refuses more bytes than announced at once, and fewer at the end", async () => {
   const over = channel();
   await over.writer.write(RecordType.data, bytesOf(10));
@@ -127,6 +148,7 @@ Deno.test("`receiveBody()` refuses more bytes than announced at once, and fewer 
       from: 0,
       size: 15,
       write: () => Promise.resolve(),
+      end: (record) => record,
       sender: "The peer",
     }),
     (error) =>
@@ -143,6 +165,7 @@ Deno.test("`receiveBody()` refuses more bytes than announced at once, and fewer 
       from: 3,
       size: 10,
       write: () => Promise.resolve(),
+      end: (record) => record,
       sender: "The peer",
     }),
     (error) => error instanceof ProtocolError && /The peer sent 8 of 10 bytes/.test(error.message),
@@ -166,6 +189,7 @@ Deno.test("`receiveBody()` reports a failed write as BodyWriteError, after earli
         landed.push(chunk.length);
         return Promise.resolve();
       },
+      end: (record) => record,
       sender: "The peer",
     }),
     (error) => error instanceof BodyWriteError && error.cause === diskFull,

@@ -61,18 +61,18 @@ export async function download(
     const hash = hashFrom(kept, offset);
     await partial.truncate(offset);
     options.onStart?.({ size: header.size, offset });
-    const end = await receiveBody({
+    const serverSha256 = await receiveBody({
       next: () => conversation.next(),
       from: offset,
       size: header.size,
       write: (chunk) => partial.write(chunk),
       hash,
       onReceived: (bytes) => options.onProgress?.({ bytes, size: header.size }),
+      end: (record) => fileEnd(conversation, record),
       sender: SENDER,
     }).catch((error) => {
       throw error instanceof BodyWriteError ? error.cause : error;
     });
-    const serverSha256 = fileEnd(conversation, end);
     const sha256 = hash.digest("hex");
     if (sha256 !== serverSha256) {
       keep = false;
@@ -120,14 +120,14 @@ export async function isIdentical(
   });
   await conversation.send({ t: "get", path: remotePath, offset: size, prefixSha256: sha256 });
   const header = await fileHeader(conversation, size);
-  const end = await receiveBody({
+  const serverSha256 = await receiveBody({
     next: () => conversation.next(),
     from: header.offset,
     size: header.size,
     write: () => Promise.resolve(), // a differing file's bytes are only drained
+    end: (record) => fileEnd(conversation, record),
     sender: SENDER,
   });
-  const serverSha256 = fileEnd(conversation, end);
   const identical = header.offset === size && header.size === size && serverSha256 === sha256;
   return { identical, size, sha256 };
 }

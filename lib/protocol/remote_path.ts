@@ -118,11 +118,10 @@ export function sanitizeForDisplay(text: string): string {
 
 /** `\xNN` below U+0100, `\uNNNN` in the BMP, `\u{NNNNN}` above it. */
 function escapeCharacter(char: string): string {
-  const code = char.codePointAt(0) ?? 0;
-  if (code > 0xffff) return `\\u{${code.toString(16)}}`;
-  return code < 0x100
-    ? `\\x${code.toString(16).padStart(2, "0")}`
-    : `\\u${code.toString(16).padStart(4, "0")}`;
+  const point = char.codePointAt(0) ?? 0;
+  const hex = point.toString(16);
+  if (point > 0xffff) return `\\u{${hex}}`;
+  return point < 0x100 ? `\\x${hex.padStart(2, "0")}` : `\\u${hex.padStart(4, "0")}`;
 }
 
 /**

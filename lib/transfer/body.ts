@@ -68,8 +68,8 @@ export class BodyWriteError extends Error {
   }
 }
 
-/** What {@link receiveBody} needs. */
-export interface ReceiveBodyOptions {
+/** What {@link receiveBody} needs; `T` is what the closing record means to the caller. */
+export interface ReceiveBodyOptions<T> {
   /** The next record from the channel. */
   next: () => Promise<ReceivedRecord>;
   /** Bytes already present before the body (a resumed transfer's kept prefix). */
@@ -82,17 +82,24 @@ export interface ReceiveBodyOptions {
   hash?: Hash;
   /** Called after each record with the bytes present so far (kept prefix included). */
   onReceived?: (present: number) => void;
+  /**
+   * Reads the record that closes the body (the first one that is not data) and returns what it
+   * says, or throws when it is not the expected closing message: checked before the length, so a
+   * request in the middle of a body is reported as such.
+   */
+  end: (record: ReceivedRecord) => T;
   /** Who sends, for error messages: `"Upload"`, `"The server"`. */
   sender: string;
 }
 
 /**
- * Receives data records up to the first other record, which it returns once every write has
- * landed. Checks that exactly `size - from` bytes came: more ends the transfer as soon as it
- * happens, fewer when the closing record arrives ({@link ProtocolError} either way). A failed
- * write is thrown as {@link BodyWriteError}, so the caller can tell its disk from its peer.
+ * Receives data records up to the first other record, reads it with `end` and returns what that
+ * gives, once every write has landed. Checks that exactly `size - from` bytes came: more ends the
+ * transfer as soon as it happens, fewer when the closing record arrives ({@link ProtocolError}
+ * either way). A failed write is thrown as {@link BodyWriteError}, so the caller can tell its disk
+ * from its peer.
  */
-export async function receiveBody(options: ReceiveBodyOptions): Promise<ReceivedRecord> {
+export async function receiveBody<T>(options: ReceiveBodyOptions<T>): Promise<T> {
   const { size, hash, onReceived, sender } = options;
   const sink = new WriteBehind((chunk) => options.write(chunk).then(() => releaseBuffer(chunk)));
   const pushed = (chunk: Uint8Array) =>
@@ -104,13 +111,14 @@ export async function receiveBody(options: ReceiveBodyOptions): Promise<Received
     while (true) {
       const record = await options.next();
       if (record.type !== RecordType.data) {
-        await sink.drain().catch((error) => {
-          throw new BodyWriteError(error);
-        });
+        const closing = options.end(record);
         if (present !== size) {
           throw new ProtocolError(`${sender} sent ${present} of ${size} bytes`);
         }
-        return record;
+        await sink.drain().catch((error) => {
+          throw new BodyWriteError(error);
+        });
+        return closing;
       }
       present += record.payload.length;
       if (present > size) {

@@ -4,12 +4,10 @@
  *
  * @module
  */
-import type { Hash } from "node:crypto";
-import { MAX_RECORD_PLAINTEXT, RecordType } from "../../protocol/framing.ts";
 import type { GetRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
-import { hashFilePrefix, newSha256, peekHex } from "../../transfer/hashing.ts";
-import { readAhead } from "../../transfer/streaming.ts";
+import { sendBody } from "../../transfer/body.ts";
+import { acceptKeptPrefix } from "../../transfer/resume.ts";
 import type { RequestContext } from "../context.ts";
 import { RequestError } from "../replies.ts";
 
@@ -25,17 +23,12 @@ export async function get(request: GetRequest, context: RequestContext): Promise
   const { file } = await store.openRead(request.path);
   try {
     const size = info.size;
-    let offset = 0;
-    let hash: Hash = newSha256();
-    if (request.offset > 0 && request.offset <= size && request.prefixSha256 !== "") {
-      deadline.pause(); // hashing is this side's own work, not a stalled client
-      const prefix = await hashFilePrefix(file, request.offset);
-      deadline.stall();
-      if (peekHex(prefix) === request.prefixSha256) {
-        offset = request.offset;
-        hash = prefix;
-      }
-    }
+    deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
+    const { offset, hash } = await acceptKeptPrefix(file, size, {
+      offset: request.offset,
+      sha256: request.prefixSha256,
+    });
+    deadline.stall();
     await file.seek(offset, Deno.SeekMode.Start);
     await send({
       t: "file",
@@ -44,17 +37,14 @@ export async function get(request: GetRequest, context: RequestContext): Promise
       mode: info.mode & 0o777,
       offset,
     });
-    let position = offset;
-    for await (const block of readAhead(file, size - offset)) {
-      for (let start = 0; start < block.length; start += MAX_RECORD_PLAINTEXT) {
-        const chunk = block.subarray(start, Math.min(block.length, start + MAX_RECORD_PLAINTEXT));
-        hash.update(chunk);
-        await writer.write(RecordType.data, chunk);
-      }
-      position += block.length;
-      deadline.stall();
-    }
-    if (position < size) {
+    const sent = await sendBody({
+      source: file,
+      length: size - offset,
+      writer,
+      hash,
+      onSent: () => deadline.stall(),
+    });
+    if (offset + sent < size) {
       throw new RequestError("changed", "The file shrank while it was being sent");
     }
     const sha256 = hash.digest("hex");

@@ -5,17 +5,16 @@
  *
  * @module
  */
-import type { Hash } from "node:crypto";
 import { join } from "node:path";
 import { lstatOrNull } from "../../_fs.ts";
-import { releaseBuffer } from "../../_memory.ts";
 import { ConnectionError, ExistsError, PathError, ProtocolError } from "../../errors.ts";
-import { RecordType } from "../../protocol/framing.ts";
-import { decodeClientMessage, type PutRequest } from "../../protocol/messages.ts";
+import { type ReceivedRecord, RecordType } from "../../protocol/framing.ts";
+import { decodeClientMessage, type PutEnd, type PutRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import { type CommitOptions, PartialFile } from "../../store/partial_file.ts";
-import { hashAllowanceMs, hashFilePrefix, newSha256, peekHex } from "../../transfer/hashing.ts";
-import { WriteBehind } from "../../transfer/streaming.ts";
+import { BodyWriteError, receiveBody } from "../../transfer/body.ts";
+import { hashAllowanceMs, hashFilePrefix, peekHex } from "../../transfer/hashing.ts";
+import { hashFrom, offerKeptPrefix } from "../../transfer/resume.ts";
 import type { RequestContext } from "../context.ts";
 import { describe, replyFor, RequestError } from "../replies.ts";
 import { uploadTarget } from "../upload_target.ts";
@@ -110,75 +109,66 @@ async function receive(
   const { send, deadline } = context;
   const { reader } = context.channel;
   const partial = upload.partial;
-  let sink: WriteBehind | undefined;
-  try {
-    let offer = 0;
-    let prefixSha256 = "";
-    let prefixHash: Hash | undefined;
-    if (partial.size > 0 && partial.size <= request.size) {
-      deadline.pause(); // hashing is this side's own work, not a stalled client
-      prefixHash = await partial.hashPrefix(partial.size);
-      offer = partial.size;
-      prefixSha256 = peekHex(prefixHash);
-    }
-    await send({ t: "put-ready", offset: offer, prefixSha256 });
-    // The client hashes as many bytes of its file before it answers.
-    deadline.stall(hashAllowanceMs(offer));
-    const start = await reader.next();
-    if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
-    const message = decodeClientMessage(start.payload);
-    if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== offer)) {
-      throw new ProtocolError("Expected put-start at 0 or at the offered offset");
-    }
-    const offset = message.offset;
-    const hash = offset > 0 && prefixHash ? prefixHash : newSha256();
-    await partial.truncate(offset);
-    let received = offset;
-    // Each opened record is written, then its memory handed back at once.
-    sink = new WriteBehind((chunk) => partial.write(chunk).then(() => releaseBuffer(chunk)));
-    const failWrite = async (error: unknown): Promise<never> => {
-      await upload.discard();
-      context.log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error)}`);
-      // Tell the client at once and end the connection: it may still be sending.
-      await send(replyFor(error)).catch(() => {});
-      throw new ConnectionError("Upload aborted after a write error");
-    };
-    while (true) {
-      const record = await reader.next();
-      deadline.stall();
-      if (record.type === RecordType.data) {
-        received += record.payload.length;
-        if (received > request.size) {
-          throw new ProtocolError("Upload sent more bytes than it announced");
-        }
-        hash.update(record.payload);
-        await sink.push(record.payload).catch(failWrite);
-        continue;
-      }
-      if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
-      const end = decodeClientMessage(record.payload);
-      if (end.t !== "put-end") throw new ProtocolError("Expected put-end");
-      if (received !== request.size) {
-        throw new ProtocolError(`Upload sent ${received} of ${request.size} bytes`);
-      }
-      await sink.drain().catch(failWrite);
-      const sha256 = hash.digest("hex");
-      if (sha256 !== end.sha256) {
-        await upload.discard();
-        throw new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept");
-      }
-      await commit(upload, request, relative);
-      await send({ t: "put-done", name: relative, size: request.size, sha256 });
-      context.log(
-        `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
-          (offset ? ` (resumed at ${offset})` : ""),
-      );
-      return;
-    }
-  } finally {
-    // Bytes received before a cut are kept, and none lands after the target is released.
-    await sink?.drain().catch(() => {});
+  deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
+  const kept = await offerKeptPrefix(
+    partial.size,
+    (length) => partial.hashPrefix(length),
+    request.size,
+  );
+  await send({ t: "put-ready", offset: kept.offset, prefixSha256: kept.sha256 });
+  // The client hashes as many bytes of its file before it answers.
+  deadline.stall(hashAllowanceMs(kept.offset));
+  const start = await reader.next();
+  if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
+  const message = decodeClientMessage(start.payload);
+  if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== kept.offset)) {
+    throw new ProtocolError("Expected put-start at 0 or at the offered offset");
   }
+  const offset = message.offset;
+  const hash = hashFrom(kept, offset);
+  await partial.truncate(offset);
+  let end: PutEnd;
+  try {
+    end = await receiveBody({
+      next: async () => {
+        const record = await reader.next();
+        deadline.stall();
+        return record;
+      },
+      from: offset,
+      size: request.size,
+      write: (chunk) => partial.write(chunk),
+      hash,
+      end: putEnd,
+      sender: "Upload",
+    });
+  } catch (error) {
+    if (!(error instanceof BodyWriteError)) throw error;
+    await upload.discard();
+    context.log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error.cause)}`);
+    // Tell the client at once and end the connection: it may still be sending.
+    await send(replyFor(error.cause)).catch(() => {});
+    throw new ConnectionError("Upload aborted after a write error");
+  }
+  const sha256 = hash.digest("hex");
+  if (sha256 !== end.sha256) {
+    await upload.discard();
+    throw new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept");
+  }
+  await commit(upload, request, relative);
+  await send({ t: "put-done", name: relative, size: request.size, sha256 });
+  context.log(
+    `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
+      (offset ? ` (resumed at ${offset})` : ""),
+  );
+}
+
+/** The `put-end` that must close an upload's data. */
+function putEnd(record: ReceivedRecord): PutEnd {
+  if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
+  const end = decodeClientMessage(record.payload);
+  if (end.t !== "put-end") throw new ProtocolError("Expected put-end");
+  return end;
 }
 
 /** Gives the verified bytes their name; replies name the target relative to the served folder. */
