@@ -2,7 +2,7 @@
  * The ferry server: accept loop, per-connection limits and deadlines, request dispatch.
  *
  * Every connection runs the CPace handshake under a deadline, then answers one request at a time.
- * Paths go through {@link Store} (confinement) and uploads through {@link PartialFile} (atomic,
+ * Paths go through {@link LocalStore} (confinement) and uploads through {@link PartialFile} (atomic,
  * verified, resumable). A misbehaving connection ends with a logged reason and never affects the
  * others; nothing a client sends can make the process throw.
  *
@@ -61,7 +61,7 @@ import {
   sanitizeForDisplay,
   validateName,
 } from "../protocol/remote_path.ts";
-import { type EntryInfo, Store } from "../store/local.ts";
+import { type EntryInfo, LocalStore } from "../store/local.ts";
 import { VERSION } from "../version.ts";
 
 /** How a server is set up. Only `root` and `code` are required. */
@@ -210,7 +210,7 @@ export class FerryServer {
 }
 
 interface ServerContext {
-  store: Store;
+  store: LocalStore;
   /** A fixed secret, or the code file that is read again (see {@link ServerOptions.codeFile}). */
   code: Uint8Array | CodeFileWatch;
   /** The last problem reading the code file, logged once. */
@@ -239,7 +239,7 @@ export async function startServer(options: ServerOptions): Promise<FerryServer> 
   const code = options.codeFile === undefined
     ? options.secret!
     : await CodeFileWatch.open(options.codeFile);
-  const store = await Store.open(options.root, {
+  const store = await LocalStore.open(options.root, {
     exclude: [...(options.exclude ?? []), ...(options.codeFile ? [options.codeFile] : [])],
   });
   const log = options.log ?? ((line: string) => console.error(line));
@@ -542,7 +542,7 @@ class Session {
       mode: info.mode & 0o777,
     });
     if (request.recursive) {
-      const { info } = await store.resolve(request.path);
+      const info = await store.resolve(request.path);
       if (info.type !== "dir") {
         await add(toEntry(info, ""));
       } else {
@@ -561,11 +561,11 @@ class Session {
     send: (message: ServerMessage) => Promise<void>,
   ) {
     this.#requireReading();
-    const { info } = await this.#context.store.resolve(request.path);
+    const info = await this.#context.store.resolve(request.path);
     if (info.type === "dir") {
       throw new RequestError("is-dir", `${sanitizeForDisplay(request.path)} is a folder`);
     }
-    const { file } = await this.#context.store.openRead(request.path);
+    const file = await this.#context.store.openRead(request.path);
     try {
       const size = info.size;
       let offset = 0;

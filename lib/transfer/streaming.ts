@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { SeekableReader } from "./hashing.ts";
 
 /** Bytes read from disk per block by {@link readAhead}. */
 export const READ_BLOCK_BYTES = 1024 * 1024;
@@ -20,7 +21,7 @@ export const READ_BLOCK_BYTES = 1024 * 1024;
  * requested. Ends early (short) if the file ends before `length` bytes.
  */
 export async function* readAhead(
-  file: Deno.FsFile,
+  file: Pick<SeekableReader, "read">,
   length: number,
   blockBytes = READ_BLOCK_BYTES,
 ): AsyncGenerator<Uint8Array> {
