@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path/posix";
-import { NotFoundError, PathError } from "../lib/errors.ts";
+import { ExistsError, NotFoundError, PathError } from "../lib/errors.ts";
 import { LocalStore } from "../lib/store/local.ts";
 import type { EntryInfo } from "../lib/store/store.ts";
 
@@ -447,4 +447,84 @@ Deno.test("`LocalStore.resolveDir()` refuses to create through a hostile link", 
   );
   await rejects(Deno.stat(join(layout.base, "escape")), Deno.errors.NotFound);
   await rejects(Deno.stat(join(layout.root, "ok")), Deno.errors.NotFound);
+});
+
+// --- LocalStore: writing never goes through a link ---------------------------------------------
+
+Deno.test("`LocalStore.makeFolder()` and `beginUpload()` refuse to create through a hostile link", async () => {
+  await using layout = await makeLayout();
+  await layout.link("../outside", "out");
+  await layout.link("../root2", "sibling");
+  await layout.link("../outside/not-yet", "dangling-out");
+  const store = await LocalStore.open(layout.root);
+  for (const path of ["out/new", "sibling/new", "dangling-out/x", "out/deep/er"]) {
+    await rejects(store.makeFolder(path, { mtime: 0 }), PathError, path);
+    await rejects(store.beginUpload(`${path}/file.txt`), PathError, path);
+  }
+  await rejects(store.beginUpload("out/secret.txt"), PathError);
+  await rejects(store.targetKind("out/secret.txt"), PathError);
+  await rejects(store.openExisting("out/secret.txt"), PathError);
+  deepStrictEqual(
+    (await Array.fromAsync(Deno.readDir(join(layout.base, "outside")))).map((e) => e.name),
+    ["secret.txt"],
+  );
+  deepStrictEqual(
+    (await Array.fromAsync(Deno.readDir(join(layout.base, "root2")))).map((e) => e.name),
+    ["f.txt"],
+  );
+  await rejects(Deno.lstat(join(layout.base, "outside", "not-yet")), Deno.errors.NotFound);
+});
+
+Deno.test("`LocalStore.makeFolder()` refuses a link at the path itself, and leaves its target's time", async () => {
+  await using layout = await makeLayout();
+  await layout.link("docs", "docs-link");
+  await layout.link("../outside", "out");
+  await layout.link("gone", "dangling");
+  const store = await LocalStore.open(layout.root);
+  const before = (await Deno.stat(join(layout.base, "outside"))).mtime?.getTime();
+  for (const path of ["docs-link", "out", "dangling"]) {
+    await rejects(store.makeFolder(path, { mtime: 86_400_000 }), ExistsError, path);
+  }
+  strictEqual((await Deno.stat(join(layout.base, "outside"))).mtime?.getTime(), before);
+  ok((await Deno.lstat(join(layout.root, "dangling"))).isSymlink);
+});
+
+Deno.test("`LocalStore` writes into a linked folder that stays inside", async () => {
+  await using layout = await makeLayout();
+  await layout.link("docs", "docs-link");
+  const store = await LocalStore.open(layout.root);
+  await store.makeFolder("docs-link/new", { mtime: 86_400_000 });
+  strictEqual((await Deno.stat(join(layout.root, "docs", "new"))).mtime?.getTime(), 86_400_000);
+  const pending = await store.beginUpload("docs-link/new/f.txt");
+  await pending.write(new TextEncoder().encode("via link"));
+  await pending.commit({ force: false });
+  strictEqual(await Deno.readTextFile(join(layout.root, "docs", "new", "f.txt")), "via link");
+});
+
+Deno.test("`LocalStore.targetKind()` sees links, and `openExisting()` never follows one", async () => {
+  await using layout = await makeLayout();
+  await layout.link("a.txt", "alias.txt");
+  await layout.link("../outside/secret.txt", "secret-link");
+  await layout.link("gone", "dangling");
+  await layout.link("docs", "docs-link");
+  const store = await LocalStore.open(layout.root);
+  for (const path of ["alias.txt", "secret-link", "dangling", "docs-link"]) {
+    strictEqual(await store.targetKind(path), "link", path);
+    strictEqual(await store.openExisting(path), null, path);
+  }
+  strictEqual(await store.targetKind("docs-link/b.md"), "file");
+  using file = await store.openExisting("docs-link/b.md");
+  strictEqual(file?.info.size, 3);
+});
+
+Deno.test("`LocalStore.beginUpload()` never writes through a partial name planted as a link", async () => {
+  await using layout = await makeLayout();
+  await layout.link("../outside/secret.txt", ".ferry-partial.up.txt");
+  const store = await LocalStore.open(layout.root);
+  const pending = await store.beginUpload("up.txt");
+  strictEqual(pending.size, 0);
+  await pending.write(new TextEncoder().encode("upload"));
+  await pending.commit({ force: false });
+  strictEqual(await Deno.readTextFile(join(layout.base, "outside", "secret.txt")), "secret");
+  strictEqual(await Deno.readTextFile(join(layout.root, "up.txt")), "upload");
 });
