@@ -1,14 +1,14 @@
 /**
  * Run by `store_memory_test.ts` as `deno run --v8-flags=--expose-gc`: lists the folder given as
- * the first argument through `Store.entries()` (the `walk()` of it with `--walk`) and prints, as
+ * the first argument through `LocalStore.entries()` (the `walk()` of it with `--walk`) and prints, as
  * JSON, how many entries came and how much the live heap had grown when half of them had been
  * handed out (after a full garbage collection, so only what the listing holds counts).
  */
-import { Store } from "../lib/store/local.ts";
+import { LocalStore } from "../lib/store/local.ts";
 
 const [folder, mode] = Deno.args;
 const collect = (globalThis as unknown as { gc: () => void }).gc;
-const store = await Store.open(folder!);
+const store = await LocalStore.open(folder!);
 let total = 0;
 for (const _entry of Deno.readDirSync(folder!)) total++;
 const settle = () => {

@@ -15,7 +15,7 @@ import {
 } from "../lib/code.ts";
 import { AuthenticationError } from "../lib/errors.ts";
 import { CODE_CHECK_INTERVAL_MS } from "../lib/server/server.ts";
-import { Store } from "../lib/store/local.ts";
+import { LocalStore } from "../lib/store/local.ts";
 import { startTestServer } from "./_hostile.ts";
 import { runFerry, startServe, tempDir } from "./_helpers.ts";
 
@@ -32,8 +32,10 @@ Deno.test("a code file's temporary file inside the served folder is never listed
   await Deno.writeTextFile(join(dir.path, "shared.txt"), "hello");
   const temporary = codeFileTemporaryPath(join(dir.path, CODE_FILE));
   await Deno.writeTextFile(temporary, `${generateCode()}\n`);
-  const store = await Store.open(dir.path, { exclude: [join(dir.path, CODE_FILE)] });
-  deepStrictEqual((await store.list("")).map((entry) => entry.name), ["shared.txt"]);
+  const store = await LocalStore.open(dir.path, { exclude: [join(dir.path, CODE_FILE)] });
+  deepStrictEqual((await Array.fromAsync(store.entries(""))).map((entry) => entry.name), [
+    "shared.txt",
+  ]);
   await rejects(store.resolve(basename(temporary)));
 });
 

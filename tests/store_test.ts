@@ -1,7 +1,8 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path/posix";
-import { NotFoundError, PathError } from "../lib/errors.ts";
-import { Store } from "../lib/store/local.ts";
+import { ExistsError, NotFoundError, PathError } from "../lib/errors.ts";
+import { LocalStore } from "../lib/store/local.ts";
+import type { EntryInfo } from "../lib/store/store.ts";
 
 /**
  * A temporary layout, removed on dispose:
@@ -38,11 +39,15 @@ async function makeLayout() {
   };
 }
 
-async function names(store: Store, path: string): Promise<string[]> {
-  return (await store.list(path)).map((entry) => entry.name);
+function list(store: LocalStore, path: string): Promise<EntryInfo[]> {
+  return Array.fromAsync(store.entries(path));
 }
 
-async function walkPaths(store: Store, path: string): Promise<string[]> {
+async function names(store: LocalStore, path: string): Promise<string[]> {
+  return (await list(store, path)).map((entry) => entry.name);
+}
+
+async function walkPaths(store: LocalStore, path: string): Promise<string[]> {
   const paths: string[] = [];
   for await (const entry of store.walk(path)) {
     paths.push(entry.type === "dir" ? `${entry.path}/` : entry.path);
@@ -50,31 +55,30 @@ async function walkPaths(store: Store, path: string): Promise<string[]> {
   return paths;
 }
 
-// --- Store.open -----------------------------------------------------------------------------
+// --- LocalStore.open -----------------------------------------------------------------------------
 
-Deno.test("`Store.open()` resolves the folder to its real path", async () => {
+Deno.test("`LocalStore.open()` resolves the folder to its real path", async () => {
   await using layout = await makeLayout();
   await Deno.symlink(layout.root, join(layout.base, "via-link"));
-  const store = await Store.open(join(layout.base, "via-link"));
+  const store = await LocalStore.open(join(layout.base, "via-link"));
   strictEqual(store.root, layout.root);
 });
 
-Deno.test("`Store.open()` refuses a missing folder and a file", async () => {
+Deno.test("`LocalStore.open()` refuses a missing folder and a file", async () => {
   await using layout = await makeLayout();
-  await rejects(Store.open(join(layout.base, "missing")), NotFoundError);
-  await rejects(Store.open(join(layout.root, "a.txt")), PathError);
+  await rejects(LocalStore.open(join(layout.base, "missing")), NotFoundError);
+  await rejects(LocalStore.open(join(layout.root, "a.txt")), PathError);
 });
 
-// --- Store.resolve ----------------------------------------------------------------------------
+// --- LocalStore.resolve ----------------------------------------------------------------------------
 
-Deno.test("`Store.resolve()` describes a file, a folder and the root", async () => {
+Deno.test("`LocalStore.resolve()` describes a file, a folder and the root", async () => {
   await using layout = await makeLayout();
   await Deno.chmod(join(layout.root, "a.txt"), 0o640);
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
 
   const file = await store.resolve("a.txt");
-  strictEqual(file.realPath, join(layout.root, "a.txt"));
-  deepStrictEqual({ ...file.info, mtime: 0 }, {
+  deepStrictEqual({ ...file, mtime: 0 }, {
     name: "a.txt",
     type: "file",
     size: 5,
@@ -82,52 +86,55 @@ Deno.test("`Store.resolve()` describes a file, a folder and the root", async () 
     mode: 0o640,
   });
   const stat = await Deno.stat(join(layout.root, "a.txt"));
-  strictEqual(file.info.mtime, stat.mtime?.getTime());
+  strictEqual(file.mtime, stat.mtime?.getTime());
 
   const folder = await store.resolve("docs/");
-  strictEqual(folder.realPath, join(layout.root, "docs"));
-  strictEqual(folder.info.type, "dir");
-  strictEqual(folder.info.size, 0);
+  deepStrictEqual([folder.name, folder.type, folder.size], ["docs", "dir", 0]);
 
   for (const spelling of ["", ".", "./"]) {
-    strictEqual((await store.resolve(spelling)).realPath, layout.root);
+    deepStrictEqual({ ...(await store.resolve(spelling)), mtime: 0, mode: 0 }, {
+      name: "",
+      type: "dir",
+      size: 0,
+      mtime: 0,
+      mode: 0,
+    });
   }
 });
 
-Deno.test("`Store.resolve()` reports a missing path as not found", async () => {
+Deno.test("`LocalStore.resolve()` reports a missing path as not found", async () => {
   await using layout = await makeLayout();
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("nope.txt"), NotFoundError);
   await rejects(store.resolve("docs/nope/x"), NotFoundError);
   await rejects(store.resolve("a.txt/x"), NotFoundError);
 });
 
-Deno.test("`Store.resolve()` refuses a hostile parent path before touching the disk", async () => {
+Deno.test("`LocalStore.resolve()` refuses a hostile parent path before touching the disk", async () => {
   await using layout = await makeLayout();
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   for (const path of ["../outside/secret.txt", "docs/../../outside", "/etc/passwd", "..\\x"]) {
     await rejects(store.resolve(path), PathError, path);
   }
 });
 
-Deno.test("`Store.resolve()` follows a symbolic link that stays inside", async () => {
+Deno.test("`LocalStore.resolve()` follows a symbolic link that stays inside", async () => {
   await using layout = await makeLayout();
   await layout.link("a.txt", "alias.txt");
   await layout.link("docs", "docs-link");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
 
   const file = await store.resolve("alias.txt");
-  strictEqual(file.realPath, join(layout.root, "a.txt"));
-  strictEqual(file.info.name, "alias.txt");
-  strictEqual(file.info.type, "file");
-  strictEqual((await store.resolve("docs-link/b.md")).realPath, join(layout.root, "docs", "b.md"));
+  deepStrictEqual(file, { ...(await store.resolve("a.txt")), name: "alias.txt" });
+  deepStrictEqual(await store.resolve("docs-link/b.md"), await store.resolve("docs/b.md"));
+  strictEqual((await store.resolve("docs-link")).type, "dir");
 });
 
-Deno.test("`Store.resolve()` refuses a hostile symbolic link to a file outside", async () => {
+Deno.test("`LocalStore.resolve()` refuses a hostile symbolic link to a file outside", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside/secret.txt", "secret-link");
   await layout.link(join(layout.base, "outside", "secret.txt"), "absolute-link");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("secret-link"), {
     name: "PathError",
     message: 'Refused path "secret-link": it leads outside the served folder',
@@ -135,68 +142,68 @@ Deno.test("`Store.resolve()` refuses a hostile symbolic link to a file outside",
   await rejects(store.resolve("absolute-link"), PathError);
 });
 
-Deno.test("`Store.resolve()` refuses a hostile symbolic link to a folder outside", async () => {
+Deno.test("`LocalStore.resolve()` refuses a hostile symbolic link to a folder outside", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside", "out");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("out"), PathError);
   await rejects(store.resolve("out/secret.txt"), PathError);
   await rejects(store.resolve("out/missing.txt"), NotFoundError);
 });
 
-Deno.test("`Store.resolve()` refuses a hostile chain of links that ends outside", async () => {
+Deno.test("`LocalStore.resolve()` refuses a hostile chain of links that ends outside", async () => {
   await using layout = await makeLayout();
   await layout.link("step2", "step1");
   await layout.link("docs/step3", "step2");
   await Deno.symlink("../../outside/secret.txt", join(layout.root, "docs", "step3"));
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("step1"), PathError);
   await rejects(store.resolve("step2"), PathError);
   await rejects(store.resolve("docs/step3"), PathError);
 });
 
-Deno.test("`Store.resolve()` refuses a hostile link to a sibling sharing the folder's prefix", async () => {
+Deno.test("`LocalStore.resolve()` refuses a hostile link to a sibling sharing the folder's prefix", async () => {
   await using layout = await makeLayout();
   await layout.link("../root2", "sibling");
   await layout.link(join(layout.base, "root2", "f.txt"), "sibling-file");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("sibling"), PathError);
   await rejects(store.resolve("sibling/f.txt"), PathError);
   await rejects(store.resolve("sibling-file"), PathError);
 });
 
-Deno.test("`Store.resolve()` reports a dangling link as not found and a loop as refused", async () => {
+Deno.test("`LocalStore.resolve()` reports a dangling link as not found and a loop as refused", async () => {
   await using layout = await makeLayout();
   await layout.link("gone.txt", "dangling");
   await layout.link("../outside/gone", "dangling-outside");
   await layout.link("loop-b", "loop-a");
   await layout.link("loop-a", "loop-b");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("dangling"), NotFoundError);
   await rejects(store.resolve("dangling-outside"), NotFoundError);
   await rejects(store.resolve("loop-a"), PathError);
 });
 
 Deno.test({
-  name: "`Store.resolve()` refuses a socket and `Store.list()` hides it",
+  name: "`LocalStore.resolve()` refuses a socket and `LocalStore.entries()` hides it",
   // Deno asks for net access to create a Unix socket; run with --allow-net to include this test.
   ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
 }, async () => {
   await using layout = await makeLayout();
   using _listener = Deno.listen({ transport: "unix", path: join(layout.root, "sock") });
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("sock"), PathError);
   ok(!(await names(store, "")).includes("sock"));
 });
 
 // --- exclusions and partial files -------------------------------------------------------------
 
-Deno.test("`Store` hides and refuses an excluded code file", async () => {
+Deno.test("`LocalStore` hides and refuses an excluded code file", async () => {
   await using layout = await makeLayout();
   const codeFile = join(layout.root, "ferry.code");
   await Deno.writeTextFile(codeFile, "7-secret-code");
   await layout.link("ferry.code", "code-link");
-  const store = await Store.open(layout.root, { exclude: [codeFile] });
+  const store = await LocalStore.open(layout.root, { exclude: [codeFile] });
 
   await rejects(store.resolve("ferry.code"), {
     name: "PathError",
@@ -208,13 +215,13 @@ Deno.test("`Store` hides and refuses an excluded code file", async () => {
   ok(!(await walkPaths(store, "")).some((path) => path.includes("code")));
 });
 
-Deno.test("`Store` excludes a relative path that does not exist yet", async () => {
+Deno.test("`LocalStore` excludes a relative path that does not exist yet", async () => {
   await using layout = await makeLayout();
   const cwd = Deno.cwd();
   Deno.chdir(layout.base);
-  let store: Store;
+  let store: LocalStore;
   try {
-    store = await Store.open("root", { exclude: ["root/later.code"] });
+    store = await LocalStore.open("root", { exclude: ["root/later.code"] });
   } finally {
     Deno.chdir(cwd);
   }
@@ -223,46 +230,46 @@ Deno.test("`Store` excludes a relative path that does not exist yet", async () =
   ok(!(await names(store, "")).includes("later.code"));
 });
 
-Deno.test("`Store` hides partial files and refuses links to them", async () => {
+Deno.test("`LocalStore` hides partial files and refuses links to them", async () => {
   await using layout = await makeLayout();
   await layout.link(".ferry-partial.up.bin", "peek");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   ok(!(await names(store, "")).some((name) => name.includes("partial") || name === "peek"));
   await rejects(store.resolve(".ferry-partial.up.bin"), PathError);
   await rejects(store.resolve("peek"), PathError);
 });
 
-// --- Store.list -------------------------------------------------------------------------------
+// --- LocalStore.entries ----------------------------------------------------------------------------
 
-Deno.test("`Store.list()` lists a folder's children sorted by name", async () => {
+Deno.test("`LocalStore.entries()` lists a folder's children sorted by name", async () => {
   await using layout = await makeLayout();
   await Deno.writeTextFile(join(layout.root, "B.txt"), "");
   await Deno.writeTextFile(join(layout.root, "ä.txt"), "");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   deepStrictEqual(await names(store, ""), ["B.txt", "a.txt", "docs", "ä.txt"]);
-  deepStrictEqual(await store.list("docs"), [
-    { ...(await store.resolve("docs/b.md")).info },
-    { ...(await store.resolve("docs/c")).info },
+  deepStrictEqual(await list(store, "docs"), [
+    await store.resolve("docs/b.md"),
+    await store.resolve("docs/c"),
   ]);
-  deepStrictEqual(await store.list("docs/c"), []);
+  deepStrictEqual(await list(store, "docs/c"), []);
 });
 
-Deno.test("`Store.list()` of a file gives that file", async () => {
+Deno.test("`LocalStore.entries()` of a file gives that file", async () => {
   await using layout = await makeLayout();
-  const store = await Store.open(layout.root);
-  deepStrictEqual(await store.list("docs/b.md"), [(await store.resolve("docs/b.md")).info]);
+  const store = await LocalStore.open(layout.root);
+  deepStrictEqual(await list(store, "docs/b.md"), [await store.resolve("docs/b.md")]);
 });
 
-Deno.test("`Store.list()` hides names that cannot be requested", async () => {
+Deno.test("`LocalStore.entries()` hides names that cannot be requested", async () => {
   await using layout = await makeLayout();
   for (const name of ["esc\u001b[31m", "back\\slash", "CON", "line\nbreak", "dot."]) {
     await Deno.writeTextFile(join(layout.root, name), "x");
   }
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   deepStrictEqual(await names(store, ""), ["a.txt", "docs"]);
 });
 
-Deno.test("`Store.list()` hides hostile, dangling and looping links but shows inside ones", async () => {
+Deno.test("`LocalStore.entries()` hides hostile, dangling and looping links but shows inside ones", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside/secret.txt", "secret-link");
   await layout.link("../outside", "out");
@@ -271,8 +278,8 @@ Deno.test("`Store.list()` hides hostile, dangling and looping links but shows in
   await layout.link("loop", "loop");
   await layout.link("a.txt", "alias.txt");
   await layout.link("docs", "docs-link");
-  const store = await Store.open(layout.root);
-  const entries = await store.list("");
+  const store = await LocalStore.open(layout.root);
+  const entries = await list(store, "");
   deepStrictEqual(entries.map((entry) => [entry.name, entry.type]), [
     ["a.txt", "file"],
     ["alias.txt", "file"],
@@ -282,21 +289,21 @@ Deno.test("`Store.list()` hides hostile, dangling and looping links but shows in
   strictEqual(entries[1]?.size, 5);
 });
 
-Deno.test("`Store.list()` refuses a hostile path", async () => {
+Deno.test("`LocalStore.entries()` refuses a hostile path", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside", "out");
-  const store = await Store.open(layout.root);
-  await rejects(store.list(".."), PathError);
-  await rejects(store.list("out"), PathError);
+  const store = await LocalStore.open(layout.root);
+  await rejects(list(store, ".."), PathError);
+  await rejects(list(store, "out"), PathError);
 });
 
-// --- Store.walk -------------------------------------------------------------------------------
+// --- LocalStore.walk -------------------------------------------------------------------------------
 
-Deno.test("`Store.walk()` yields files and folders depth first in name order", async () => {
+Deno.test("`LocalStore.walk()` yields files and folders depth first in name order", async () => {
   await using layout = await makeLayout();
   await Deno.mkdir(join(layout.root, "docs", "c", "d"));
   await Deno.writeTextFile(join(layout.root, "docs", "c", "z.txt"), "z");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   deepStrictEqual(await walkPaths(store, ""), [
     "a.txt",
     "docs/",
@@ -308,9 +315,9 @@ Deno.test("`Store.walk()` yields files and folders depth first in name order", a
   deepStrictEqual(await walkPaths(store, "docs/c"), ["d/", "z.txt"]);
 });
 
-Deno.test("`Store.walk()` keeps empty folders and reports entry details", async () => {
+Deno.test("`LocalStore.walk()` keeps empty folders and reports entry details", async () => {
   await using layout = await makeLayout();
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   const entries = [];
   for await (const entry of store.walk("docs")) entries.push(entry);
   deepStrictEqual(entries.map(({ path, name, type, size }) => ({ path, name, type, size })), [
@@ -319,21 +326,21 @@ Deno.test("`Store.walk()` keeps empty folders and reports entry details", async 
   ]);
 });
 
-Deno.test("`Store.walk()` does not loop on a link to its own folder", async () => {
+Deno.test("`LocalStore.walk()` does not loop on a link to its own folder", async () => {
   await using layout = await makeLayout();
   await layout.link(".", "self");
   await Deno.symlink("..", join(layout.root, "docs", "up"));
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   deepStrictEqual(await walkPaths(store, ""), ["a.txt", "docs/", "docs/b.md", "docs/c/"]);
 });
 
-Deno.test("`Store.walk()` skips linked folders and hides hostile links", async () => {
+Deno.test("`LocalStore.walk()` skips linked folders and hides hostile links", async () => {
   await using layout = await makeLayout();
   await layout.link("docs", "docs-link");
   await layout.link("../outside", "out");
   await layout.link("../outside/secret.txt", "secret-link");
   await layout.link("a.txt", "alias.txt");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   deepStrictEqual(await walkPaths(store, ""), [
     "a.txt",
     "alias.txt",
@@ -343,40 +350,39 @@ Deno.test("`Store.walk()` skips linked folders and hides hostile links", async (
   ]);
 });
 
-Deno.test("`Store.walk()` refuses a file and a hostile path", async () => {
+Deno.test("`LocalStore.walk()` refuses a file and a hostile path", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside", "out");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(walkPaths(store, "a.txt"), PathError);
   await rejects(walkPaths(store, "../outside"), PathError);
   await rejects(walkPaths(store, "out"), PathError);
 });
 
-// --- Store.openRead ---------------------------------------------------------------------------
+// --- LocalStore.openRead ---------------------------------------------------------------------------
 
-Deno.test("`Store.openRead()` opens a file for reading", async () => {
+Deno.test("`LocalStore.openRead()` opens a file for reading", async () => {
   await using layout = await makeLayout();
   await layout.link("docs/b.md", "b-link");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   {
-    const { file, info, realPath } = await store.openRead("a.txt");
-    using _file = file;
-    strictEqual(realPath, join(layout.root, "a.txt"));
-    strictEqual(info.size, 5);
-    strictEqual(await new Response(file.readable).text(), "hello");
+    using file = await store.openRead("a.txt");
+    strictEqual(file.info.size, 5);
+    const buffer = new Uint8Array(16);
+    const count = await file.read(buffer);
+    strictEqual(new TextDecoder().decode(buffer.subarray(0, count ?? 0)), "hello");
   }
   {
-    const { file, info } = await store.openRead("b-link");
-    using _file = file;
-    strictEqual(info.name, "b-link");
+    using file = await store.openRead("b-link");
+    strictEqual(file.info.name, "b-link");
   }
 });
 
-Deno.test("`Store.openRead()` refuses a folder, a missing file and hostile links", async () => {
+Deno.test("`LocalStore.openRead()` refuses a folder, a missing file and hostile links", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside/secret.txt", "secret-link");
   await layout.link("../outside", "out");
-  const store = await Store.open(layout.root);
+  const store = await LocalStore.open(layout.root);
   await rejects(store.openRead("docs"), PathError);
   await rejects(store.openRead(""), PathError);
   await rejects(store.openRead("nope"), NotFoundError);
@@ -385,52 +391,46 @@ Deno.test("`Store.openRead()` refuses a folder, a missing file and hostile links
   await rejects(store.openRead("../outside/secret.txt"), PathError);
 });
 
-// --- Store.resolveDir -------------------------------------------------------------------------
+// --- LocalStore.makeFolder ------------------------------------------------------------------------
 
-Deno.test("`Store.resolveDir()` resolves an existing folder", async () => {
+Deno.test("`LocalStore.makeFolder()` accepts an existing folder, also through an inside link", async () => {
   await using layout = await makeLayout();
   await layout.link("docs", "docs-link");
-  const store = await Store.open(layout.root);
-  strictEqual(await store.resolveDir(""), layout.root);
-  strictEqual(await store.resolveDir("docs/c/"), join(layout.root, "docs", "c"));
-  strictEqual(await store.resolveDir("docs-link"), join(layout.root, "docs"));
-  strictEqual(await store.resolveDir("docs", { create: true }), join(layout.root, "docs"));
+  const store = await LocalStore.open(layout.root);
+  await store.makeFolder("docs");
+  await store.makeFolder("docs/c/");
+  await store.makeFolder("docs-link/new/");
+  ok((await Deno.stat(join(layout.root, "docs", "new"))).isDirectory);
 });
 
-Deno.test("`Store.resolveDir()` refuses a file and a missing folder without create", async () => {
+Deno.test("`LocalStore.makeFolder()` refuses a file on the way", async () => {
   await using layout = await makeLayout();
-  const store = await Store.open(layout.root);
-  await rejects(store.resolveDir("a.txt"), PathError);
-  await rejects(store.resolveDir("a.txt/x", { create: true }), PathError);
-  await rejects(store.resolveDir("new"), NotFoundError);
+  const store = await LocalStore.open(layout.root);
+  await rejects(store.makeFolder("a.txt"), ExistsError);
+  await rejects(store.makeFolder("a.txt/x"), PathError);
 });
 
-Deno.test("`Store.resolveDir()` with create makes nested folders", async () => {
+Deno.test("`LocalStore.makeFolder()` makes nested folders", async () => {
   await using layout = await makeLayout();
-  await layout.link("docs", "docs-link");
-  const store = await Store.open(layout.root);
-  const created = await store.resolveDir("x/y/z", { create: true });
-  strictEqual(created, join(layout.root, "x", "y", "z"));
-  ok((await Deno.stat(created)).isDirectory);
-  strictEqual(
-    await store.resolveDir("docs-link/new/", { create: true }),
-    join(layout.root, "docs", "new"),
-  );
+  const store = await LocalStore.open(layout.root);
+  await store.makeFolder("x/y/z");
+  ok((await Deno.stat(join(layout.root, "x", "y", "z"))).isDirectory);
+  strictEqual((await store.resolve("x/y/z")).type, "dir");
 });
 
-Deno.test("`Store.resolveDir()` refuses to create through a hostile link", async () => {
+Deno.test("`LocalStore.makeFolder()` refuses to create through a hostile link, or at a refused name", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside", "out");
   await layout.link("../root2", "sibling");
   await layout.link("../outside/not-yet", "dangling-out");
-  const store = await Store.open(layout.root);
-  await rejects(store.resolveDir("out"), PathError);
-  await rejects(store.resolveDir("out/new", { create: true }), PathError);
-  await rejects(store.resolveDir("sibling/new", { create: true }), PathError);
-  await rejects(store.resolveDir("dangling-out", { create: true }), PathError);
-  await rejects(store.resolveDir("dangling-out/x", { create: true }), PathError);
-  await rejects(store.resolveDir("../escape", { create: true }), PathError);
-  await rejects(store.resolveDir("ok/.ferry-partial.x", { create: true }), PathError);
+  const store = await LocalStore.open(layout.root);
+  await rejects(store.makeFolder("out"), ExistsError);
+  await rejects(store.makeFolder("dangling-out"), ExistsError);
+  for (
+    const path of ["out/new", "sibling/new", "dangling-out/x", "../escape", "ok/.ferry-partial.x"]
+  ) {
+    await rejects(store.makeFolder(path), PathError, path);
+  }
   deepStrictEqual(
     (await Array.fromAsync(Deno.readDir(join(layout.base, "outside")))).map((e) => e.name),
     ["secret.txt"],
@@ -441,4 +441,84 @@ Deno.test("`Store.resolveDir()` refuses to create through a hostile link", async
   );
   await rejects(Deno.stat(join(layout.base, "escape")), Deno.errors.NotFound);
   await rejects(Deno.stat(join(layout.root, "ok")), Deno.errors.NotFound);
+});
+
+// --- LocalStore: writing never goes through a link ---------------------------------------------
+
+Deno.test("`LocalStore.makeFolder()` and `beginUpload()` refuse to create through a hostile link", async () => {
+  await using layout = await makeLayout();
+  await layout.link("../outside", "out");
+  await layout.link("../root2", "sibling");
+  await layout.link("../outside/not-yet", "dangling-out");
+  const store = await LocalStore.open(layout.root);
+  for (const path of ["out/new", "sibling/new", "dangling-out/x", "out/deep/er"]) {
+    await rejects(store.makeFolder(path, { mtime: 0 }), PathError, path);
+    await rejects(store.beginUpload(`${path}/file.txt`), PathError, path);
+  }
+  await rejects(store.beginUpload("out/secret.txt"), PathError);
+  await rejects(store.targetKind("out/secret.txt"), PathError);
+  await rejects(store.openExisting("out/secret.txt"), PathError);
+  deepStrictEqual(
+    (await Array.fromAsync(Deno.readDir(join(layout.base, "outside")))).map((e) => e.name),
+    ["secret.txt"],
+  );
+  deepStrictEqual(
+    (await Array.fromAsync(Deno.readDir(join(layout.base, "root2")))).map((e) => e.name),
+    ["f.txt"],
+  );
+  await rejects(Deno.lstat(join(layout.base, "outside", "not-yet")), Deno.errors.NotFound);
+});
+
+Deno.test("`LocalStore.makeFolder()` refuses a link at the path itself, and leaves its target's time", async () => {
+  await using layout = await makeLayout();
+  await layout.link("docs", "docs-link");
+  await layout.link("../outside", "out");
+  await layout.link("gone", "dangling");
+  const store = await LocalStore.open(layout.root);
+  const before = (await Deno.stat(join(layout.base, "outside"))).mtime?.getTime();
+  for (const path of ["docs-link", "out", "dangling"]) {
+    await rejects(store.makeFolder(path, { mtime: 86_400_000 }), ExistsError, path);
+  }
+  strictEqual((await Deno.stat(join(layout.base, "outside"))).mtime?.getTime(), before);
+  ok((await Deno.lstat(join(layout.root, "dangling"))).isSymlink);
+});
+
+Deno.test("`LocalStore` writes into a linked folder that stays inside", async () => {
+  await using layout = await makeLayout();
+  await layout.link("docs", "docs-link");
+  const store = await LocalStore.open(layout.root);
+  await store.makeFolder("docs-link/new", { mtime: 86_400_000 });
+  strictEqual((await Deno.stat(join(layout.root, "docs", "new"))).mtime?.getTime(), 86_400_000);
+  const pending = await store.beginUpload("docs-link/new/f.txt");
+  await pending.write(new TextEncoder().encode("via link"));
+  await pending.commit({ force: false });
+  strictEqual(await Deno.readTextFile(join(layout.root, "docs", "new", "f.txt")), "via link");
+});
+
+Deno.test("`LocalStore.targetKind()` sees links, and `openExisting()` never follows one", async () => {
+  await using layout = await makeLayout();
+  await layout.link("a.txt", "alias.txt");
+  await layout.link("../outside/secret.txt", "secret-link");
+  await layout.link("gone", "dangling");
+  await layout.link("docs", "docs-link");
+  const store = await LocalStore.open(layout.root);
+  for (const path of ["alias.txt", "secret-link", "dangling", "docs-link"]) {
+    strictEqual(await store.targetKind(path), "link", path);
+    strictEqual(await store.openExisting(path), null, path);
+  }
+  strictEqual(await store.targetKind("docs-link/b.md"), "file");
+  using file = await store.openExisting("docs-link/b.md");
+  strictEqual(file?.info.size, 3);
+});
+
+Deno.test("`LocalStore.beginUpload()` never writes through a partial name planted as a link", async () => {
+  await using layout = await makeLayout();
+  await layout.link("../outside/secret.txt", ".ferry-partial.up.txt");
+  const store = await LocalStore.open(layout.root);
+  const pending = await store.beginUpload("up.txt");
+  strictEqual(pending.size, 0);
+  await pending.write(new TextEncoder().encode("upload"));
+  await pending.commit({ force: false });
+  strictEqual(await Deno.readTextFile(join(layout.base, "outside", "secret.txt")), "secret");
+  strictEqual(await Deno.readTextFile(join(layout.root, "up.txt")), "upload");
 });

@@ -13,14 +13,14 @@ import type {
   PutStart,
   ServerMessage,
 } from "../protocol/messages.ts";
-import type { Store } from "../store/local.ts";
+import type { FileStore } from "../store/store.ts";
 import type { PenaltyBox } from "./penalty.ts";
 import type { Rights } from "./rights.ts";
 
 /** The settings and shared state of one running server, built by `startServer`. */
 export interface ServerContext {
   /** The served folder. */
-  store: Store;
+  store: FileStore;
   /** A fixed secret, or the code file that is read again (see `ServerOptions.codeFile`). */
   code: Uint8Array | CodeFileWatch;
   /** The last problem reading the code file, logged once. */
@@ -62,7 +62,7 @@ export interface Deadline {
 /** What a request handler is given: one request's view of its session and server. */
 export interface RequestContext {
   /** The served folder. */
-  readonly store: Store;
+  readonly store: FileStore;
   /** The secure channel (for the records of a transfer). */
   readonly channel: SecureChannel;
   /** Sends one control message. */

@@ -18,7 +18,8 @@ import { RefusalStatus } from "../protocol/handshake.ts";
 import type { ServeMode } from "../protocol/messages.ts";
 import { validateName } from "../protocol/remote_path.ts";
 import { type Listen, type Listener, listenTcp } from "../net/socket.ts";
-import { Store } from "../store/local.ts";
+import { LocalStore } from "../store/local.ts";
+import type { FileStore } from "../store/store.ts";
 import { refreshCode } from "./code_refresh.ts";
 import type { ServerContext } from "./context.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
@@ -26,10 +27,12 @@ import { describe } from "./replies.ts";
 import { Rights } from "./rights.ts";
 import { Session } from "./session.ts";
 
-/** How a server is set up. Only `root` and `code` are required. */
+/** How a server is set up. `root` and one of `secret` and `codeFile` are required. */
 export interface ServerOptions {
-  /** The folder to serve. */
+  /** The folder to serve (on disk, through a `LocalStore`), unless `store` is given. */
   root: string;
+  /** Serve this store instead of the folder `root` (a `MemoryStore` in tests, say). */
+  store?: FileStore;
   /**
    * PAKE secret: the normalised connection code as bytes (see `codeSecret()` in `code.ts`).
    * Give this or `codeFile`.
@@ -111,7 +114,7 @@ export class FerryServer {
     const code = options.codeFile === undefined
       ? options.secret!
       : await CodeFileWatch.open(options.codeFile);
-    const store = await Store.open(options.root, {
+    const store = options.store ?? await LocalStore.open(options.root, {
       exclude: [...(options.exclude ?? []), ...(options.codeFile ? [options.codeFile] : [])],
     });
     const log = options.log ?? ((line: string) => console.error(line));

@@ -5,41 +5,34 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { PathError } from "../errors.ts";
-import { joinRemotePath, parseRemotePath, validateName } from "../protocol/remote_path.ts";
-import type { Store } from "../store/local.ts";
-
-/** Where an upload lands (see {@link uploadTarget}). */
-export interface UploadTarget {
-  /** Real path of the folder that receives it (created when missing). */
-  realDir: string;
-  /** Its name in that folder. */
-  finalName: string;
-  /** Its path relative to the served folder, as replies name it. */
-  relative: string;
-}
+import {
+  joinRemotePath,
+  parseRemotePath,
+  sanitizeForDisplay,
+  validateName,
+} from "../protocol/remote_path.ts";
+import type { FileStore } from "../store/store.ts";
 
 /**
- * Resolves the target of an upload of `name` into the existing folder `dir`, creating the folders
- * on the way (`invalid-path`, `not-found` for a bad `dir`; `invalid-path` for a bad name or an
- * excluded target such as the code file).
+ * The remote path (relative to the served root) that an upload of `name` into the existing
+ * folder `dir` takes. `dir` must be a folder (`not-found`, `invalid-path` otherwise); the name is
+ * validated with the prefix on. Creating the folders on the way, and refusing an excluded target
+ * such as the code file, is the store's work when the upload begins.
  */
 export async function uploadTarget(
-  store: Store,
+  store: FileStore,
   prefix: string,
   dir: string,
   name: string,
-): Promise<UploadTarget> {
-  await store.resolveDir(dir);
+): Promise<string> {
+  const folder = parseRemotePath(dir);
+  if ((await store.resolve(dir)).type !== "dir") {
+    throw new PathError(`Cannot write into "${sanitizeForDisplay(dir)}": it is not a folder`);
+  }
   const components = parseRemotePath(name);
   if (components.length === 0) throw new PathError("Refused upload: the name is empty");
   components[0] = prefix + components[0];
   validateName(components[0]!);
-  const finalName = components.pop()!;
-  const folder = joinRemotePath([...parseRemotePath(dir), ...components]);
-  const realDir = await store.resolveDir(folder, { create: true });
-  const relative = joinRemotePath([...parseRemotePath(dir), ...components, finalName]);
-  store.assertWritable(join(realDir, finalName), relative);
-  return { realDir, finalName, relative };
+  return joinRemotePath([...folder, ...components]);
 }

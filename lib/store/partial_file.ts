@@ -14,29 +14,31 @@ import { lstatOrNull, writeAll } from "../_fs.ts";
 import { hashFilePrefix } from "../transfer/hashing.ts";
 import { BusyError, ExistsError, PathError } from "../errors.ts";
 import { partialNameFor, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import type { CommitOptions, PendingFile } from "./store.ts";
 
-/** Options of {@link PartialFile.commit}. */
-export interface CommitOptions {
-  /** Replace an existing target (atomically) instead of refusing. */
-  force: boolean;
-  /** Permission bits to give the file, if known. */
-  mode?: number;
-  /** Modification time (ms since the epoch) to give the file, if known. */
-  mtime?: number;
-}
+export type { CommitOptions } from "./store.ts";
 
-/** The hidden partial file of one transfer into `dir/name`. */
-export class PartialFile {
+/** The hidden partial file of one transfer into `dir/name`: the {@link PendingFile} on disk. */
+export class PartialFile implements PendingFile {
   /** Real path of the partial file. */
   readonly path: string;
   /** Real path the file takes when committed. */
   readonly targetPath: string;
+  /** How the target is named in messages. */
+  readonly #shown: string;
   #file: Deno.FsFile;
   #size: number;
 
-  private constructor(path: string, targetPath: string, file: Deno.FsFile, size: number) {
+  private constructor(
+    path: string,
+    targetPath: string,
+    shown: string,
+    file: Deno.FsFile,
+    size: number,
+  ) {
     this.path = path;
     this.targetPath = targetPath;
+    this.#shown = shown;
     this.#file = file;
     this.#size = size;
   }
@@ -46,9 +48,11 @@ export class PartialFile {
    * has already confined. A partial name that is not a regular file (say, a planted symlink) is
    * removed first, and so is one with other hard links: a commit cut between its link and unlink
    * leaves the partial name on the committed file, which must never be written through.
-   * Needs read and write permission on `dir`.
+   * Messages name the target `shown` (default: its path on disk; the server gives the remote
+   * path, so that no reply tells a client where the served folder lies). Needs read and write
+   * permission on `dir`.
    */
-  static async open(dir: string, name: string): Promise<PartialFile> {
+  static async open(dir: string, name: string, shown = join(dir, name)): Promise<PartialFile> {
     const path = join(dir, partialNameFor(name));
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await lstatOrNull(path);
@@ -69,7 +73,7 @@ export class PartialFile {
       const opened = await file.stat();
       const current = await lstatOrNull(path);
       if (current !== null && current.ino === opened.ino && current.dev === opened.dev) {
-        return new PartialFile(path, join(dir, name), file, opened.size);
+        return new PartialFile(path, join(dir, name), shown, file, opened.size);
       }
       file.close(); // the name moved on meanwhile (another transfer committed it): start afresh
     }
@@ -103,7 +107,8 @@ export class PartialFile {
    * Flushes the data to disk, applies mode and mtime, and moves the file to its target name: with
    * `force` by an atomic rename over whatever is there, otherwise by a hard link that fails if the
    * target exists (no window in which an existing file could be replaced), then removal of the
-   * partial name.
+   * partial name. `ExistsError` when a file took the name (without `force`; the partial file is
+   * kept), `PathError` when a folder did.
    */
   async commit(options: CommitOptions): Promise<void> {
     await this.#file.syncData();
@@ -115,9 +120,7 @@ export class PartialFile {
     this.#file.close();
     if (options.force) {
       if ((await lstatOrNull(this.targetPath))?.isDirectory) {
-        throw new PathError(
-          `Cannot replace ${sanitizeForDisplay(this.targetPath)}: it is a folder`,
-        );
+        throw this.#isAFolder();
       }
       await Deno.rename(this.path, this.targetPath);
       return;
@@ -125,14 +128,17 @@ export class PartialFile {
     try {
       await Deno.link(this.path, this.targetPath);
     } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) {
-        throw new ExistsError(
-          `${sanitizeForDisplay(this.targetPath)} already exists: use --force to replace it`,
-        );
-      }
-      throw error;
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      if ((await lstatOrNull(this.targetPath))?.isDirectory) throw this.#isAFolder();
+      throw new ExistsError(
+        `${sanitizeForDisplay(this.#shown)} already exists: use --force to replace it`,
+      );
     }
     await removeIfPresent(this.path);
+  }
+
+  #isAFolder(): PathError {
+    return new PathError(`Cannot replace ${sanitizeForDisplay(this.#shown)}: it is a folder`);
   }
 
   /** Closes the file and keeps the partial data for a later resume. */

@@ -25,7 +25,10 @@ export interface EntryInfo {
   mode: number;
 }
 
-/** A file opened for reading. Close it (or `using` it) when done. */
+/**
+ * A file opened for reading. An upload that replaces the file meanwhile does not change what it
+ * reads. Close it (or `using` it) when done; closing twice is harmless.
+ */
 export interface StoredFile extends Disposable {
   /** What the file was when opened (size, mtime, mode). */
   readonly info: EntryInfo;
@@ -62,7 +65,9 @@ export interface PendingFile {
   write(bytes: Uint8Array): Promise<void>;
   /**
    * Makes the bytes durable and gives them their final name. Throws `ExistsError` when a file took
-   * the name meanwhile (without `force`; the bytes stay kept), `PathError` when a folder did.
+   * the name meanwhile (without `force`; the bytes stay kept), `PathError` when a folder did
+   * (with or without `force`). Either way the pending file is closed: {@link discard} still
+   * removes the kept bytes.
    */
   commit(options: CommitOptions): Promise<void>;
   /** Closes and deletes the kept bytes. */
@@ -97,22 +102,33 @@ export interface FileStore {
   openRead(path: string): Promise<StoredFile>;
   /**
    * The regular file at `path` itself, opened for reading, if there is one: a link is not
-   * followed, a folder or anything else gives `null`. For the skip-identical check of uploads.
+   * followed, a folder, anything else or nothing (its folder missing too) gives `null`. For the
+   * skip-identical check of uploads, so `PathError` for an excluded path (it must not become an
+   * oracle for the code file) and, as for {@link targetKind}, when a file stands where the folder
+   * of `path` should be.
    */
   openExisting(path: string): Promise<StoredFile | null>;
-  /** What is at `path` itself, a link not followed: where an upload is about to land. */
+  /**
+   * What is at `path` itself, a link not followed: where an upload is about to land. `missing`
+   * also when the folder of `path` is missing; `PathError` for an excluded path and when a file
+   * stands where the folder of `path` should be (an upload could not land there either).
+   */
   targetKind(path: string): Promise<TargetKind>;
   /**
    * Creates the folder at `path`, and any missing folder above it, one component at a time; an
-   * existing folder is fine. Applies `mode` to a folder it creates (always owner-accessible) and
-   * `mtime` (ms since the epoch) to the folder at `path` whether new or not. `ExistsError` when a
-   * file is in the way.
+   * existing folder is fine. A new folder at `path` gets `mode` (always owner-accessible: `(mode &
+   * 0o777) | 0o700`; folders created above it get the default); `mtime` (ms since the epoch) is
+   * applied to the folder at `path` whether new or not. `ExistsError` when something other than
+   * a folder (a link too) is at `path`; `PathError` when a file stands above it, or for an
+   * excluded path.
    */
   makeFolder(path: string, options?: { mode?: number; mtime?: number }): Promise<void>;
   /**
    * Starts (or takes up again) receiving the file at `path`: missing folders above it are created
    * as by {@link makeFolder}; the kept bytes of a cut transfer are there to resume. `BusyError`
-   * when another transfer is writing the same file; `PathError` for an excluded path.
+   * when another transfer is writing the same file; `PathError` for an excluded path, for the
+   * served folder itself (`""`), or when a file stands above it. What is at `path` itself is
+   * only looked at by {@link PendingFile.commit}.
    */
   beginUpload(path: string): Promise<PendingFile>;
 }

@@ -28,7 +28,7 @@ export async function list(request: ListRequest, context: RequestContext): Promi
     }
   };
   if (request.recursive) {
-    const { info } = await store.resolve(request.path);
+    const info = await store.resolve(request.path);
     if (info.type !== "dir") {
       await add(toEntry(info, ""));
     } else {

@@ -1,10 +1,11 @@
 /**
  * `mkdir`: creates a folder (and the missing ones on the way) under the upload prefix rule, so
- * that folder uploads keep their empty folders.
+ * that folder uploads keep their empty folders, and gives it the time the client sent (a folder
+ * upload sends it again once the folder's files are in, so the time sticks).
  *
  * @module
  */
-import { join } from "node:path";
+import { ExistsError } from "../../errors.ts";
 import type { MkdirRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { RequestContext } from "../context.ts";
@@ -15,23 +16,13 @@ import { uploadTarget } from "../upload_target.ts";
 export async function mkdir(request: MkdirRequest, context: RequestContext): Promise<void> {
   context.rights.requireWriting();
   const { store } = context;
-  const { realDir, finalName, relative } = await uploadTarget(
-    store,
-    context.uploadPrefix,
-    request.dir,
-    request.name,
-  );
-  const path = join(realDir, finalName);
+  const path = await uploadTarget(store, context.uploadPrefix, request.dir, request.name);
   try {
-    await Deno.mkdir(path, { mode: (request.mode & 0o777) | 0o700 });
+    await store.makeFolder(path, { mode: request.mode, mtime: request.mtime });
   } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    if (!(error instanceof ExistsError)) throw error;
+    throw new RequestError("exists", `${sanitizeForDisplay(path)} exists and is not a folder`);
   }
-  const info = await Deno.lstat(path);
-  if (!info.isDirectory) {
-    throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is not a folder`);
-  }
-  await store.resolveDir(relative);
-  await context.send({ t: "mkdir-done", name: relative });
-  context.log(`mkdir ${sanitizeForDisplay(relative)}`);
+  await context.send({ t: "mkdir-done", name: path });
+  context.log(`mkdir ${sanitizeForDisplay(path)}`);
 }

@@ -5,13 +5,11 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { lstatOrNull } from "../../_fs.ts";
 import { ConnectionError, ExistsError, PathError, ProtocolError } from "../../errors.ts";
 import { type ReceivedRecord, RecordType } from "../../protocol/framing.ts";
 import { decodeClientMessage, type PutEnd, type PutRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
-import { type CommitOptions, PartialFile } from "../../store/partial_file.ts";
+import type { CommitOptions, FileStore, PendingFile } from "../../store/store.ts";
 import { BodyWriteError, receiveBody } from "../../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../../transfer/hashing.ts";
 import { hashFrom, offerKeptPrefix } from "../../transfer/resume.ts";
@@ -28,25 +26,24 @@ export async function put(request: PutRequest, context: RequestContext): Promise
   rights.requireWriting();
   rights.requireReplacing(request.force);
   rights.requireUploadSize(request.size);
-  const { realDir, finalName, relative } = await uploadTarget(
+  const relative = await uploadTarget(
     context.store,
     context.uploadPrefix,
     request.dir,
     request.name,
   );
-  const targetPath = join(realDir, finalName);
-  if (await alreadyThere(request, targetPath, relative, context)) return;
-  await checkTarget(targetPath, relative, request.force);
+  if (await alreadyThere(request, relative, context)) return;
+  await checkTarget(context.store, relative, request.force);
   const uploads = context.uploadsInProgress;
-  if (uploads.has(targetPath)) {
+  if (uploads.has(relative)) {
     throw new RequestError(
       "busy",
       `${sanitizeForDisplay(relative)} is being uploaded by another client`,
     );
   }
-  uploads.add(targetPath);
+  uploads.add(relative);
   try {
-    const upload = new Upload(await PartialFile.open(realDir, finalName));
+    const upload = new Upload(await context.store.beginUpload(relative));
     try {
       await receive(request, upload, relative, context);
     } finally {
@@ -54,7 +51,7 @@ export async function put(request: PutRequest, context: RequestContext): Promise
     }
   } finally {
     // Released only now: the next upload of this name must not meet a file being removed.
-    uploads.delete(targetPath);
+    uploads.delete(relative);
   }
 }
 
@@ -63,14 +60,14 @@ export async function put(request: PutRequest, context: RequestContext): Promise
  * discarded, or, when the request ends otherwise, kept for a resume by {@link end}.
  */
 class Upload {
-  readonly partial: PartialFile;
+  readonly partial: PendingFile;
   /**
    * `verified`: the commit was refused because a file took the name meanwhile; the verified
    * bytes stay under the partial name, so a `--force` re-run moves no byte again.
    */
   #state: "receiving" | "committed" | "verified" | "discarded" = "receiving";
 
-  constructor(partial: PartialFile) {
+  constructor(partial: PendingFile) {
     this.partial = partial;
   }
 
@@ -202,16 +199,12 @@ async function commit(upload: Upload, request: PutRequest, relative: string): Pr
  */
 async function alreadyThere(
   request: PutRequest,
-  targetPath: string,
   relative: string,
   context: RequestContext,
 ): Promise<boolean> {
   if (request.force || !request.ifIdentical || !context.rights.mayConfirmIdentical) return false;
-  const existing = await lstatOrNull(targetPath);
-  if (!existing?.isFile || existing.size !== request.size) return false;
-  using file = await Deno.open(targetPath, { read: true });
-  const opened = await file.stat();
-  if (opened.ino !== existing.ino || opened.dev !== existing.dev) return false;
+  using file = await context.store.openExisting(relative);
+  if (file === null || file.info.size !== request.size) return false;
   context.deadline.pause(); // hashing is this side's own work, not a stalled client
   const sha256 = peekHex(await hashFilePrefix(file, request.size));
   context.deadline.stall();
@@ -222,13 +215,13 @@ async function alreadyThere(
 }
 
 /** Refuses (`exists`) a target that is a folder or a link, or a file without `force`. */
-async function checkTarget(path: string, relative: string, force: boolean): Promise<void> {
-  const info = await lstatOrNull(path);
-  if (info === null) return;
-  if (info.isDirectory) {
+async function checkTarget(store: FileStore, relative: string, force: boolean): Promise<void> {
+  const kind = await store.targetKind(relative);
+  if (kind === "missing") return;
+  if (kind === "dir") {
     throw new RequestError("exists", `${sanitizeForDisplay(relative)} exists and is a folder`);
   }
-  if (info.isSymlink) {
+  if (kind === "link") {
     throw new RequestError(
       "exists",
       `${
@@ -236,7 +229,7 @@ async function checkTarget(path: string, relative: string, force: boolean): Prom
       } is a symbolic link on the server: uploads never replace links`,
     );
   }
-  if (!force) {
+  if (kind === "other" || !force) {
     throw new RequestError(
       "exists",
       `${sanitizeForDisplay(relative)} already exists on the server: use --force to replace it`,

@@ -1,0 +1,70 @@
+/**
+ * A file of the served folder opened for reading: the {@link StoredFile} that `LocalStore` hands
+ * out, opened only after the path was confined and checked again, once open, to be the very
+ * entry that was checked (same device and inode). Private to lib/store.
+ *
+ * @module
+ */
+import { entryInfo, fileId } from "./_local_paths.ts";
+import type { EntryInfo, StoredFile } from "./store.ts";
+
+/** A `Deno.FsFile` behind the {@link StoredFile} interface. */
+export class LocalStoredFile implements StoredFile {
+  /** What the file was when opened. */
+  readonly info: EntryInfo;
+  #file: Deno.FsFile;
+
+  private constructor(file: Deno.FsFile, info: EntryInfo) {
+    this.#file = file;
+    this.info = info;
+  }
+
+  /**
+   * Opens `realPath` for reading and checks that it is a regular file whose device and inode are
+   * `expectedId` (see {@link fileId}); `null` (and closed) when it is not, say because it was
+   * replaced since it was checked. `name` is the name it is shown under. Permission: read.
+   */
+  static async open(
+    realPath: string,
+    expectedId: string,
+    name: string,
+  ): Promise<LocalStoredFile | null> {
+    const file = await Deno.open(realPath, { read: true });
+    try {
+      const opened = await file.stat();
+      const info = entryInfo(name, opened);
+      if (info?.type !== "file" || fileId(opened) !== expectedId) {
+        file.close();
+        return null;
+      }
+      return new LocalStoredFile(file, info);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+  }
+
+  /** Reads into `buffer` from the current position; `null` at the end. */
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#file.read(buffer);
+  }
+
+  /** Moves the read position. */
+  seek(offset: number, whence: Deno.SeekMode): Promise<number> {
+    return this.#file.seek(offset, whence);
+  }
+
+  /** Releases the file; closing twice is harmless. */
+  close(): void {
+    try {
+      this.#file.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  }
+
+  /** Same as {@link close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
