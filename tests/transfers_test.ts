@@ -1095,3 +1095,28 @@ Deno.test("a folder download keeps its subfolders' modification times", async ()
     assert.equal(info.mtime?.getTime(), when.getTime(), relative);
   }
 });
+
+Deno.test("a folder upload keeps its subfolders' modification times", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const nested = join(local.path, "album", "2019", "summer");
+  await Deno.mkdir(nested, { recursive: true });
+  await Deno.writeTextFile(join(nested, "beach.txt"), "sand");
+  const when = new Date("2019-07-14T12:00:00Z");
+  for (const folder of [nested, join(local.path, "album", "2019"), join(local.path, "album")]) {
+    await Deno.utime(folder, when, when);
+  }
+  await using serve = await startServe(served.path);
+  const result = await runFerry([
+    "put",
+    serve.address,
+    join(local.path, "album"),
+    "--code-file",
+    serve.codeFile,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  for (const relative of ["uploaded_album", "uploaded_album/2019", "uploaded_album/2019/summer"]) {
+    const info = await Deno.stat(join(served.path, relative));
+    assert.equal(info.mtime?.getTime(), when.getTime(), relative);
+  }
+});

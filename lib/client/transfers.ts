@@ -452,5 +452,23 @@ export async function putPaths(
     });
     results.push(result);
   }
+  await restoreFolderTimes(client, items, options.remoteDir);
   return results;
+}
+
+/**
+ * Gives the uploaded folders their modification times back, deepest first: uploading files into
+ * a folder changes its time, so the `mkdir` that created it is sent once more after its files
+ * (the server applies `mtime` to an existing folder too).
+ */
+async function restoreFolderTimes(
+  client: FerryClient,
+  items: readonly UploadItem[],
+  remoteDir: string,
+): Promise<void> {
+  const folders = items.filter((item) => item.kind === "dir");
+  const depth = (item: UploadItem) => item.name.split("/").length;
+  for (const folder of folders.toSorted((a, b) => depth(b) - depth(a))) {
+    await client.mkdir(remoteDir, folder.name, folder);
+  }
 }
