@@ -38,6 +38,7 @@ import {
   type Welcome,
 } from "../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 import { readAhead, WriteBehind } from "../transfer/streaming.ts";
 import { Watchdog } from "../net/watchdog.ts";
 import { releaseBuffer } from "../_memory.ts";
@@ -504,7 +505,9 @@ export class FerryClient {
     } catch (error) {
       // Already there? (A re-run after a cut.) Ask once more, offering this file's SHA-256: a
       // target holding exactly these bytes is then reported done with nothing sent.
-      if (options.force || !(error instanceof RemoteError) || error.code !== "exists") throw error;
+      if (options.force || !(error instanceof RemoteError) || error.code !== WireError.exists) {
+        throw error;
+      }
       const sha256 = peekHex(await hashFilePrefix(file, size));
       await request(sha256);
       first = await answer();

@@ -55,6 +55,7 @@ import {
   type ServeMode,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { toWireErrorCode, type WireErrorCode } from "../protocol/wire_errors.ts";
 import {
   joinRemotePath,
   parseRemotePath,
@@ -290,15 +291,17 @@ function describe(error: unknown): string {
 
 /** An error that is reported to the client and ends only the current request. */
 class RequestError extends FerryError {
-  override readonly code: string;
-  constructor(code: string, message: string) {
+  override readonly code: WireErrorCode;
+  constructor(code: WireErrorCode, message: string) {
     super(message);
     this.code = code;
   }
 }
 
 function replyFor(error: unknown): ErrorReply {
-  if (error instanceof FerryError) return { t: "error", code: error.code, message: error.message };
+  if (error instanceof FerryError) {
+    return { t: "error", code: toWireErrorCode(error.code), message: error.message };
+  }
   if (error instanceof Deno.errors.NotFound) {
     return { t: "error", code: "not-found", message: "Not found" };
   }
