@@ -23,7 +23,6 @@ import {
 import { lstatOrNull } from "../_fs.ts";
 import { PartialFile } from "../store/partial_file.ts";
 import { hashAllowanceMs, hashFilePrefix, newSha256, peekHex } from "../transfer/hashing.ts";
-import { MAX_LISTING_ENTRIES } from "../protocol/constants.ts";
 import { MAX_RECORD_PLAINTEXT, type ReceivedRecord, RecordType } from "../protocol/framing.ts";
 import { clientHandshake, type SecureChannel } from "../protocol/handshake.ts";
 import {
@@ -38,6 +37,7 @@ import {
   type Welcome,
 } from "../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { readListing } from "../protocol/listing.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { readAhead, WriteBehind } from "../transfer/streaming.ts";
 import { Watchdog } from "../net/watchdog.ts";
@@ -282,38 +282,7 @@ export class FerryClient {
   ): AsyncGenerator<ListEntry[]> {
     parseRemotePath(path);
     await this.#send({ t: "list", path, recursive: options.recursive ?? false });
-    let count = 0;
-    let done = false;
-    const nextBatch = async (): Promise<ListEntry[]> => {
-      const batch = await this.#expect("listing");
-      count += batch.entries.length;
-      if (count > MAX_LISTING_ENTRIES) {
-        throw new ProtocolError(`The server listed more than ${MAX_LISTING_ENTRIES} entries`);
-      }
-      done = batch.done;
-      return batch.entries;
-    };
-    let atYield = false;
-    try {
-      while (!done) {
-        const entries = await nextBatch();
-        for (const entry of entries) {
-          if (entry.name !== "") parseRemotePath(entry.name);
-        }
-        atYield = true;
-        yield entries;
-        atYield = false;
-      }
-    } finally {
-      // The caller stopped early: read the rest so the next request gets its own answer. (After
-      // an error of the listing itself there is nothing sensible left to read, and an error while
-      // dropping is left for the next request to meet.)
-      try {
-        while (atYield && !done) await nextBatch();
-      } catch {
-        // see above
-      }
-    }
+    yield* readListing(() => this.#expect("listing"));
   }
 
   /**

@@ -29,12 +29,7 @@ import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
 import { readAhead, WriteBehind } from "../transfer/streaming.ts";
 import { Watchdog } from "../net/watchdog.ts";
 import { releaseBuffer } from "../_memory.ts";
-import {
-  DEFAULT_PORT,
-  DEFAULT_UPLOAD_PREFIX,
-  LISTING_BATCH_BYTES,
-  MAX_LISTING_BATCH,
-} from "../protocol/constants.ts";
+import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "../protocol/framing.ts";
 import {
   RefusalStatus,
@@ -55,6 +50,7 @@ import {
   type ServeMode,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { ListingWriter } from "../protocol/listing.ts";
 import { toWireErrorCode, type WireErrorCode } from "../protocol/wire_errors.ts";
 import {
   joinRemotePath,
@@ -523,20 +519,8 @@ class Session {
   async #list(request: ListRequest, send: (message: ServerMessage) => Promise<void>) {
     this.#requireReading();
     const store = this.#context.store;
-    let batch: ListEntry[] = [];
-    let batchBytes = 0;
-    const flush = async (done: boolean) => {
-      await send({ t: "listing", entries: batch, done });
-      batch = [];
-      batchBytes = 0;
-    };
-    const add = async (entry: ListEntry) => {
-      batch.push(entry);
-      batchBytes += entry.name.length * 6 + 100;
-      if (batch.length >= MAX_LISTING_BATCH || batchBytes >= LISTING_BATCH_BYTES) {
-        await flush(false);
-      }
-    };
+    const listing = new ListingWriter(send);
+    const add = (entry: ListEntry) => listing.add(entry);
     const toEntry = (info: EntryInfo, name: string): ListEntry => ({
       name,
       type: info.type,
@@ -554,7 +538,7 @@ class Session {
     } else {
       for await (const entry of store.entries(request.path)) await add(toEntry(entry, entry.name));
     }
-    await flush(true);
+    await listing.end();
     this.#log(`list ${sanitizeForDisplay(request.path) || "."}`);
   }
 
