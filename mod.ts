@@ -63,6 +63,7 @@
  */
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
+export type { PenaltyOptions } from "./lib/server/penalty.ts";
 export { FerryClient } from "./lib/client/client.ts";
 export type {
   ConnectOptions,
@@ -81,7 +82,9 @@ export {
   resolveCode,
   writeCodeFile,
 } from "./lib/code.ts";
-export type { ListEntry, ServeMode } from "./lib/protocol/messages.ts";
+export type { ListEntry, ServeMode, Welcome } from "./lib/protocol/messages.ts";
+export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";
+export type { WireErrorCode } from "./lib/protocol/wire_errors.ts";
 export {
   AuthenticationError,
   ConnectionError,

@@ -60,13 +60,17 @@ export interface PutOptions {
 
 /** One step of an upload plan: a folder to create or a file to send, under its remote name. */
 export interface UploadItem {
+  /** A folder to create, or a file to send. */
   kind: "dir" | "file";
   /** Local path to read. */
   localPath: string;
   /** Remote name relative to the target folder (POSIX, the server prefixes the first component). */
   name: string;
+  /** Size in bytes (0 for a folder). */
   size: number;
+  /** Permission bits (`mode & 0o777`) the remote copy gets. */
   mode: number;
+  /** Modification time, milliseconds since the epoch. */
   mtime: number;
 }
 

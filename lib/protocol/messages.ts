@@ -82,16 +82,22 @@ export interface MkdirRequest {
 
 /** Server to client, first message after the handshake. */
 export interface Welcome {
+  /** The message type. */
   t: "welcome";
+  /** The server's software and version, such as `ferry/0.1.0` (untrusted text). */
   server: string;
+  /** What the server allows: listing and downloading, uploading, or both. */
   mode: ServeMode;
   /** Largest upload accepted, in bytes, or -1 for no limit. */
   maxUpload: number;
 }
 /** Server to client: a batch of entries; `done` on the last batch. */
 export interface Listing {
+  /** The message type. */
   t: "listing";
+  /** At most {@link MAX_LISTING_BATCH} entries, in the order the server lists them. */
   entries: ListEntry[];
+  /** True on the last batch of the listing. */
   done: boolean;
 }
 /** Server to client: the file follows from `offset` as data records, then `file-end`. */
@@ -135,6 +141,7 @@ export interface ErrorReply {
   t: "error";
   /** Why (`docs/PROTOCOL.md` §4.2); a code this side does not know is decoded as `error`. */
   code: WireErrorCode;
+  /** What went wrong, for a person: untrusted text, escaped before it is shown. */
   message: string;
 }
 
