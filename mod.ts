@@ -84,7 +84,9 @@ export {
   resolveCode,
   writeCodeFile,
 } from "./lib/code.ts";
-export type { ListEntry, ServeMode } from "./lib/protocol/messages.ts";
+export type { ListEntry, ServeMode, Welcome } from "./lib/protocol/messages.ts";
+export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";
+export type { WireErrorCode } from "./lib/protocol/wire_errors.ts";
 export {
   AuthenticationError,
   ConnectionError,

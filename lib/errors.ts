@@ -5,11 +5,13 @@
  *
  * @module
  */
+import type { WireErrorCode } from "./protocol/wire_errors.ts";
 
 /** Base class of every error ferry raises on purpose. */
 export class FerryError extends Error {
   /** Short machine-readable code, used in `--json` output and in protocol error messages. */
   readonly code: string = "error";
+  /** An error with `message` (one line, sentence case) and, in `options.cause`, what led to it. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -18,58 +20,70 @@ export class FerryError extends Error {
 
 /** The command line was misused: unknown flag, missing argument, missing local file. Exit 2. */
 export class UsageError extends FerryError {
+  /** Always `usage`. */
   override readonly code: string = "usage";
 }
 
 /** The peer does not hold the same connection code (or is not a ferry peer at all). Exit 3. */
 export class AuthenticationError extends FerryError {
+  /** Always `auth`. */
   override readonly code: string = "auth";
 }
 
 /** The user interrupted the command (Ctrl-C). Exit 130. */
 export class InterruptedError extends FerryError {
+  /** Always `interrupted`. */
   override readonly code: string = "interrupted";
 }
 
 /** A remote or received path is not acceptable (`..`, absolute, control characters, escapes the root). */
 export class PathError extends FerryError {
+  /** Always `invalid-path`. */
   override readonly code: string = "invalid-path";
 }
 
 /** A path names nothing. */
 export class NotFoundError extends FerryError {
+  /** Always `not-found`. */
   override readonly code: string = "not-found";
 }
 
 /** The target exists and `--force` was not given. */
 export class ExistsError extends FerryError {
+  /** Always `exists`. */
   override readonly code: string = "exists";
 }
 
 /** Another transfer is writing the same file right now. */
 export class BusyError extends FerryError {
+  /** Always `busy`. */
   override readonly code: string = "busy";
 }
 
 /** The peer broke the protocol: bad frame, bad message, failed record authentication, early end. */
 export class ProtocolError extends FerryError {
+  /** Always `protocol`. */
   override readonly code: string = "protocol";
 }
 
 /** The connection could not be made or was lost. */
 export class ConnectionError extends FerryError {
+  /** Always `connection`. */
   override readonly code: string = "connection";
 }
 
 /** The data received does not match the sender's SHA-256. */
 export class IntegrityError extends FerryError {
+  /** Always `integrity`. */
   override readonly code: string = "integrity";
 }
 
 /** The server refused a request; `code` is the server's reason code (for example `read-only`). */
 export class RemoteError extends FerryError {
-  override readonly code: string;
-  constructor(code: string, message: string) {
+  /** The server's reason (`docs/PROTOCOL.md` §4.2); compare it with `WireError` constants. */
+  override readonly code: WireErrorCode;
+  /** The server's refusal: its `code`, and its `message` already made safe to print. */
+  constructor(code: WireErrorCode, message: string) {
     super(message);
     this.code = code;
   }
@@ -77,6 +91,7 @@ export class RemoteError extends FerryError {
 
 /** Deno did not grant a permission the command needs; the message names the flag to add. */
 export class PermissionError extends FerryError {
+  /** Always `permission`. */
   override readonly code: string = "permission";
 }
 

@@ -166,6 +166,33 @@ Deno.test("hostile server: control characters in its error text are escaped, nev
   assert.match(error.message, /\\x1b\[2J/);
 });
 
+Deno.test("hostile server: an error code the client does not know ends only that request, as `error`", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = fakeServer(secret, async ({ reader, writer }, send) => {
+    // A newer server's code, then one of the client's own codes passed off as the server's.
+    for (const code of ["quota-exceeded", "auth"]) {
+      await reader.next();
+      const raw = JSON.stringify({ t: "error", code, message: "refused" });
+      await writer.send(RecordType.control, new TextEncoder().encode(raw));
+    }
+    await reader.next();
+    await send({ t: "listing", entries: [], done: true });
+    await reader.next().catch(() => {});
+  });
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret,
+  });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const error = await client.list("").catch((error) => error);
+    assert.ok(error instanceof RemoteError, String(error));
+    assert.equal(error.code, "error");
+    assert.equal(error.message, "refused");
+  }
+  assert.deepEqual(await client.list(""), []);
+});
+
 Deno.test("hostile server: fewer bytes than announced, or an offset nobody asked for, end the download", async () => {
   const secret = codeSecret(generateCode());
   await using out = await tempDir();

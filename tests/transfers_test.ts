@@ -22,6 +22,7 @@ import {
   type ServerMessage,
 } from "../lib/protocol/messages.ts";
 import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
+import type { WireErrorCode } from "../lib/protocol/wire_errors.ts";
 import {
   canMountTmpfs,
   makeCodeFile,
@@ -635,7 +636,8 @@ async function hostileServer(code: string, entries: () => ListEntry[]) {
           const sha256 = createHash("sha256").update(PWNED).digest("hex");
           await send({ t: "file-end", sha256 });
         } else {
-          await send({ t: "error", code: "nope", message: "nope" });
+          // A code this client does not know (it decodes it as "error").
+          await send({ t: "error", code: "nope" as WireErrorCode, message: "nope" });
         }
       }
     } catch {

@@ -15,6 +15,7 @@ import { ConnectionError, describeError, RemoteError, UsageError } from "../erro
 import type { FerryClient } from "../client/client.ts";
 import { checkDownloadTargets, getPaths, planUpload, putPaths } from "../client/transfers.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
 import { printListing } from "./ls.ts";
@@ -163,7 +164,7 @@ export async function runShellLine(
           reporter.onEvent({ event: "done", direction: "get", ...result, name: result.name });
         }
       } catch (error) {
-        if (error instanceof RemoteError && error.code === "is-dir") {
+        if (error instanceof RemoteError && error.code === WireError.isDir) {
           throw new UsageError(
             `${sanitizeForDisplay(remote)} is a folder: name a local folder to download it into`,
           );

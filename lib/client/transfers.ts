@@ -19,6 +19,7 @@ import {
   sanitizeForDisplay,
   validateName,
 } from "../protocol/remote_path.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 
 /** One event of a transfer, as printed by `--json` (one object per line). */
 export type TransferEvent =
@@ -205,7 +206,7 @@ export async function getPaths(
     try {
       results.push(await downloadFile(client, remotePath, options.outputDir, name, options));
     } catch (error) {
-      if (!(error instanceof RemoteError && error.code === "is-dir")) throw error;
+      if (!(error instanceof RemoteError && error.code === WireError.isDir)) throw error;
       results.push(...await downloadFolder(client, remotePath, name, options));
     }
   }

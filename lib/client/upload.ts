@@ -10,6 +10,7 @@ import { ConnectionError, PathError, ProtocolError, RemoteError, UsageError } fr
 import { RecordType } from "../protocol/framing.ts";
 import { encodeMessage, type PutDone, type PutReady } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 import { type RecordWriter, sendBody } from "../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
 import { acceptKeptPrefix } from "../transfer/resume.ts";
@@ -59,7 +60,9 @@ export async function upload(
   } catch (error) {
     // Already there? (A re-run after a cut.) Ask once more, offering this file's SHA-256: a
     // target holding exactly these bytes is then reported done with nothing sent.
-    if (options.force || !(error instanceof RemoteError) || error.code !== "exists") throw error;
+    if (options.force || !(error instanceof RemoteError) || error.code !== WireError.exists) {
+      throw error;
+    }
     const sha256 = await conversation.whileWorking(async () =>
       peekHex(await hashFilePrefix(file, size))
     );

@@ -47,6 +47,7 @@ const BATCH_BUFFER_BYTES = WRITE_BATCH_BYTES + RECORD_HEADER_BYTES + MAX_RECORD_
 
 /** The smallest reading surface the record layer needs (a `Deno.Conn` has it). */
 export interface ByteSource {
+  /** Reads into `buffer`; resolves to the number of bytes read, or `null` at the end. */
   read(buffer: Uint8Array): Promise<number | null>;
 }
 /**
@@ -54,6 +55,7 @@ export interface ByteSource {
  * done with the buffer when its promise settles: the record writer frees it right after.
  */
 export interface ByteSink {
+  /** Writes some or all of `buffer`; resolves to the number of bytes written. */
   write(buffer: Uint8Array): Promise<number>;
 }
 
@@ -151,6 +153,7 @@ function checkKeyMaterial(key: Uint8Array, iv: Uint8Array): void {
 
 /** A record as it comes out of {@link RecordReader.next}. */
 export interface ReceivedRecord {
+  /** Control, data or end. */
   readonly type: RecordType;
   /** The authenticated plaintext (a fresh buffer the caller may keep). */
   readonly payload: Uint8Array;

@@ -37,7 +37,7 @@ import {
 import { PROTOCOL_VERSION } from "./constants.ts";
 
 /** The four bytes every ferry server sends first. */
-export const MAGIC = new TextEncoder().encode("FRY1");
+export const MAGIC: Uint8Array = new TextEncoder().encode("FRY1");
 const NONCE_BYTES = 16;
 const POINT_BYTES = 32;
 const TAG_BYTES = 64;

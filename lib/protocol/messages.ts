@@ -9,7 +9,9 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
+import { bool, type Fields, int, mode, mtime, parseObject, sha256Hex, str } from "./_fields.ts";
 import { MAX_CONTROL_BYTES, MAX_LISTING_BATCH } from "./constants.ts";
+import { toWireErrorCode, type WireErrorCode } from "./wire_errors.ts";
 
 /** What a server allows. */
 export type ServeMode = "read-write" | "read-only" | "upload-only";
@@ -17,8 +19,11 @@ const SERVE_MODES: readonly ServeMode[] = ["read-write", "read-only", "upload-on
 
 /** One entry of a listing; `name` is a POSIX path relative to the listed folder. */
 export interface ListEntry {
+  /** POSIX path relative to the listed folder; "" for the file itself when a file is listed. */
   name: string;
+  /** A regular file or a folder (nothing else is ever listed). */
   type: "file" | "dir";
+  /** Size in bytes; 0 for a folder. */
   size: number;
   /** Modification time, milliseconds since the epoch. */
   mtime: number;
@@ -85,8 +90,11 @@ export interface KeepAlive {
 
 /** Server to client, first message after the handshake. */
 export interface Welcome {
+  /** The message type. */
   t: "welcome";
+  /** The server's software and version, such as `ferry/0.1.0` (untrusted text). */
   server: string;
+  /** What the server allows: listing and downloading, uploading, or both. */
   mode: ServeMode;
   /** Largest upload accepted, in bytes, or -1 for no limit. */
   maxUpload: number;
@@ -98,8 +106,11 @@ export interface Welcome {
 }
 /** Server to client: a batch of entries; `done` on the last batch. */
 export interface Listing {
+  /** The message type. */
   t: "listing";
+  /** At most {@link MAX_LISTING_BATCH} entries, in the order the server lists them. */
   entries: ListEntry[];
+  /** True on the last batch of the listing. */
   done: boolean;
 }
 /** Server to client: the file follows from `offset` as data records, then `file-end`. */
@@ -135,10 +146,15 @@ export interface MkdirDone {
   t: "mkdir-done";
   name: string;
 }
-/** Server to client: the request failed; `code` is machine-readable (`not-found`, `exists`, `read-only`, ...). */
+/**
+ * Server to client: the request failed. `code` is machine-readable (see {@link WireErrorCode});
+ * `message` is for a person and is untrusted text.
+ */
 export interface ErrorReply {
   t: "error";
-  code: string;
+  /** Why (`docs/PROTOCOL.md` §4.2); a code this side does not know is decoded as `error`. */
+  code: WireErrorCode;
+  /** What went wrong, for a person: untrusted text, escaped before it is shown. */
   message: string;
 }
 
@@ -163,7 +179,6 @@ export type ServerMessage =
   | ErrorReply;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** Encodes a message as UTF-8 JSON; refuses one larger than {@link MAX_CONTROL_BYTES}. */
 export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Array {
@@ -172,62 +187,6 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Arra
     throw new RangeError(`Control message of ${bytes.length} bytes exceeds the maximum`);
   }
   return bytes;
-}
-
-type Fields = Record<string, unknown>;
-
-function parseObject(bytes: Uint8Array): Fields {
-  if (bytes.length > MAX_CONTROL_BYTES) {
-    throw new ProtocolError(`Control message of ${bytes.length} bytes exceeds the maximum`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(bytes));
-  } catch {
-    throw new ProtocolError("Control message is not valid UTF-8 JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError("Control message is not a JSON object");
-  }
-  return value as Fields;
-}
-
-function str(fields: Fields, key: string, maxLength = 8192): string {
-  const value = fields[key];
-  if (typeof value !== "string" || value.length > maxLength) {
-    throw new ProtocolError(`Message field "${key}" must be a string`);
-  }
-  return value;
-}
-
-function int(fields: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const value = fields[key];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ProtocolError(`Message field "${key}" must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function bool(fields: Fields, key: string): boolean {
-  const value = fields[key];
-  if (typeof value !== "boolean") {
-    throw new ProtocolError(`Message field "${key}" must be a boolean`);
-  }
-  return value;
-}
-
-function sha256Hex(fields: Fields, key: string, allowEmpty = false): string {
-  const value = str(fields, key, 64);
-  if ((allowEmpty && value === "") || /^[0-9a-f]{64}$/.test(value)) return value;
-  throw new ProtocolError(`Message field "${key}" must be a SHA-256 in lowercase hex`);
-}
-
-function mtime(fields: Fields): number {
-  return int(fields, "mtime", 0, 8.64e15);
-}
-
-function mode(fields: Fields): number {
-  return int(fields, "mode", 0, 0o777);
 }
 
 function entry(value: unknown): ListEntry {
@@ -342,7 +301,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
     case "mkdir-done":
       return { t: "mkdir-done", name: str(fields, "name") };
     case "error":
-      return { t: "error", code: str(fields, "code", 64), message: str(fields, "message", 1024) };
+      return {
+        t: "error",
+        // A code from a newer (or hostile) server: a generic failure of this request.
+        code: toWireErrorCode(str(fields, "code", 64)),
+        message: str(fields, "message", 1024),
+      };
     default:
       throw new ProtocolError("Unknown server message type");
   }

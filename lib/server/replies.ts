@@ -1,20 +1,22 @@
 /**
  * How a failed request is told to the client: {@link RequestError} for a refusal the server
  * decides itself, and {@link replyFor}, the one mapping from any error to an `error` reply (the
- * codes of docs/PROTOCOL.md §4.2, plus `disk-full`, which that table does not list yet). Nothing here ever puts a path of the server's disk, the code or
- * a key in a reply: operating-system errors become a fixed message with the error's name.
+ * codes of docs/PROTOCOL.md §4.2, `WIRE_ERROR_CODES`). Nothing here ever puts a path of the
+ * server's disk, the code or a key in a reply: operating-system errors become a fixed message with
+ * the error's name.
  *
  * @module
  */
 import { FerryError } from "../errors.ts";
 import type { ErrorReply } from "../protocol/messages.ts";
+import { toWireErrorCode, type WireErrorCode } from "../protocol/wire_errors.ts";
 
 /** An error that is reported to the client and ends only the current request. */
 export class RequestError extends FerryError {
   /** The reply's code (`exists`, `read-only`, ...). */
-  override readonly code: string;
+  override readonly code: WireErrorCode;
   /** A refusal with the reply code `code` and the message shown to the client. */
-  constructor(code: string, message: string) {
+  constructor(code: WireErrorCode, message: string) {
     super(message);
     this.code = code;
   }
@@ -22,8 +24,8 @@ export class RequestError extends FerryError {
 
 /** The `error` reply that tells the client why its request failed with `error`. */
 export function replyFor(error: unknown): ErrorReply {
-  const [code, message] = error instanceof FerryError
-    ? [error.code, error.message]
+  const [code, message]: [WireErrorCode, string] = error instanceof FerryError
+    ? [toWireErrorCode(error.code), error.message]
     : error instanceof Deno.errors.NotFound
     ? ["not-found", "Not found"]
     : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable

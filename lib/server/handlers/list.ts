@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { LISTING_BATCH_BYTES, MAX_LISTING_BATCH } from "../../protocol/constants.ts";
+import { ListingWriter } from "../../protocol/listing.ts";
 import type { ListEntry, ListRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { EntryInfo } from "../../store/local.ts";
@@ -13,20 +13,8 @@ import type { RequestContext } from "../context.ts";
 export async function list(request: ListRequest, context: RequestContext): Promise<void> {
   context.rights.requireReading();
   const { store, send } = context;
-  let batch: ListEntry[] = [];
-  let batchBytes = 0;
-  const flush = async (done: boolean) => {
-    await send({ t: "listing", entries: batch, done });
-    batch = [];
-    batchBytes = 0;
-  };
-  const add = async (entry: ListEntry) => {
-    batch.push(entry);
-    batchBytes += entry.name.length * 6 + 100;
-    if (batch.length >= MAX_LISTING_BATCH || batchBytes >= LISTING_BATCH_BYTES) {
-      await flush(false);
-    }
-  };
+  const listing = new ListingWriter(send);
+  const add = (entry: ListEntry) => listing.add(entry);
   if (request.recursive) {
     const info = await store.resolve(request.path);
     if (info.type !== "dir") {
@@ -37,7 +25,7 @@ export async function list(request: ListRequest, context: RequestContext): Promi
   } else {
     for await (const entry of store.entries(request.path)) await add(toEntry(entry, entry.name));
   }
-  await flush(true);
+  await listing.end();
   context.log(`list ${sanitizeForDisplay(request.path) || "."}`);
 }
 
