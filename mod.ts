@@ -64,6 +64,16 @@
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
 export type { PenaltyOptions } from "./lib/server/penalty.ts";
+export type {
+  CommitOptions,
+  EntryInfo,
+  FileStore,
+  PendingFile,
+  StoredFile,
+  TargetKind,
+} from "./lib/store/store.ts";
+export { LocalStore } from "./lib/store/local.ts";
+export { MemoryStore } from "./lib/store/memory.ts";
 export type { Accepted, Listen, Listener, Peer, Socket } from "./lib/net/socket.ts";
 export { FerryClient } from "./lib/client/client.ts";
 export type { ClientSocket, Dial } from "./lib/net/dial.ts";
@@ -73,17 +83,13 @@ export type {
   TransferOptions,
   TransferResult,
 } from "./lib/client/client.ts";
-export { checkDownloadTargets, getPaths, planUpload, putPaths } from "./lib/client/transfers.ts";
-export type { GetOptions, PutOptions, TransferEvent, UploadItem } from "./lib/client/transfers.ts";
-export {
-  codeSecret,
-  formatCode,
-  generateCode,
-  normaliseCode,
-  readCodeFile,
-  resolveCode,
-  writeCodeFile,
-} from "./lib/code.ts";
+export { checkDownloadTargets, getPaths } from "./lib/client/get_paths.ts";
+export { planUpload, putPaths } from "./lib/client/put_paths.ts";
+export type { GetOptions } from "./lib/client/get_paths.ts";
+export type { PutOptions, UploadItem } from "./lib/client/put_paths.ts";
+export type { TransferEvent } from "./lib/client/events.ts";
+export { codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
+export { readCodeFile, resolveCode, writeCodeFile } from "./lib/code_file.ts";
 export type { ListEntry, ServeMode, Welcome } from "./lib/protocol/messages.ts";
 export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";
 export type { WireErrorCode } from "./lib/protocol/wire_errors.ts";

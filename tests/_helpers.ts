@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { lstatOrNull } from "../lib/_fs.ts";
-import { generateCode, writeCodeFile } from "../lib/code.ts";
+import { generateCode } from "../lib/code.ts";
+import { writeCodeFile } from "../lib/code_file.ts";
 import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 
 /** Absolute path of `main.ts`. */

@@ -6,13 +6,8 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { basename, join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
-import {
-  codeFileTemporaryPath,
-  codeSecret,
-  generateCode,
-  normaliseCode,
-  writeCodeFile,
-} from "../lib/code.ts";
+import { codeSecret, generateCode, normaliseCode } from "../lib/code.ts";
+import { codeFileTemporaryPath, writeCodeFile } from "../lib/code_file.ts";
 import { AuthenticationError } from "../lib/errors.ts";
 import { CODE_CHECK_INTERVAL_MS } from "../lib/server/server.ts";
 import { LocalStore } from "../lib/store/local.ts";

@@ -1,16 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  CODE_SYMBOLS,
-  codeSecret,
-  DEFAULT_CODE_FILE,
-  formatCode,
-  generateCode,
-  normaliseCode,
-  readCodeFile,
-  resolveCode,
-  writeCodeFile,
-} from "../lib/code.ts";
+import { CODE_SYMBOLS, codeSecret, formatCode, generateCode, normaliseCode } from "../lib/code.ts";
+import { DEFAULT_CODE_FILE, readCodeFile, resolveCode, writeCodeFile } from "../lib/code_file.ts";
 import { ExistsError, NotFoundError, UsageError } from "../lib/errors.ts";
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -4,7 +4,7 @@
  */
 import { match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { writeCodeFile } from "../lib/code.ts";
+import { writeCodeFile } from "../lib/code_file.ts";
 import {
   canMountTmpfs,
   makeFile,
@@ -16,7 +16,13 @@ import {
   tempDir,
   until,
 } from "./_helpers.ts";
-import { assertStillServes, exists, partialFiles, startTestServer } from "./_hostile.ts";
+import {
+  assertStillServes,
+  exists,
+  partialFiles,
+  readUntilClosed,
+  startTestServer,
+} from "./_hostile.ts";
 
 const MiB = 1024 * 1024;
 
@@ -187,9 +193,13 @@ Deno.test("SIGTERM on `ferry serve` stops accepting, lets the transfer in progre
   const { dir, source, serve, put } = held;
   serve.child.kill("SIGTERM");
   await until(() => serve.log().includes("Stopping"), "the server to start stopping");
+  // New connections are refused: by the kernel once the listening socket is gone, or, in the
+  // moment before Deno has released it, by the server itself with a "shutting down" hello.
   let refused = false;
   try {
-    (await Deno.connect({ hostname: "127.0.0.1", port: serve.port })).close();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: serve.port });
+    const { bytes } = await readUntilClosed(conn, 5000);
+    refused = new TextDecoder().decode(bytes).includes("shutting down");
   } catch (error) {
     refused = error instanceof Deno.errors.ConnectionRefused;
   }

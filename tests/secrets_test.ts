@@ -114,10 +114,10 @@ Deno.test("no log line or output of server and clients holds the code or key mat
  * is harmless. A new match fails the test until it is fixed or added here with its reason.
  */
 const ALLOWED_MENTIONS: Record<string, string> = {
-  "lib/code.ts: ${formatCode(code)}": "writes the code file, which is its purpose",
+  "lib/code_file.ts: ${formatCode(code)}": "writes the code file, which is its purpose",
   "lib/cli/code.ts: printLine(code)": "`ferry code` prints the new code for its owner",
   "lib/cli/serve.ts: ${code}": "`ferry serve` shows a code it has just created, once, to its owner",
-  "lib/protocol/messages.ts: ${key}": "the name of a JSON field",
+  "lib/protocol/_fields.ts: ${key}": "the name of a JSON field",
 };
 
 /** Names that may hold the code or a key. */

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { DEFAULT_CODE_FILE, generateCode, writeCodeFile } from "../code.ts";
+import { generateCode } from "../code.ts";
+import { DEFAULT_CODE_FILE, writeCodeFile } from "../code_file.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { printError, printLine } from "./output.ts";
 

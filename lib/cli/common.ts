@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { codeSecret, resolveCode } from "../code.ts";
+import { codeSecret } from "../code.ts";
+import { resolveCode } from "../code_file.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";

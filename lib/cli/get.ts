@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { checkDownloadTargets, getPaths } from "../client/transfers.ts";
+import { checkDownloadTargets, getPaths } from "../client/get_paths.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";

@@ -9,7 +9,7 @@
  */
 import process from "node:process";
 import { loadProgressBars } from "../deps.ts";
-import type { TransferEvent } from "../client/transfers.ts";
+import type { TransferEvent } from "../client/events.ts";
 
 type ProgressBars = Awaited<ReturnType<typeof loadProgressBars>>;
 

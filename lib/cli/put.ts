@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { planUpload, putPaths } from "../client/transfers.ts";
+import { planUpload, putPaths } from "../client/put_paths.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";

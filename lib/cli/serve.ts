@@ -5,13 +5,8 @@
  */
 import { resolve } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
-import {
-  codeSecret,
-  DEFAULT_CODE_FILE,
-  generateCode,
-  resolveCode,
-  writeCodeFile,
-} from "../code.ts";
+import { codeSecret, generateCode } from "../code.ts";
+import { DEFAULT_CODE_FILE, resolveCode, writeCodeFile } from "../code_file.ts";
 import { describeError, FerryError, InterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
 import { validateName } from "../protocol/remote_path.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CodeFileWatch } from "../code.ts";
+import type { CodeFileWatch } from "../code_file.ts";
 import type { ServerContext } from "./context.ts";
 
 /**

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { CodeFileWatch } from "../code.ts";
+import { CodeFileWatch } from "../code_file.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import type { ServeMode } from "../protocol/messages.ts";

@@ -14,7 +14,7 @@
  * @module
  */
 import { timingSafeEqual } from "node:crypto";
-import { CodeFileWatch } from "../code.ts";
+import { CodeFileWatch } from "../code_file.ts";
 import { AuthenticationError, ConnectionError, ProtocolError } from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
 import {
