@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
-import { FerryError } from "../lib/errors.ts";
+import { FerryError, PathError, UsageError } from "../lib/errors.ts";
 import { assertStillServes, manualSession, startTestServer } from "./_hostile.ts";
 import { tempDir } from "./_helpers.ts";
 
@@ -114,4 +114,20 @@ Deno.test("`FerryClient.mkdir()` refuses hostile paths before sending anything",
   }
   assert.equal(server.log.count(/mkdir/), 0, "nothing reached the server");
   assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+});
+
+Deno.test("`FerryClient.upload()` of something that is not a regular file is a path error, not 'exists'", async () => {
+  await using dir = await tempDir();
+  await using local = await tempDir();
+  await using server = await startTestServer(dir.path);
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  await assert.rejects(
+    client.upload(local.path, "", "folder"),
+    (error) => error instanceof PathError && /not a regular file/.test(error.message),
+  );
+  await assert.rejects(client.upload(join(local.path, "x"), "", ""), UsageError);
 });
