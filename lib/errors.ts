@@ -78,6 +78,12 @@ export class IntegrityError extends FerryError {
   override readonly code: string = "integrity";
 }
 
+/** A file changed while it was being sent, so nothing was kept; running the command again helps. */
+export class ChangedError extends FerryError {
+  /** Always `changed`. */
+  override readonly code: string = "changed";
+}
+
 /** The server refused a request; `code` is the server's reason code (for example `read-only`). */
 export class RemoteError extends FerryError {
   /** The server's reason (`docs/PROTOCOL.md` §4.2); compare it with `WireError` constants. */

@@ -73,7 +73,7 @@ Deno.test("a download resumes a kept prefix that takes longer to hash than the s
     port: server.port,
     secret: server.secret,
   });
-  const result = await client.download("big.bin", out.path, "big.bin");
+  const result = await client.download("big.bin", out.path, "big.bin", { verify: true });
   strictEqual(result.resumedFrom, size - 1024 * 1024);
   strictEqual(await sha256File(join(out.path, "big.bin")), result.sha256);
 });

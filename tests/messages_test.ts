@@ -20,8 +20,8 @@ const json = (value: unknown) => utf8(JSON.stringify(value));
 const CLIENT_MESSAGES: ClientMessage[] = [
   { t: "list", path: "photos/2024", recursive: false },
   { t: "list", path: "", recursive: true },
-  { t: "get", path: "a/b.txt", offset: 0, prefixSha256: "" },
-  { t: "get", path: "big.iso", offset: 1_048_576, prefixSha256: SHA },
+  { t: "get", path: "a/b.txt", offset: 0, prefixSha256: "", verify: false },
+  { t: "get", path: "big.iso", offset: 1_048_576, prefixSha256: SHA, verify: true },
   {
     t: "put",
     dir: "inbox",
@@ -31,6 +31,7 @@ const CLIENT_MESSAGES: ClientMessage[] = [
     mtime: 1_700_000_000_000,
     force: true,
     ifIdentical: "",
+    verify: true,
   },
   { t: "put-start", offset: 0 },
   { t: "put-end", sha256: SHA },
@@ -44,7 +45,11 @@ const CLIENT_MESSAGES: ClientMessage[] = [
     mtime: 0,
     force: false,
     ifIdentical: SHA,
+    verify: false,
   },
+  { t: "put-end", sha256: "" },
+  { t: "put-cancel" },
+  { t: "keepalive" },
 ];
 
 const SERVER_MESSAGES: ServerMessage[] = [
@@ -92,7 +97,16 @@ function withField(message: object, key: string, value: unknown): Record<string,
 
 Deno.test("`encodeMessage()` and `decodeClientMessage()` round-trip every client message type", () => {
   const types = new Set(CLIENT_MESSAGES.map((message) => message.t));
-  assert.deepEqual([...types].sort(), ["get", "list", "mkdir", "put", "put-end", "put-start"]);
+  assert.deepEqual([...types].sort(), [
+    "get",
+    "keepalive",
+    "list",
+    "mkdir",
+    "put",
+    "put-cancel",
+    "put-end",
+    "put-start",
+  ]);
   for (const message of CLIENT_MESSAGES) {
     assert.deepEqual(decodeClientMessage(encodeMessage(message)), message);
   }
@@ -186,8 +200,9 @@ for (const [name, decode, messages] of DIRECTIONS) {
 
   Deno.test(`\`${name}\` refuses each message with any field missing`, () => {
     for (const message of messages) {
-      // `ifIdentical` and `skipped` may be left out (they default to "" and false).
-      const optional = ["t", "ifIdentical", "skipped"];
+      // `ifIdentical`, `skipped`, `verify` and `idleTimeoutMs` may be left out (they default to
+      // "", false, false and "not said").
+      const optional = ["t", "ifIdentical", "skipped", "verify", "idleTimeoutMs"];
       for (const key of Object.keys(message).filter((key) => !optional.includes(key))) {
         assertRefused(decode, json(withField(message, key, undefined)), `${message.t} - ${key}`);
       }
@@ -358,6 +373,7 @@ Deno.test("decoders refuse a SHA-256 that is not 64 lowercase hex digits", () =>
   ];
   for (const sha of bad) {
     const why = JSON.stringify(sha);
+    if (sha === "") continue; // "not hashed" (no --verify) and "no prefix" are allowed
     assertRefused(decodeClientMessage, json({ t: "put-end", sha256: sha }), `put-end ${why}`);
     assertRefused(decodeServerMessage, json({ t: "file-end", sha256: sha }), `file-end ${why}`);
     assertRefused(
@@ -365,7 +381,6 @@ Deno.test("decoders refuse a SHA-256 that is not 64 lowercase hex digits", () =>
       json({ t: "put-done", name: "a", size: 1, sha256: sha }),
       `put-done ${why}`,
     );
-    if (sha === "") continue; // "no prefix" is allowed where a prefix hash is optional
     assertRefused(
       decodeClientMessage,
       json({ t: "get", path: "a", offset: 0, prefixSha256: sha }),

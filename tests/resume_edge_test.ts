@@ -330,7 +330,7 @@ Deno.test("`ferry put` cut at every phase: no final name before the commit, and 
       assert.equal(rerun.transferred, 0);
       assert.equal(rerun.sha256, hash);
       const forced = doneOne(
-        await ferry("put", server, [source, "--to", "after-put-end", "--force"]),
+        await ferry("put", server, [source, "--to", "after-put-end", "--force", "--verify"]),
       );
       assert.equal(forced.sha256, hash);
       assert.equal(await sha256File(join(folder, "uploaded_file.bin")), hash);
@@ -462,7 +462,7 @@ Deno.test("a crash between the commit's link and unlink leaves a partial linked 
       );
     }
     assert.equal(await sha256File(target), old, "the existing file is untouched by the cut upload");
-    const again = doneOne(await ferry("put", server, [source, "--force"]));
+    const again = doneOne(await ferry("put", server, [source, "--force", "--verify"]));
     assert.equal(await sha256File(target), await sha256File(source));
     assert.equal(again.sha256, await sha256File(source));
     assert.deepEqual(await names(srv), ["uploaded_doc.bin"]);
@@ -487,7 +487,9 @@ Deno.test("a crash between the commit's link and unlink leaves a partial linked 
       old,
       "the existing file is untouched by the cut download",
     );
-    const again = doneOne(await ferry("get", server, ["doc.bin", "-o", out, "--force"]));
+    const again = doneOne(
+      await ferry("get", server, ["doc.bin", "-o", out, "--force", "--verify"]),
+    );
     assert.equal(await sha256File(target), await sha256File(source));
     assert.equal(again.sha256, await sha256File(source));
     assert.deepEqual(await names(out), ["doc.bin"]);
@@ -898,7 +900,7 @@ Deno.test("resuming a large file: the time either side spends hashing the kept p
       const source = join(dir.path, "huge.img");
       await sparse(source, BIG, tail);
       await sparse(partialPath(srv, "uploaded_huge.img"), BIG);
-      const again = doneOne(await ferry("put", server, [source]));
+      const again = doneOne(await ferry("put", server, [source, "--verify"]));
       assert.equal(again.resumedFrom, BIG);
       assert.equal(again.transferred, tail.length);
       assert.equal(again.sha256, wholeSha256);
@@ -924,7 +926,7 @@ Deno.test("resuming a large file: the time either side spends hashing the kept p
       secret: codeSecret(server.code),
       idleTimeoutMs: 150,
     });
-    const result = await client.download("huge.img", out, "huge.img");
+    const result = await client.download("huge.img", out, "huge.img", { verify: true });
     assert.equal(result.resumedFrom, BIG);
     assert.equal(result.sha256, wholeSha256);
   });

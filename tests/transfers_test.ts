@@ -218,7 +218,7 @@ Deno.test("`ferry get` killed with SIGKILL mid-transfer resumes on the next run 
   assert.ok(cut > 0 && cut < size, `cut at ${cut}`);
 
   // The server survived the client's disappearance mid-send, and resumes.
-  const done = doneEvent(await ferry("get", serve, ["big.bin", "-o", out, "--json"]));
+  const done = doneEvent(await ferry("get", serve, ["big.bin", "-o", out, "--json", "--verify"]));
   assert.equal(done.resumedFrom, cut);
   assert.equal(done.transferred, size - cut);
   assert.equal(done.size, size);
@@ -261,7 +261,7 @@ Deno.test("`ferry put` killed with SIGKILL mid-transfer resumes on the next run 
   const kept = (await sizeOf(partial))!;
   assert.ok(kept >= 4 * MiB && kept < size, `kept ${kept}`);
 
-  const done = doneEvent(await ferry("put", serve, [source, "--json"]));
+  const done = doneEvent(await ferry("put", serve, [source, "--json", "--verify"]));
   assert.equal(done.remote, "uploaded_big.bin");
   // A write the server had in flight when the connection dropped may still have landed.
   const cut = done.resumedFrom as number;
@@ -301,7 +301,9 @@ Deno.test("`ferry get` resumes a download cut at 0, 1, chunk-1, chunk, chunk+1, 
       const out = join(dir.path, `out-${label}`);
       await Deno.mkdir(out);
       await Deno.writeFile(partialPath(out, "file.bin"), await prefixOf(source, cut));
-      const done = doneEvent(await ferry("get", serve, ["file.bin", "-o", out, "--json"]));
+      const done = doneEvent(
+        await ferry("get", serve, ["file.bin", "-o", out, "--json", "--verify"]),
+      );
       assert.equal(done.resumedFrom, cut);
       assert.equal(done.transferred, SOURCE_SIZE - cut);
       assert.equal(done.sha256, hash);
@@ -324,7 +326,9 @@ Deno.test("`ferry put` resumes an upload cut at 0, 1, chunk-1, chunk, chunk+1, a
       const remote = join(srv, label);
       await Deno.mkdir(remote);
       await Deno.writeFile(partialPath(remote, "uploaded_file.bin"), await prefixOf(source, cut));
-      const done = doneEvent(await ferry("put", serve, [source, "--to", label, "--json"]));
+      const done = doneEvent(
+        await ferry("put", serve, [source, "--to", label, "--json", "--verify"]),
+      );
       assert.equal(done.remote, `${label}/uploaded_file.bin`);
       assert.equal(done.resumedFrom, cut);
       assert.equal(done.transferred, SOURCE_SIZE - cut);
@@ -349,7 +353,9 @@ Deno.test("`ferry get` and `ferry put` restart from 0 when the source changed si
     await Deno.writeFile(partialPath(out, "file.bin"), await prefixOf(old, 2 * MiB));
     const source = join(srv, "file.bin");
     await makeFile(source, SOURCE_SIZE, 22);
-    const done = doneEvent(await ferry("get", serve, ["file.bin", "-o", out, "--json"]));
+    const done = doneEvent(
+      await ferry("get", serve, ["file.bin", "-o", out, "--json", "--verify"]),
+    );
     assert.equal(done.resumedFrom, 0);
     assert.equal(done.transferred, SOURCE_SIZE);
     assert.equal(await sha256File(join(out, "file.bin")), await sha256File(source));
@@ -360,7 +366,7 @@ Deno.test("`ferry get` and `ferry put` restart from 0 when the source changed si
     await Deno.writeFile(partialPath(srv, "uploaded_new.bin"), await prefixOf(old, 2 * MiB));
     const source = join(dir.path, "new.bin");
     await makeFile(source, SOURCE_SIZE, 23);
-    const done = doneEvent(await ferry("put", serve, [source, "--json"]));
+    const done = doneEvent(await ferry("put", serve, [source, "--json", "--verify"]));
     assert.equal(done.resumedFrom, 0);
     assert.equal(done.transferred, SOURCE_SIZE);
     assert.equal(await sha256File(join(srv, "uploaded_new.bin")), await sha256File(source));
@@ -836,8 +842,8 @@ Deno.test("`get --json` and `put --json` print one JSON object per line: start, 
 
   for (
     const [direction, run] of [
-      ["get", () => ferry("get", serve, ["data.bin", "-o", out, "--json"])],
-      ["put", () => ferry("put", serve, [join(out, "data.bin"), "--json"])],
+      ["get", () => ferry("get", serve, ["data.bin", "-o", out, "--json", "--verify"])],
+      ["put", () => ferry("put", serve, [join(out, "data.bin"), "--json", "--verify"])],
     ] as const
   ) {
     const result = await run();
@@ -860,6 +866,10 @@ Deno.test("`get --json` and `put --json` print one JSON object per line: start, 
     assert.ok((done.seconds as number) >= 0);
   }
   assert.equal(await sha256File(join(srv, "uploaded_data.bin")), hash);
+  // Without --verify nothing is hashed end to end, so `done` claims no SHA-256.
+  const plain = await ferry("get", serve, ["data.bin", "-o", out, "--json", "--force"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.ok(!("sha256" in jsonEvents(plain.stdout).at(-1)!), plain.stdout);
 });
 
 Deno.test("`--json` progress events come at a modest rate, not one per record", async () => {

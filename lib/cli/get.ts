@@ -8,7 +8,15 @@ import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
-import { CODE_ENV, CODE_FILE, FORCE_LOCAL, HOST_ARG, JSON_OPTION, QUIET } from "./options.ts";
+import {
+  CODE_ENV,
+  CODE_FILE,
+  FORCE_LOCAL,
+  HOST_ARG,
+  JSON_OPTION,
+  QUIET,
+  VERIFY,
+} from "./options.ts";
 import { TransferReporter } from "./output.ts";
 import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
 
@@ -16,9 +24,9 @@ import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
 export const getSpec = {
   name: "get",
   summary: "Download files or folders",
-  usage: "get HOST[:PORT] REMOTE_PATH... [-o DIR] [--force] [--json] [--quiet]",
+  usage: "get HOST[:PORT] REMOTE_PATH... [-o DIR] [--force] [--verify] [--json] [--quiet]",
   description:
-    "Downloads files, or folders with everything in them. Each file is verified against the server's SHA-256 before it takes its name; a cut download resumes where it stopped when you run the same command again. Existing files are kept unless --force.",
+    "Downloads files, or folders with everything in them. Each file takes its name only once every byte came through the authenticated channel unchanged at its source (with --verify, also once its SHA-256 matches the server's); a cut download resumes where it stopped when you run the same command again. Existing files are kept unless --force.",
   args: [HOST_ARG, { name: "REMOTE_PATH...", description: "Files or folders on the server" }],
   options: [
     {
@@ -30,6 +38,7 @@ export const getSpec = {
       default: ".",
     },
     FORCE_LOCAL,
+    VERIFY,
     CODE_FILE,
     { ...JSON_OPTION, description: "Print one JSON object per line for each event" },
     QUIET,
@@ -74,7 +83,12 @@ export async function runGet(
   const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"]);
   try {
-    await getPaths(client, remotePaths, { outputDir, force, onEvent: reporter.onEvent });
+    await getPaths(client, remotePaths, {
+      outputDir,
+      force,
+      verify: flags.verify,
+      onEvent: reporter.onEvent,
+    });
   } finally {
     reporter.abort();
   }

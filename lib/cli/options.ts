@@ -46,6 +46,14 @@ export const FORCE_REMOTE = {
   description: "Replace existing files on the server (atomically)",
 } as const satisfies OptionSpec;
 
+/** `--verify` of `get` and `put`: SHA-256 of every file on both sides, compared. */
+export const VERIFY = {
+  name: "verify",
+  type: "boolean",
+  description:
+    "Also hash every file on both sides and compare the SHA-256 (reported in --json); costs CPU",
+} as const satisfies OptionSpec;
+
 /** The `HOST[:PORT]` argument of the client commands. */
 export const HOST_ARG = {
   name: "HOST[:PORT]",

@@ -8,7 +8,15 @@ import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
-import { CODE_ENV, CODE_FILE, FORCE_REMOTE, HOST_ARG, JSON_OPTION, QUIET } from "./options.ts";
+import {
+  CODE_ENV,
+  CODE_FILE,
+  FORCE_REMOTE,
+  HOST_ARG,
+  JSON_OPTION,
+  QUIET,
+  VERIFY,
+} from "./options.ts";
 import { TransferReporter } from "./output.ts";
 import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
 
@@ -16,7 +24,7 @@ import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
 export const putSpec = {
   name: "put",
   summary: "Upload files or folders",
-  usage: "put HOST[:PORT] LOCAL_PATH... [--to REMOTE_DIR] [--force] [--json] [--quiet]",
+  usage: "put HOST[:PORT] LOCAL_PATH... [--to REMOTE_DIR] [--force] [--verify] [--json] [--quiet]",
   description:
     "Uploads files, or folders with everything in them. They land on the server as <prefix><name> (uploaded_<name> by default). A cut upload resumes when you run the same command again. Existing files on the server are kept unless --force.",
   args: [HOST_ARG, { name: "LOCAL_PATH...", description: "Files or folders to send" }],
@@ -29,6 +37,7 @@ export const putSpec = {
       default: "the top",
     },
     FORCE_REMOTE,
+    VERIFY,
     CODE_FILE,
     { ...JSON_OPTION, description: "Print one JSON object per line for each event" },
     QUIET,
@@ -75,6 +84,7 @@ export async function runPut(
     await putPaths(client, plan, {
       remoteDir,
       force: flags.force,
+      verify: flags.verify,
       onEvent: reporter.onEvent,
     });
   } finally {

@@ -1,17 +1,19 @@
 /**
  * Downloading one file: the `get` request from the client's side. The kept bytes of a cut
  * download are offered for a resume (lib/transfer/resume.ts), the body is received with the
- * shared engine (lib/transfer/body.ts) into a partial file, and the file takes its name only once
- * its SHA-256 matches the server's.
+ * shared engine (lib/transfer/body.ts) into a partial file, and the file takes its name once all
+ * its bytes came and the server vouched that its source did not change meanwhile (and, with
+ * `verify`, once its SHA-256 matches the server's).
  *
  * @module
  */
 import { join } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
-import { ExistsError, IntegrityError, ProtocolError } from "../errors.ts";
+import { ExistsError, IntegrityError, ProtocolError, RemoteError } from "../errors.ts";
 import type { ReceivedRecord } from "../protocol/framing.ts";
 import type { FileStart } from "../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 import { PartialFile } from "../store/partial_file.ts";
 import { BodyWriteError, receiveBody } from "../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
@@ -55,10 +57,11 @@ export async function download(
       path: remotePath,
       offset: kept.offset,
       prefixSha256: kept.sha256,
+      verify: options.verify ?? false,
     });
     const header = await fileHeader(conversation, kept.offset);
     const offset = header.offset;
-    const hash = hashFrom(kept, offset);
+    const hash = options.verify ? hashFrom(kept, offset) : undefined;
     await partial.truncate(offset);
     options.onStart?.({ size: header.size, offset });
     const serverSha256 = await receiveBody({
@@ -73,7 +76,7 @@ export async function download(
     }).catch((error) => {
       throw error instanceof BodyWriteError ? error.cause : error;
     });
-    const sha256 = hash.digest("hex");
+    const sha256 = hash?.digest("hex") ?? "";
     if (sha256 !== serverSha256) {
       keep = false;
       throw new IntegrityError(
@@ -92,7 +95,8 @@ export async function download(
       seconds: (performance.now() - started) / 1000,
     };
   } catch (error) {
-    // Whatever was received is kept for a resume.
+    // Whatever was received is kept for a resume, unless the source changed while it was sent.
+    if (error instanceof RemoteError && error.code === WireError.changed) keep = false;
     if (keep && partial.size > 0) partial.close();
     else await partial.discard();
     throw error;
@@ -118,7 +122,13 @@ export async function isIdentical(
     const size = (await file.stat()).size;
     return { size, sha256: peekHex(await hashFilePrefix(file, size)) };
   });
-  await conversation.send({ t: "get", path: remotePath, offset: size, prefixSha256: sha256 });
+  await conversation.send({
+    t: "get",
+    path: remotePath,
+    offset: size,
+    prefixSha256: sha256,
+    verify: true,
+  });
   const header = await fileHeader(conversation, size);
   const serverSha256 = await receiveBody({
     next: () => conversation.next(),

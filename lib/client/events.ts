@@ -17,7 +17,8 @@ export type TransferEvent =
     transferred: number;
     resumedFrom: number;
     seconds: number;
-    sha256: string;
+    /** SHA-256 of the whole file, compared end to end: with `--verify`, or for a skipped file. */
+    sha256?: string;
     /** Present (true) when the target already held exactly these bytes and nothing moved. */
     skipped?: true;
     /** For `put`: the name the server gave the file (with its upload prefix). */

@@ -21,6 +21,8 @@ export interface GetOptions {
   outputDir: string;
   /** Replace existing local files (atomically). */
   force: boolean;
+  /** Hash every file on both sides and compare the digests (`--verify`). */
+  verify?: boolean;
   /** Receives every {@link TransferEvent}. */
   onEvent?: (event: TransferEvent) => void;
 }
@@ -171,6 +173,7 @@ function downloadFile(
   const shown = sanitizeForDisplay(remotePath);
   return client.download(remotePath, localDir, name, {
     force: options.force,
+    verify: options.verify,
     onStart: ({ size, offset }) =>
       options.onEvent?.({ event: "start", direction: "get", name: shown, size, offset }),
     onProgress: ({ bytes, size }) =>
@@ -184,7 +187,7 @@ function downloadFile(
       transferred: result.transferred,
       resumedFrom: result.resumedFrom,
       seconds: result.seconds,
-      sha256: result.sha256,
+      ...(result.sha256 ? { sha256: result.sha256 } : {}),
     });
     return result;
   });

@@ -19,6 +19,8 @@ export interface PutOptions {
   remoteDir: string;
   /** Replace existing remote files (atomically). */
   force: boolean;
+  /** Hash every file on both sides and compare the digests (`--verify`). */
+  verify?: boolean;
   /** Receives every {@link TransferEvent}. */
   onEvent?: (event: TransferEvent) => void;
 }
@@ -152,6 +154,7 @@ export async function putPaths(
     const shown = sanitizeForDisplay(item.name);
     const result = await client.upload(item.localPath, options.remoteDir, item.name, {
       force: options.force,
+      verify: options.verify,
       onStart: ({ size, offset }) =>
         options.onEvent?.({ event: "start", direction: "put", name: shown, size, offset }),
       onProgress: ({ bytes, size }) =>
@@ -166,7 +169,7 @@ export async function putPaths(
       transferred: result.transferred,
       resumedFrom: result.resumedFrom,
       seconds: result.seconds,
-      sha256: result.sha256,
+      ...(result.sha256 ? { sha256: result.sha256 } : {}),
       ...(result.skipped ? { skipped: true as const } : {}),
     });
     results.push(result);

@@ -25,7 +25,10 @@ export interface TransferResult {
   transferred: number;
   /** Nothing was moved: the target already held exactly these bytes. */
   skipped?: true;
-  /** SHA-256 of the whole file, lowercase hex, verified by the receiver. */
+  /**
+   * SHA-256 of the whole file, lowercase hex, compared end to end (with `verify`, or when a re-run
+   * found the file already complete); `""` otherwise.
+   */
   sha256: string;
   /** Wall-clock duration of the transfer. */
   seconds: number;
@@ -35,6 +38,12 @@ export interface TransferResult {
 export interface TransferOptions {
   /** Replace an existing target atomically instead of refusing. */
   force?: boolean;
+  /**
+   * Also hash the whole file on both sides and compare the digests (`--verify`). Without it the
+   * record layer's authentication, the exact length and the sender's check that its source did
+   * not change are what vouch for the bytes.
+   */
+  verify?: boolean;
   /** Called with the number of bytes present so far (at most every chunk). */
   onProgress?: (progress: Progress) => void;
   /** Called once the size and starting offset are known. */

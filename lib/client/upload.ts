@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ConnectionError, PathError, ProtocolError, RemoteError, UsageError } from "../errors.ts";
+import { ChangedError, PathError, ProtocolError, RemoteError, UsageError } from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
 import { encodeMessage, type PutDone, type PutReady } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
@@ -50,6 +50,7 @@ export async function upload(
       mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
       force: options.force ?? false,
       ifIdentical,
+      verify: options.verify ?? false,
     });
   // The server may first hash a kept partial upload (or an existing file) of `size` bytes.
   const answer = () => conversation.expect(["put-ready", "put-done"], hashAllowanceMs(size));
@@ -84,10 +85,12 @@ export async function upload(
     };
   }
   // The server waits for put-start while this side hashes the prefix it offered.
-  const { offset, hash } = await acceptKeptPrefix(file, size, {
+  const accepted = await acceptKeptPrefix(file, size, {
     offset: first.offset,
     sha256: first.prefixSha256,
   });
+  const offset = accepted.offset;
+  const hash = options.verify ? accepted.hash : undefined;
   await conversation.send({ t: "put-start", offset });
   options.onStart?.({ size, offset });
   await file.seek(offset, Deno.SeekMode.Start);
@@ -101,6 +104,7 @@ export async function upload(
         throw conversation.explain(error);
       }),
   };
+  let withdrawn = false;
   try {
     const sent = await sendBody({
       source: file,
@@ -113,21 +117,28 @@ export async function upload(
       },
       stopped: () => replied,
     });
-    if (!replied && offset + sent < size) {
-      throw new ConnectionError(`${localPath} shrank while it was being sent`);
-    }
     if (!replied) {
-      await writer.write(
-        RecordType.control,
-        encodeMessage({ t: "put-end", sha256: hash.digest("hex") }),
-      );
+      // The records prove the server got these bytes as read; that they were one version of the
+      // file is this side's to check, and a file written meanwhile is withdrawn, never committed.
+      const changed = offset + sent < size || await sourceChanged(file, localPath, info);
+      const end = changed
+        ? { t: "put-cancel" as const }
+        : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
+      await writer.write(RecordType.control, encodeMessage(end));
       await conversation.writer.flush();
+      withdrawn = changed;
     }
   } catch (error) {
     // A write that fails because the server hung up: its reply says why.
     const why = await replyWithin(reply.then((record) => conversation.decode(record)));
     if (why instanceof Error) throw why;
     throw error;
+  }
+  if (withdrawn) {
+    await reply; // the server's `changed` refusal, read so the next request gets its own answer
+    throw new ChangedError(
+      `${localPath} changed while it was being sent: nothing was kept; run the command again`,
+    );
   }
   const done = conversation.decode(await reply);
   if (done.t !== "put-done") throw new ProtocolError(`Expected "put-done", got "${done.t}"`);
@@ -139,6 +150,25 @@ export async function upload(
     sha256: done.sha256,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * Whether the local file changed since `before` was taken: its size or modification time
+ * (through the open handle), or what its path leads to (device and inode).
+ */
+async function sourceChanged(
+  file: Deno.FsFile,
+  path: string,
+  before: Deno.FileInfo,
+): Promise<boolean> {
+  const now = await file.stat();
+  if (now.size !== before.size || now.mtime?.getTime() !== before.mtime?.getTime()) return true;
+  try {
+    const current = await Deno.stat(path);
+    return current.ino !== before.ino || current.dev !== before.dev;
+  } catch {
+    return true; // removed or renamed away
+  }
 }
 
 /** What `reply` settles to within {@link REPLY_AFTER_FAILURE_MS} (its error, if it fails). */

@@ -43,6 +43,12 @@ export interface GetRequest {
   path: string;
   offset: number;
   prefixSha256: string;
+  /**
+   * Hash the whole file and send its SHA-256 in `file-end` (`--verify`). Optional on the wire, and
+   * `true` when absent, as every `get` was before it existed; ferry's client sends `false` unless
+   * asked to verify.
+   */
+  verify?: boolean;
 }
 /** Client to server: announce an upload of `size` bytes to `<prefix>name` inside folder `dir`. */
 export interface PutRequest {
@@ -60,16 +66,31 @@ export interface PutRequest {
    * guesses about other people's files.
    */
   ifIdentical?: string;
+  /**
+   * The client sends the whole file's SHA-256 in `put-end`, to be checked (`--verify`). Optional on
+   * the wire and `true` when absent, as before it existed.
+   */
+  verify?: boolean;
 }
 /** Client to server: start sending upload bytes at `offset` (0, or the offset the server offered). */
 export interface PutStart {
   t: "put-start";
   offset: number;
 }
-/** Client to server: all upload bytes are sent; `sha256` is the hash of the whole file. */
+/**
+ * Client to server: all upload bytes are sent; `sha256` is the hash of the whole file with
+ * `verify`, `""` without.
+ */
 export interface PutEnd {
   t: "put-end";
   sha256: string;
+}
+/**
+ * Client to server, instead of `put-end`: the source changed while it was sent, so the upload is
+ * to be dropped (answered with an `error`, code `changed`).
+ */
+export interface PutCancel {
+  t: "put-cancel";
 }
 /** Client to server: create folder `<prefix>name` inside `dir` (folder uploads, empty folders). */
 export interface MkdirRequest {
@@ -121,7 +142,10 @@ export interface FileStart {
   mode: number;
   offset: number;
 }
-/** Server to client: end of file content; `sha256` covers the whole file from byte 0. */
+/**
+ * Server to client: end of file content; `sha256` covers the whole file from byte 0 when the
+ * `get` asked to `verify`, and is `""` otherwise.
+ */
 export interface FileEnd {
   t: "file-end";
   sha256: string;
@@ -165,6 +189,7 @@ export type ClientMessage =
   | PutRequest
   | PutStart
   | PutEnd
+  | PutCancel
   | MkdirRequest
   | KeepAlive;
 /** Any message a server sends. */
@@ -219,6 +244,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         path: str(fields, "path"),
         offset: int(fields, "offset"),
         prefixSha256: sha256Hex(fields, "prefixSha256", true),
+        verify: fields.verify === undefined ? true : bool(fields, "verify"),
       };
     case "put":
       return {
@@ -230,13 +256,16 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         mtime: mtime(fields),
         force: bool(fields, "force"),
         ifIdentical: fields.ifIdentical === undefined ? "" : sha256Hex(fields, "ifIdentical", true),
+        verify: fields.verify === undefined ? true : bool(fields, "verify"),
       };
     case "put-start":
       return { t: "put-start", offset: int(fields, "offset") };
     case "keepalive":
       return { t: "keepalive" };
     case "put-end":
-      return { t: "put-end", sha256: sha256Hex(fields, "sha256") };
+      return { t: "put-end", sha256: sha256Hex(fields, "sha256", true) };
+    case "put-cancel":
+      return { t: "put-cancel" };
     case "mkdir":
       return {
         t: "mkdir",
@@ -283,7 +312,7 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         offset: int(fields, "offset"),
       };
     case "file-end":
-      return { t: "file-end", sha256: sha256Hex(fields, "sha256") };
+      return { t: "file-end", sha256: sha256Hex(fields, "sha256", true) };
     case "put-ready":
       return {
         t: "put-ready",
@@ -295,7 +324,7 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         t: "put-done",
         name: str(fields, "name"),
         size: int(fields, "size"),
-        sha256: sha256Hex(fields, "sha256"),
+        sha256: sha256Hex(fields, "sha256", true),
         skipped: fields.skipped === undefined ? false : bool(fields, "skipped"),
       };
     case "mkdir-done":

@@ -9,6 +9,7 @@ import type { SecureChannel } from "../protocol/handshake.ts";
 import type {
   ClientMessage,
   KeepAlive,
+  PutCancel,
   PutEnd,
   PutStart,
   ServerMessage,
@@ -49,7 +50,7 @@ export interface ServerContext {
  * The requests a client may send between others that get an answer (not `put-start`/`put-end`,
  * parts of `put`, nor `keepalive`, which the session takes itself).
  */
-export type Request = Exclude<ClientMessage, PutStart | PutEnd | KeepAlive>;
+export type Request = Exclude<ClientMessage, PutStart | PutEnd | PutCancel | KeepAlive>;
 
 /** Controls the deadline of the connection while a request runs. */
 export interface Deadline {

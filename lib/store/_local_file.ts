@@ -13,10 +13,14 @@ export class LocalStoredFile implements StoredFile {
   /** What the file was when opened. */
   readonly info: EntryInfo;
   #file: Deno.FsFile;
+  #realPath: string;
+  #id: string;
 
-  private constructor(file: Deno.FsFile, info: EntryInfo) {
+  private constructor(file: Deno.FsFile, info: EntryInfo, realPath: string, id: string) {
     this.#file = file;
     this.info = info;
+    this.#realPath = realPath;
+    this.#id = id;
   }
 
   /**
@@ -37,7 +41,7 @@ export class LocalStoredFile implements StoredFile {
         file.close();
         return null;
       }
-      return new LocalStoredFile(file, info);
+      return new LocalStoredFile(file, info, realPath, expectedId);
     } catch (error) {
       file.close();
       throw error;
@@ -52,6 +56,20 @@ export class LocalStoredFile implements StoredFile {
   /** Moves the read position. */
   seek(offset: number, whence: Deno.SeekMode): Promise<number> {
     return this.#file.seek(offset, whence);
+  }
+
+  /**
+   * Whether the file changed since it was opened: its size or modification time (through the open
+   * handle), or what its name leads to (device and inode, through the path). Permission: read.
+   */
+  async changed(): Promise<boolean> {
+    const now = entryInfo(this.info.name, await this.#file.stat());
+    if (now?.size !== this.info.size || now.mtime !== this.info.mtime) return true;
+    try {
+      return fileId(await Deno.stat(this.#realPath)) !== this.#id;
+    } catch {
+      return true; // removed, or no longer reachable
+    }
   }
 
   /** Releases the file; closing twice is harmless. */

@@ -78,11 +78,23 @@ export class MemoryStoredFile implements StoredFile {
   #bytes: Uint8Array;
   #position = 0;
   #closed = false;
+  #file: MemoryFile;
+  #current: () => MemoryNode | undefined;
 
-  /** Opens `file`, shown as `name`. */
-  constructor(name: string, file: MemoryFile) {
+  /**
+   * Opens `file`, shown as `name`; `current` finds what its name leads to now (a committed
+   * upload replaces the node, it never changes bytes in place).
+   */
+  constructor(name: string, file: MemoryFile, current: () => MemoryNode | undefined = () => file) {
     this.info = describe(name, file);
     this.#bytes = file.bytes;
+    this.#file = file;
+    this.#current = current;
+  }
+
+  /** Whether the name now leads to another file (replaced or removed since it was opened). */
+  changed(): Promise<boolean> {
+    return Promise.resolve(this.#current() !== this.#file);
   }
 
   /** Reads into `buffer` from the current position; `null` at the end. */

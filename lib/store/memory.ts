@@ -129,7 +129,14 @@ export class MemoryStore implements FileStore {
       const components = parseRemotePath(path);
       const node = this.#lookup(components, path);
       if (node.kind !== "file") throw new PathError(`Cannot read ${quote(path)}: it is a folder`);
-      return new MemoryStoredFile(components.at(-1) ?? "", node);
+      const current = () => {
+        try {
+          return this.#lookup(components, path);
+        } catch {
+          return undefined; // removed since
+        }
+      };
+      return new MemoryStoredFile(components.at(-1) ?? "", node, current);
     });
   }
 

@@ -36,6 +36,12 @@ export interface StoredFile extends Disposable {
   read(buffer: Uint8Array): Promise<number | null>;
   /** Moves the read position. */
   seek(offset: number, whence: Deno.SeekMode): Promise<number>;
+  /**
+   * Whether the file changed since it was opened: written in place (size or modification time),
+   * or replaced or removed under its name. A sender asks after sending it, so that a file read
+   * while it changed is never committed on the other side.
+   */
+  changed(): Promise<boolean>;
   /** Releases the file. */
   close(): void;
 }

@@ -1,6 +1,7 @@
 /**
  * `get`: sends one file from the offset the client may resume at (the resume rule of
- * docs/PROTOCOL.md §4.1), then `file-end` with the SHA-256 of the whole file.
+ * docs/PROTOCOL.md §4.1), then `file-end`, with the SHA-256 of the whole file when the client asked
+ * to verify; a file that changed while it was sent ends with `changed` instead.
  *
  * @module
  */
@@ -41,14 +42,18 @@ export async function get(request: GetRequest, context: RequestContext): Promise
       source: file,
       length: size - offset,
       writer,
-      hash,
+      hash: request.verify ? hash : undefined,
       onSent: () => deadline.stall(),
     });
-    if (offset + sent < size) {
-      throw new RequestError("changed", "The file shrank while it was being sent");
+    // The records prove the client got these bytes as read; that they were one version of the
+    // file is this side's to check: a file written meanwhile is refused, never committed there.
+    if (offset + sent < size || await file.changed()) {
+      throw new RequestError(
+        "changed",
+        `${sanitizeForDisplay(request.path)} changed while it was being sent: nothing was kept`,
+      );
     }
-    const sha256 = hash.digest("hex");
-    await send({ t: "file-end", sha256 });
+    await send({ t: "file-end", sha256: request.verify ? hash.digest("hex") : "" });
     context.log(
       `get ${sanitizeForDisplay(request.path)}: ${size - offset} bytes sent` +
         (offset ? ` (resumed at ${offset})` : ""),

@@ -16,6 +16,7 @@ import { hashFrom, offerKeptPrefix } from "../../transfer/resume.ts";
 import type { RequestContext } from "../context.ts";
 import { describe, replyFor, RequestError } from "../replies.ts";
 import { uploadTarget } from "../upload_target.ts";
+import { WireError } from "../../protocol/wire_errors.ts";
 
 /**
  * Answers `put`: `put-ready`, then (after `put-start`, the data and `put-end`) `put-done`; or
@@ -122,7 +123,7 @@ async function receive(
     throw new ProtocolError("Expected put-start at 0 or at the offered offset");
   }
   const offset = message.offset;
-  const hash = hashFrom(kept, offset);
+  const hash = request.verify ? hashFrom(kept, offset) : undefined;
   await partial.truncate(offset);
   let end: PutEnd;
   try {
@@ -140,6 +141,9 @@ async function receive(
       sender: "Upload",
     });
   } catch (error) {
+    if (error instanceof RequestError && error.code === WireError.changed) {
+      await upload.discard(); // bytes of a source that changed midway are no prefix to resume
+    }
     if (!(error instanceof BodyWriteError)) throw error;
     await upload.discard();
     context.log(`put ${sanitizeForDisplay(relative)} failed: ${describe(error.cause)}`);
@@ -147,10 +151,12 @@ async function receive(
     await send(replyFor(error.cause)).catch(() => {});
     throw new ConnectionError("Upload aborted after a write error");
   }
-  const sha256 = hash.digest("hex");
+  const sha256 = hash?.digest("hex") ?? "";
   if (sha256 !== end.sha256) {
     await upload.discard();
-    throw new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept");
+    throw request.verify
+      ? new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept")
+      : new ProtocolError("A SHA-256 in put-end that was not announced with verify");
   }
   await commit(upload, request, relative);
   await send({ t: "put-done", name: relative, size: request.size, sha256 });
@@ -160,10 +166,19 @@ async function receive(
   );
 }
 
-/** The `put-end` that must close an upload's data. */
+/**
+ * The `put-end` that must close an upload's data; a `put-cancel` there (the client's source
+ * changed while it was sent) is refused as `changed`, before the bytes are counted.
+ */
 function putEnd(record: ReceivedRecord): PutEnd {
   if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
   const end = decodeClientMessage(record.payload);
+  if (end.t === "put-cancel") {
+    throw new RequestError(
+      WireError.changed,
+      "The uploaded file changed on the client while it was sent: nothing was kept",
+    );
+  }
   if (end.t !== "put-end") throw new ProtocolError("Expected put-end");
   return end;
 }
