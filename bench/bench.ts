@@ -79,10 +79,24 @@ interface Sample {
   clientCpu: CpuSeconds | undefined;
   /** CPU of the ferry server process (sftp's sshd is not measured). */
   serverCpu: CpuSeconds | undefined;
+  /** Busy CPU seconds of the whole machine while the client ran (`/proc/stat`). */
+  machineBusy: number | undefined;
+}
+
+/** Busy CPU seconds of the whole machine per GiB moved. */
+function cpuPerGiB(busySeconds: number | undefined, bytes: number): number | undefined {
+  return busySeconds === undefined ? undefined : busySeconds / (bytes / 2 ** 30);
 }
 
 function formatCpu(cpu: CpuSeconds | undefined): string {
   return cpu ? `${cpu.user.toFixed(2)}u+${cpu.system.toFixed(2)}s` : "?";
+}
+
+/** `0.42 s (6.7 s/GiB)`: a run's machine-wide busy CPU, alone and per GiB moved. */
+function formatBusy(busySeconds: number | undefined, bytes: number): string {
+  return busySeconds === undefined
+    ? "?"
+    : `${busySeconds.toFixed(2)} s (${cpuPerGiB(busySeconds, bytes)!.toFixed(2)} s/GiB)`;
 }
 
 interface Options {
@@ -226,6 +240,7 @@ async function ferryRun(
     method: bench.method,
     scratch: bench.scratch,
     env: { NO_COLOR: "1" },
+    machineCpu: true,
   });
   const serverRss = await readPeakRss(server.child.pid);
   const serverCpu = await readCpuSeconds(server.child.pid);
@@ -244,6 +259,7 @@ async function ferryRun(
     serverRss,
     clientCpu: result.cpu,
     serverCpu,
+    machineBusy: result.machineBusy,
   };
 }
 
@@ -259,7 +275,11 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     ? `get "${source}" "${landed}"`
     : `put "${source}" "${landed}"`;
   const args = await sshd.batch(`${direction}-${name}`, [line]);
-  const result = await runMeasured("sftp", args, { method: bench.method, scratch: bench.scratch });
+  const result = await runMeasured("sftp", args, {
+    method: bench.method,
+    scratch: bench.scratch,
+    machineCpu: true,
+  });
   check(result, `sftp ${direction} of ${name}`, sshd.log());
   await verify(bench, landed, name, `sftp ${direction}`);
   return {
@@ -271,6 +291,7 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     serverRss: undefined,
     clientCpu: result.cpu,
     serverCpu: undefined,
+    machineBusy: result.machineBusy,
   };
 }
 
@@ -552,7 +573,8 @@ async function run(options: Options): Promise<number> {
                 `client ${formatMB(sample.clientRss)} ${formatCpu(sample.clientCpu)}` +
                 (tool === "ferry"
                   ? `, server ${formatMB(sample.serverRss)} ${formatCpu(sample.serverCpu)}`
-                  : ""),
+                  : "") +
+                `, machine busy ${formatBusy(sample.machineBusy, size)}`,
             );
           }
         }
@@ -591,12 +613,24 @@ function report(
   const { options } = bench;
   console.log(
     `\nResults: median of ${options.runs} runs; MB/s = 10^6 bytes per second of client wall ` +
-      `time (start-up included); peak RSS = highest of the runs, MB = 10^6 bytes.`,
+      `time (start-up included); CPU s/GiB = busy CPU seconds of the whole machine (all cores, ` +
+      `/proc/stat) while the client ran, per GiB moved; peak RSS = highest of the runs, ` +
+      `MB = 10^6 bytes.`,
   );
-  const header = ["tool", "direction", "size", "MB/s", "vs sftp", "client RSS", "server RSS"];
-  const widths = [5, 9, 8, 7, 7, 10, 10];
+  const header = [
+    "tool",
+    "direction",
+    "size",
+    "MB/s",
+    "vs sftp",
+    "CPU s/GiB",
+    "client RSS",
+    "server RSS",
+  ];
+  const widths = [5, 9, 8, 7, 7, 9, 10, 10];
   const rows: string[][] = [];
   const ratios: { direction: Direction; size: number; ratio: number }[] = [];
+  const cpuCosts: { direction: Direction; size: number; ferry: number; sftp: number }[] = [];
   const peak = { client: 0, server: 0 };
   for (const size of [...new Set(options.sizes)]) {
     for (const direction of ["download", "upload"] as const) {
@@ -604,6 +638,17 @@ function report(
         samples.filter((s) => s.tool === tool && s.direction === direction && s.size === size);
       const speed = (tool: Tool) => median(of(tool).map((s) => mbps(size, s.seconds)));
       const sftpSpeed = bench.sshd ? speed("sftp") : NaN;
+      const cpuCost = (tool: Tool) => {
+        const values = of(tool).map((s) => cpuPerGiB(s.machineBusy, size))
+          .filter((v): v is number => v !== undefined);
+        return values.length ? median(values) : NaN;
+      };
+      if (bench.sshd) {
+        const costs = { ferry: cpuCost("ferry"), sftp: cpuCost("sftp") };
+        if (Number.isFinite(costs.ferry) && Number.isFinite(costs.sftp)) {
+          cpuCosts.push({ direction, size, ...costs });
+        }
+      }
       for (const tool of ["ferry", "sftp"] as const) {
         if (of(tool).length === 0) continue;
         const toolSpeed = speed(tool);
@@ -625,6 +670,7 @@ function report(
           formatSize(size),
           toolSpeed.toFixed(0),
           Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-",
+          Number.isFinite(cpuCost(tool)) ? cpuCost(tool).toFixed(2) : "-",
           formatMB(clientRss),
           tool === "ferry" ? formatMB(serverRss) : "-",
         ]);
@@ -669,6 +715,14 @@ function report(
       `${direction} >= 1.25x sftp: ${text || "not measured (no sftp)"}`,
     ]);
   }
+  results.push([
+    cpuCosts.length ? cpuCosts.every((c) => c.ferry <= c.sftp) : undefined,
+    `busy CPU s/GiB <= sftp: ${
+      cpuCosts.map((c) =>
+        `${c.direction} ${formatSize(c.size)} ${c.ferry.toFixed(2)} vs ${c.sftp.toFixed(2)}`
+      ).join(", ") || "not measured"
+    }`,
+  ]);
   const limit = 80e6;
   results.push([
     peak.client <= limit && peak.server <= limit,
