@@ -1,6 +1,6 @@
 /**
  * Benchmark plumbing: run a command with its wall time and peak resident memory, read a running
- * process's high-water mark, and the small statistics the tables need.
+ * process's high-water mark, and the small statistics and formatting the tables need.
  *
  * Peak RSS of a command we start comes from GNU time (`/usr/bin/time -f %M`), which reports the
  * kernel's `ru_maxrss` for the child (and the children it waited for) when it exits: exact, nothing
@@ -259,4 +259,31 @@ export function formatSize(bytes: number): string {
 /** Bytes as decimal megabytes (MB = 10^6 bytes), one decimal. */
 export function formatMB(bytes: number | undefined): string {
   return bytes === undefined ? "-" : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Throws with the command's output and the end of `serverLog` unless `result` exited with 0. */
+export function expectSuccess(result: Measured, what: string, serverLog: string): void {
+  if (result.code === 0) return;
+  throw new Error(
+    `${what} failed with status ${result.code}:\n${result.stderr.trim()}\n${result.stdout.trim()}` +
+      `\n--- server log (end) ---\n${serverLog.slice(-2000).trim()}`,
+  );
+}
+
+/**
+ * Flushes every dirty page to disk (`sync`) before a timed run, so that no run pays for the
+ * write-back of the files the previous run (often the other tool's) left in the page cache.
+ */
+export async function syncDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
+/** `0.12u+0.03s`: user and system CPU seconds, or `?`. */
+export function formatCpu(cpu: CpuSeconds | undefined): string {
+  return cpu ? `${cpu.user.toFixed(2)}u+${cpu.system.toFixed(2)}s` : "?";
+}
+
+/** Pads a table cell to `width`, on the left when `right` (numbers). */
+export function cell(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
 }

@@ -30,11 +30,13 @@ import { FerryClient } from "../lib/client/client.ts";
 import { DENO, MAIN, makeCodeFile, makeFile, sha256File, startServe } from "../tests/_helpers.ts";
 import { ensureSshd, PrivateSshd, SSH_CIPHER } from "./_openssh.ts";
 import {
+  cell,
   type CpuSeconds,
   detectRssMethod,
+  expectSuccess,
+  formatCpu,
   formatMB,
   formatSize,
-  type Measured,
   median,
   parseSize,
   percentile,
@@ -43,6 +45,7 @@ import {
   readProcFile,
   type RssMethod,
   runMeasured,
+  syncDisk,
 } from "./_process.ts";
 import { summariseProfileFile } from "./cpuprofile_summary.ts";
 
@@ -86,10 +89,6 @@ interface Sample {
 /** Busy CPU seconds of the whole machine per GiB moved. */
 function cpuPerGiB(busySeconds: number | undefined, bytes: number): number | undefined {
   return busySeconds === undefined ? undefined : busySeconds / (bytes / 2 ** 30);
-}
-
-function formatCpu(cpu: CpuSeconds | undefined): string {
-  return cpu ? `${cpu.user.toFixed(2)}u+${cpu.system.toFixed(2)}s` : "?";
 }
 
 /** `0.42 s (6.7 s/GiB)`: a run's machine-wide busy CPU, alone and per GiB moved. */
@@ -245,7 +244,7 @@ async function ferryRun(
   const serverRss = await readPeakRss(server.child.pid);
   const serverCpu = await readCpuSeconds(server.child.pid);
   await server.stop("SIGTERM");
-  check(result, `ferry ${direction} of ${name}`, server.log());
+  expectSuccess(result, `ferry ${direction} of ${name}`, server.log());
   const landed = direction === "download"
     ? join(bench.received, name)
     : join(bench.files, `uploaded_${name}`);
@@ -280,7 +279,7 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     scratch: bench.scratch,
     machineCpu: true,
   });
-  check(result, `sftp ${direction} of ${name}`, sshd.log());
+  expectSuccess(result, `sftp ${direction} of ${name}`, sshd.log());
   await verify(bench, landed, name, `sftp ${direction}`);
   return {
     tool: "sftp",
@@ -293,22 +292,6 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     serverCpu: undefined,
     machineBusy: result.machineBusy,
   };
-}
-
-function check(result: Measured, what: string, serverLog: string): void {
-  if (result.code === 0) return;
-  throw new Error(
-    `${what} failed with status ${result.code}:\n${result.stderr.trim()}\n${result.stdout.trim()}` +
-      `\n--- server log (end) ---\n${serverLog.slice(-2000).trim()}`,
-  );
-}
-
-/**
- * Flushes every dirty page to disk (`sync`) before a timed run, so that no run pays for the
- * write-back of the file the previous run (often the other tool's) left in the page cache.
- */
-async function settleDisk(): Promise<void> {
-  await new Deno.Command("sync").output();
 }
 
 /**
@@ -460,10 +443,6 @@ async function profileDownload(bench: Bench, size: number): Promise<void> {
   }
 }
 
-function cell(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
-
 async function machineLine(): Promise<string> {
   const info = await readProcFile("/proc/cpuinfo") ?? "";
   const cpu = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? "unknown CPU";
@@ -561,7 +540,7 @@ async function run(options: Options): Promise<number> {
           const order: Tool[] = runIndex % 2 === 0 ? ["ferry", "sftp"] : ["sftp", "ferry"];
           for (const tool of order) {
             if (tool === "sftp" && !bench.sshd) continue;
-            await settleDisk();
+            await syncDisk();
             await warmSource(bench, fileName(size));
             const sample = tool === "ferry"
               ? await ferryRun(bench, direction, size)
