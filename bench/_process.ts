@@ -1,6 +1,6 @@
 /**
  * Benchmark plumbing: run a command with its wall time and peak resident memory, read a running
- * process's high-water mark, and the small statistics the tables need.
+ * process's high-water mark, and the small statistics and formatting the tables need.
  *
  * Peak RSS of a command we start comes from GNU time (`/usr/bin/time -f %M`), which reports the
  * kernel's `ru_maxrss` for the child (and the children it waited for) when it exits: exact, nothing
@@ -8,7 +8,11 @@
  * ends; the high-water mark only grows, so this misses at most the last 50 ms of growth. Deno wants
  * `--allow-all` to read `/proc` itself, so `/proc` files are read through `cat`.
  *
- * Permissions: run (the commands and `cat`), read and write (the temporary folder, for GNU time's
+ * The whole machine's busy CPU time during a run comes from the first line of `/proc/stat`, read
+ * right before the spawn and right after the exit: every process counts (the client, the server,
+ * sshd's forks, the kernel's network and file work, and whatever else is running).
+ *
+ * Permissions: run (the commands, `cat` and `getconf`), read and write (the temporary folder, for GNU time's
  * report).
  *
  * @module
@@ -61,6 +65,52 @@ export async function readPeakRss(pid: number): Promise<number | undefined> {
   return match ? Number(match[1]) * 1024 : undefined;
 }
 
+/** Cumulative CPU time of the whole machine since boot, in clock ticks (`/proc/stat`). */
+export interface MachineCpu {
+  /** user + nice + system + irq + softirq + steal. */
+  busy: number;
+  /** busy + idle + iowait. */
+  total: number;
+}
+
+/**
+ * The machine's CPU ticks so far, from the `cpu` line of `/proc/stat` (all cores summed), or
+ * undefined where there is no `/proc/stat`. Busy is the total less idle and iowait; guest time is
+ * left out of the total because the kernel already counts it in user and nice.
+ */
+export async function readMachineCpu(): Promise<MachineCpu | undefined> {
+  const stat = await readProcFile("/proc/stat");
+  const match = stat === undefined ? null : /^cpu\s+([\d ]+)$/m.exec(stat);
+  if (!match) return undefined;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = match[1]!.trim().split(/\s+/)
+    .map(Number);
+  const values = [user, nice, system, idle, iowait, irq, softirq, steal ?? 0];
+  if (!values.every((value) => Number.isFinite(value))) return undefined;
+  const total = values.reduce((sum, value) => sum! + value!, 0)!;
+  return { busy: total - idle! - iowait!, total };
+}
+
+let clockTicksPromise: Promise<number> | undefined;
+
+/** Clock ticks per second of `/proc` figures (`getconf CLK_TCK`; 100, Linux's USER_HZ, if absent). */
+export function clockTicks(): Promise<number> {
+  clockTicksPromise ??= (async () => {
+    try {
+      const output = await new Deno.Command("getconf", {
+        args: ["CLK_TCK"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const ticks = Number(new TextDecoder().decode(output.stdout).trim());
+      return output.success && Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+    } catch {
+      return 100;
+    }
+  })();
+  return clockTicksPromise;
+}
+
 /** Result of {@link runMeasured}. */
 export interface Measured {
   code: number;
@@ -70,6 +120,11 @@ export interface Measured {
   peakRss: number | undefined;
   /** CPU seconds in user and kernel mode (only with GNU time). */
   cpu: CpuSeconds | undefined;
+  /**
+   * Busy CPU seconds of the whole machine (all cores) from spawn to exit, when
+   * {@link MeasureOptions.machineCpu} asked for it and `/proc/stat` was readable.
+   */
+  machineBusy: number | undefined;
   stdout: string;
   stderr: string;
 }
@@ -99,6 +154,8 @@ export interface MeasureOptions {
   scratch: string;
   cwd?: string;
   env?: Record<string, string>;
+  /** Also read `/proc/stat` right before the spawn and right after the exit. */
+  machineCpu?: boolean;
 }
 
 let reportCounter = 0;
@@ -113,6 +170,8 @@ export async function runMeasured(
   const [program, programArgs] = options.method === "gnu-time"
     ? [GNU_TIME, ["-f", "%M %U %S", "-o", report, command, ...args]]
     : [command, [...args]];
+  const ticks = options.machineCpu ? await clockTicks() : 0;
+  const cpuBefore = options.machineCpu ? await readMachineCpu() : undefined;
   const started = performance.now();
   const child = new Deno.Command(program, {
     args: programArgs,
@@ -136,6 +195,8 @@ export async function runMeasured(
   const output = await child.output();
   const seconds = (performance.now() - started) / 1000;
   clearInterval(poller);
+  const cpuAfter = cpuBefore ? await readMachineCpu() : undefined;
+  const machineBusy = cpuBefore && cpuAfter ? (cpuAfter.busy - cpuBefore.busy) / ticks : undefined;
   if (options.method === "gnu-time") {
     try {
       // GNU time writes "Command exited with non-zero status N" first when the command failed.
@@ -152,6 +213,7 @@ export async function runMeasured(
     seconds,
     peakRss,
     cpu,
+    machineBusy,
     stdout: new TextDecoder().decode(output.stdout),
     stderr: new TextDecoder().decode(output.stderr),
   };
@@ -197,4 +259,31 @@ export function formatSize(bytes: number): string {
 /** Bytes as decimal megabytes (MB = 10^6 bytes), one decimal. */
 export function formatMB(bytes: number | undefined): string {
   return bytes === undefined ? "-" : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Throws with the command's output and the end of `serverLog` unless `result` exited with 0. */
+export function expectSuccess(result: Measured, what: string, serverLog: string): void {
+  if (result.code === 0) return;
+  throw new Error(
+    `${what} failed with status ${result.code}:\n${result.stderr.trim()}\n${result.stdout.trim()}` +
+      `\n--- server log (end) ---\n${serverLog.slice(-2000).trim()}`,
+  );
+}
+
+/**
+ * Flushes every dirty page to disk (`sync`) before a timed run, so that no run pays for the
+ * write-back of the files the previous run (often the other tool's) left in the page cache.
+ */
+export async function syncDisk(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
+/** `0.12u+0.03s`: user and system CPU seconds, or `?`. */
+export function formatCpu(cpu: CpuSeconds | undefined): string {
+  return cpu ? `${cpu.user.toFixed(2)}u+${cpu.system.toFixed(2)}s` : "?";
+}
+
+/** Pads a table cell to `width`, on the left when `right` (numbers). */
+export function cell(text: string, width: number, right = false): string {
+  return right ? text.padStart(width) : text.padEnd(width);
 }

@@ -1,12 +1,13 @@
 /**
- * `deno task bench`: ferry against OpenSSH sftp on this machine, side by side (issue 5).
+ * `deno task bench`: ferry against OpenSSH sftp on this machine, side by side (the speed issue).
  *
  * Sets up everything by itself in a temporary folder: the test files, a connection code, and a
  * private `sshd` on 127.0.0.1 (its own keys and config; installed with apt-get when missing).
  * For each size and direction it runs ferry and sftp alternately (`--runs` each), checks every
- * received file's SHA-256 against the source, and prints the median throughput, the ratio to sftp
- * and the peak memory of both ferry processes. Then handshake-plus-listing latency, 16 concurrent
- * downloads against one, and a PASS/FAIL line per target of issue 5.
+ * received file's SHA-256 against the source, and prints the median throughput, the ratio to sftp,
+ * the whole machine's busy CPU seconds per GiB and the peak memory of both ferry processes. Then
+ * the same for a tree of 5000 files of 1 KiB (`_tree.ts`), handshake-plus-listing latency, 16
+ * concurrent downloads against one, and a PASS/FAIL line per target.
  *
  * What is timed: the wall time of the whole client process (`ferry get|put` or `sftp -b`), from
  * spawn to exit, start-up and handshake included, for both tools. MB = 10^6 bytes.
@@ -17,8 +18,8 @@
  * deno task bench --sizes 256M --profile           # plus CPU profiles of a ferry download
  * ```
  *
- * Permissions: run (deno, sshd, ssh-keygen, sftp, GNU time, apt-get), read, write (the
- * temporary folder and `.bench/` for profiles), net (127.0.0.1), env (USER, TMPDIR and the
+ * Permissions: run (deno, sshd, ssh-keygen, sftp, GNU time, cat, getconf, apt-get), read, write
+ * (the temporary folder and `.bench/` for profiles), net (127.0.0.1), env (USER, TMPDIR and the
  * FERRY_BENCH_* defaults).
  *
  * @module
@@ -30,11 +31,13 @@ import { FerryClient } from "../lib/client/client.ts";
 import { DENO, MAIN, makeCodeFile, makeFile, sha256File, startServe } from "../tests/_helpers.ts";
 import { ensureSshd, PrivateSshd, SSH_CIPHER } from "./_openssh.ts";
 import {
+  cell,
   type CpuSeconds,
   detectRssMethod,
+  expectSuccess,
+  formatCpu,
   formatMB,
   formatSize,
-  type Measured,
   median,
   parseSize,
   percentile,
@@ -43,14 +46,25 @@ import {
   readProcFile,
   type RssMethod,
   runMeasured,
+  syncDisk,
 } from "./_process.ts";
 import { summariseProfileFile } from "./cpuprofile_summary.ts";
+import {
+  makeTree,
+  measureTrees,
+  reportTrees,
+  TREE_FILE_SIZE,
+  type TreeSample,
+  type TreeSource,
+} from "./_tree.ts";
 
-const HELP = `deno task bench [options]: ferry against OpenSSH sftp on 127.0.0.1 (issue 5)
+const HELP = `deno task bench [options]: ferry against OpenSSH sftp on 127.0.0.1
 
 Options:
   --sizes LIST         File sizes, binary units (default 256M,1G; env FERRY_BENCH_SIZES)
   --runs N             Runs per tool, size and direction (default 3; env FERRY_BENCH_RUNS)
+  --tree FILES         Files of 1 KiB in the small-file tree, moved with \`get|put HOST tree\`
+                       and \`sftp -r\` (default 5000; 0 skips it; env FERRY_BENCH_TREE)
   --latency N          Handshake + listing samples after 5 warm-ups (default 20)
   --clients N          Concurrent downloads in the concurrency test (default 16)
   --concurrent-size S  File size of the concurrency test (default 64M)
@@ -62,8 +76,8 @@ Options:
   --strict             Exit with status 1 when a target fails
   -h, --help           Show this help
 
-Every received file is checked against the source's SHA-256; a mismatch stops the benchmark with
-status 1. Throughput is the file size over the client process's wall time; MB = 10^6 bytes.`;
+Every received file is checked against the source's SHA-256 (a received tree: its file count and
+one SHA-256 over every path and content); a mismatch stops the benchmark with status 1. Throughput is the file size over the client process's wall time; MB = 10^6 bytes.`;
 
 type Tool = "ferry" | "sftp";
 type Direction = "download" | "upload";
@@ -79,15 +93,27 @@ interface Sample {
   clientCpu: CpuSeconds | undefined;
   /** CPU of the ferry server process (sftp's sshd is not measured). */
   serverCpu: CpuSeconds | undefined;
+  /** Busy CPU seconds of the whole machine while the client ran (`/proc/stat`). */
+  machineBusy: number | undefined;
 }
 
-function formatCpu(cpu: CpuSeconds | undefined): string {
-  return cpu ? `${cpu.user.toFixed(2)}u+${cpu.system.toFixed(2)}s` : "?";
+/** Busy CPU seconds of the whole machine per GiB moved. */
+function cpuPerGiB(busySeconds: number | undefined, bytes: number): number | undefined {
+  return busySeconds === undefined ? undefined : busySeconds / (bytes / 2 ** 30);
+}
+
+/** `0.42 s (6.7 s/GiB)`: a run's machine-wide busy CPU, alone and per GiB moved. */
+function formatBusy(busySeconds: number | undefined, bytes: number): string {
+  return busySeconds === undefined
+    ? "?"
+    : `${busySeconds.toFixed(2)} s (${cpuPerGiB(busySeconds, bytes)!.toFixed(2)} s/GiB)`;
 }
 
 interface Options {
   sizes: number[];
   runs: number;
+  /** Files in the small-file tree (0: no tree runs). */
+  tree: number;
   latencyRuns: number;
   clients: number;
   concurrentSize: number;
@@ -104,6 +130,7 @@ function parseOptions(args: string[]): Options | undefined {
     options: {
       sizes: { type: "string" },
       runs: { type: "string" },
+      tree: { type: "string" },
       latency: { type: "string" },
       clients: { type: "string" },
       "concurrent-size": { type: "string" },
@@ -128,9 +155,14 @@ function parseOptions(args: string[]): Options | undefined {
   const sizes = (values.sizes ?? Deno.env.get("FERRY_BENCH_SIZES") ?? "256M,1G")
     .split(",").filter((part) => part.trim() !== "").map(parseSize);
   if (sizes.length === 0) throw new RangeError("--sizes names no size");
+  const tree = values.tree ?? Deno.env.get("FERRY_BENCH_TREE") ?? "5000";
+  if (!/^\d+$/.test(tree)) {
+    throw new RangeError(`Invalid --tree "${tree}": expected a whole number (0 skips the tree)`);
+  }
   return {
     sizes,
     runs: count(values.runs ?? Deno.env.get("FERRY_BENCH_RUNS"), 3, "runs"),
+    tree: Number(tree),
     latencyRuns: count(values.latency, 20, "latency"),
     clients: count(values.clients, 16, "clients"),
     concurrentSize: parseSize(values["concurrent-size"] ?? "64M"),
@@ -226,11 +258,12 @@ async function ferryRun(
     method: bench.method,
     scratch: bench.scratch,
     env: { NO_COLOR: "1" },
+    machineCpu: true,
   });
   const serverRss = await readPeakRss(server.child.pid);
   const serverCpu = await readCpuSeconds(server.child.pid);
   await server.stop("SIGTERM");
-  check(result, `ferry ${direction} of ${name}`, server.log());
+  expectSuccess(result, `ferry ${direction} of ${name}`, server.log());
   const landed = direction === "download"
     ? join(bench.received, name)
     : join(bench.files, `uploaded_${name}`);
@@ -244,6 +277,7 @@ async function ferryRun(
     serverRss,
     clientCpu: result.cpu,
     serverCpu,
+    machineBusy: result.machineBusy,
   };
 }
 
@@ -259,8 +293,12 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     ? `get "${source}" "${landed}"`
     : `put "${source}" "${landed}"`;
   const args = await sshd.batch(`${direction}-${name}`, [line]);
-  const result = await runMeasured("sftp", args, { method: bench.method, scratch: bench.scratch });
-  check(result, `sftp ${direction} of ${name}`, sshd.log());
+  const result = await runMeasured("sftp", args, {
+    method: bench.method,
+    scratch: bench.scratch,
+    machineCpu: true,
+  });
+  expectSuccess(result, `sftp ${direction} of ${name}`, sshd.log());
   await verify(bench, landed, name, `sftp ${direction}`);
   return {
     tool: "sftp",
@@ -271,23 +309,8 @@ async function sftpRun(bench: Bench, direction: Direction, size: number): Promis
     serverRss: undefined,
     clientCpu: result.cpu,
     serverCpu: undefined,
+    machineBusy: result.machineBusy,
   };
-}
-
-function check(result: Measured, what: string, serverLog: string): void {
-  if (result.code === 0) return;
-  throw new Error(
-    `${what} failed with status ${result.code}:\n${result.stderr.trim()}\n${result.stdout.trim()}` +
-      `\n--- server log (end) ---\n${serverLog.slice(-2000).trim()}`,
-  );
-}
-
-/**
- * Flushes every dirty page to disk (`sync`) before a timed run, so that no run pays for the
- * write-back of the file the previous run (often the other tool's) left in the page cache.
- */
-async function settleDisk(): Promise<void> {
-  await new Deno.Command("sync").output();
 }
 
 /**
@@ -439,10 +462,6 @@ async function profileDownload(bench: Bench, size: number): Promise<void> {
   }
 }
 
-function cell(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
-
 async function machineLine(): Promise<string> {
   const info = await readProcFile("/proc/cpuinfo") ?? "";
   const cpu = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? "unknown CPU";
@@ -527,6 +546,7 @@ async function run(options: Options): Promise<number> {
     const concurrentName = sizes.includes(options.concurrentSize)
       ? fileName(options.concurrentSize)
       : await prepareFile(bench, options.concurrentSize, 77);
+    const treeSource = options.tree > 0 ? await makeTree(bench.files, options.tree) : undefined;
     for (const direction of ["download", "upload"] as const) {
       await ferryRun(bench, direction, warmSize);
       if (bench.sshd) await sftpRun(bench, direction, warmSize);
@@ -540,7 +560,7 @@ async function run(options: Options): Promise<number> {
           const order: Tool[] = runIndex % 2 === 0 ? ["ferry", "sftp"] : ["sftp", "ferry"];
           for (const tool of order) {
             if (tool === "sftp" && !bench.sshd) continue;
-            await settleDisk();
+            await syncDisk();
             await warmSource(bench, fileName(size));
             const sample = tool === "ferry"
               ? await ferryRun(bench, direction, size)
@@ -552,11 +572,18 @@ async function run(options: Options): Promise<number> {
                 `client ${formatMB(sample.clientRss)} ${formatCpu(sample.clientCpu)}` +
                 (tool === "ferry"
                   ? `, server ${formatMB(sample.serverRss)} ${formatCpu(sample.serverCpu)}`
-                  : ""),
+                  : "") +
+                `, machine busy ${formatBusy(sample.machineBusy, size)}`,
             );
           }
         }
       }
+    }
+
+    let tree: TreeRuns | undefined;
+    if (treeSource) {
+      const setup = { ...bench, serverPermissions: serverPermissions(bench) };
+      tree = { source: treeSource, samples: await measureTrees(setup, treeSource, options.runs) };
     }
 
     const idle = await startup(bench);
@@ -574,16 +601,23 @@ async function run(options: Options): Promise<number> {
     if (options.profile) await profileDownload(bench, Math.max(...sizes));
 
     console.log(`load average at the end: ${await loadAverage()}`);
-    return report(bench, samples, idle, latencies, concurrency);
+    return report(bench, samples, tree, idle, latencies, concurrency);
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
     await cleanup();
   }
 }
 
+/** The small-file tree and its timed runs. */
+interface TreeRuns {
+  source: TreeSource;
+  samples: TreeSample[];
+}
+
 function report(
   bench: Bench,
   samples: Sample[],
+  tree: TreeRuns | undefined,
   idle: { ms: number; rss: number | undefined },
   latencies: number[],
   concurrency: { one: ConcurrencyResult[]; many: ConcurrencyResult[] },
@@ -591,12 +625,24 @@ function report(
   const { options } = bench;
   console.log(
     `\nResults: median of ${options.runs} runs; MB/s = 10^6 bytes per second of client wall ` +
-      `time (start-up included); peak RSS = highest of the runs, MB = 10^6 bytes.`,
+      `time (start-up included); CPU s/GiB = busy CPU seconds of the whole machine (all cores, ` +
+      `/proc/stat) while the client ran, per GiB moved; peak RSS = highest of the runs, ` +
+      `MB = 10^6 bytes.`,
   );
-  const header = ["tool", "direction", "size", "MB/s", "vs sftp", "client RSS", "server RSS"];
-  const widths = [5, 9, 8, 7, 7, 10, 10];
+  const header = [
+    "tool",
+    "direction",
+    "size",
+    "MB/s",
+    "vs sftp",
+    "CPU s/GiB",
+    "client RSS",
+    "server RSS",
+  ];
+  const widths = [5, 9, 8, 7, 7, 9, 10, 10];
   const rows: string[][] = [];
   const ratios: { direction: Direction; size: number; ratio: number }[] = [];
+  const cpuCosts: { direction: Direction; size: number; ferry: number; sftp: number }[] = [];
   const peak = { client: 0, server: 0 };
   for (const size of [...new Set(options.sizes)]) {
     for (const direction of ["download", "upload"] as const) {
@@ -604,6 +650,17 @@ function report(
         samples.filter((s) => s.tool === tool && s.direction === direction && s.size === size);
       const speed = (tool: Tool) => median(of(tool).map((s) => mbps(size, s.seconds)));
       const sftpSpeed = bench.sshd ? speed("sftp") : NaN;
+      const cpuCost = (tool: Tool) => {
+        const values = of(tool).map((s) => cpuPerGiB(s.machineBusy, size))
+          .filter((v): v is number => v !== undefined);
+        return values.length ? median(values) : NaN;
+      };
+      if (bench.sshd) {
+        const costs = { ferry: cpuCost("ferry"), sftp: cpuCost("sftp") };
+        if (Number.isFinite(costs.ferry) && Number.isFinite(costs.sftp)) {
+          cpuCosts.push({ direction, size, ...costs });
+        }
+      }
       for (const tool of ["ferry", "sftp"] as const) {
         if (of(tool).length === 0) continue;
         const toolSpeed = speed(tool);
@@ -625,6 +682,7 @@ function report(
           formatSize(size),
           toolSpeed.toFixed(0),
           Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-",
+          Number.isFinite(cpuCost(tool)) ? cpuCost(tool).toFixed(2) : "-",
           formatMB(clientRss),
           tool === "ferry" ? formatMB(serverRss) : "-",
         ]);
@@ -636,6 +694,7 @@ function report(
   console.log(line(header));
   console.log(widths.map((width) => "-".repeat(width)).join("  "));
   for (const row of rows) console.log(line(row));
+  const treeSummary = tree ? reportTrees(tree.samples, tree.source, options.runs) : undefined;
 
   const latencyMedian = median(latencies);
   console.log(
@@ -662,18 +721,42 @@ function report(
 
   const results: [boolean | undefined, string][] = [];
   for (const direction of ["download", "upload"] as const) {
+    const ratio = treeSummary?.ratios.find((r) => r.direction === direction)?.ratio;
+    results.push([
+      ratio === undefined ? undefined : ratio >= 1.25,
+      `tree ${direction} >= 1.25x sftp: ` +
+      (tree === undefined
+        ? "not measured (--tree 0)"
+        : ratio === undefined
+        ? "not measured (no sftp)"
+        : `${tree.source.digest.files} files of ${formatSize(TREE_FILE_SIZE)} ` +
+          `${ratio.toFixed(2)}x`),
+    ]);
+  }
+  for (const direction of ["download", "upload"] as const) {
     const mine = ratios.filter((r) => r.direction === direction);
     const text = mine.map((r) => `${formatSize(r.size)} ${r.ratio.toFixed(2)}x`).join(", ");
     results.push([
       mine.length ? mine.every((r) => r.ratio >= 1.25) : undefined,
-      `${direction} >= 1.25x sftp: ${text || "not measured (no sftp)"}`,
+      `single-file ${direction} >= 1.25x sftp MB/s: ${text || "not measured (no sftp)"}`,
     ]);
   }
-  const limit = 80e6;
   results.push([
-    peak.client <= limit && peak.server <= limit,
-    `peak RSS <= 80 MB: client ${formatMB(peak.client)}, server ${formatMB(peak.server)}` +
-    ` (files ${[...new Set(options.sizes)].map(formatSize).join(", ")})`,
+    cpuCosts.length ? cpuCosts.every((c) => c.ferry <= c.sftp) : undefined,
+    `busy CPU s/GiB <= sftp (ferry vs sftp): ${
+      cpuCosts.map((c) =>
+        `${c.direction} ${formatSize(c.size)} ${c.ferry.toFixed(2)} vs ${c.sftp.toFixed(2)}`
+      ).join(", ") || "not measured"
+    }`,
+  ]);
+  const limit = 80e6;
+  const peakClient = Math.max(peak.client, treeSummary?.peakClient ?? 0);
+  const peakServer = Math.max(peak.server, treeSummary?.peakServer ?? 0);
+  results.push([
+    peakClient <= limit && peakServer <= limit,
+    `peak RSS <= 80 MB per process: client ${formatMB(peakClient)}, server ` +
+    `${formatMB(peakServer)} (files ${[...new Set(options.sizes)].map(formatSize).join(", ")}` +
+    `${tree ? ` and the tree` : ""})`,
   ]);
   results.push([
     latencyMedian < 50,
@@ -684,12 +767,11 @@ function report(
     `${options.clients} concurrent downloads >= one: ${manySpeed.toFixed(0)} vs ` +
     `${oneSpeed.toFixed(0)} MB/s`,
   ]);
-  const standard = options.sizes.includes(256 * 2 ** 20) && options.sizes.includes(2 ** 30);
-  console.log(
-    `\nissue 5 targets${
-      standard ? "" : " (on the sizes measured; the issue asks for 256 MiB and 1 GiB)"
-    }:`,
-  );
+  const notes = [
+    ...(options.tree === 5000 ? [] : [`tree of ${options.tree} files, the issue asks for 5000`]),
+    ...(options.clients === 16 ? [] : [`${options.clients} clients, the issue asks for 16`]),
+  ];
+  console.log(`\nspeed targets${notes.length ? ` (${notes.join("; ")})` : ""}:`);
   for (const [passed, text] of results) {
     console.log(`${passed === undefined ? "SKIP" : passed ? "PASS" : "FAIL"}  ${text}`);
   }
