@@ -9,51 +9,10 @@ import { MAX_LISTING_ENTRIES } from "../lib/protocol/constants.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError, ProtocolError, RemoteError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
-import { type SecureChannel, serverHandshake } from "../lib/protocol/handshake.ts";
-import {
-  decodeClientMessage,
-  encodeMessage,
-  type ServerMessage,
-} from "../lib/protocol/messages.ts";
+import { decodeClientMessage, type ServerMessage } from "../lib/protocol/messages.ts";
 import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import { tempDir } from "./_helpers.ts";
-
-/** A one-connection fake server that runs the real handshake, then `behave`. */
-function fakeServer(
-  secret: Uint8Array,
-  behave: (
-    channel: SecureChannel,
-    send: (message: ServerMessage) => Promise<void>,
-  ) => Promise<void>,
-): { port: number; done: Promise<void> } & AsyncDisposable {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const conn = await listener.accept();
-    try {
-      const channel = await serverHandshake(conn, secret);
-      const send = (message: ServerMessage) =>
-        channel.writer.send(RecordType.control, encodeMessage(message));
-      await send({ t: "welcome", server: "fake", mode: "read-write", maxUpload: -1 });
-      await behave(channel, send);
-    } catch {
-      // the client hung up
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // closed
-      }
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    done,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await done;
-    },
-  };
-}
+import { fakeServer } from "./_fake_server.ts";
 
 Deno.test("hostile server: one that stops answering is hung up on with a clear error", async () => {
   const secret = codeSecret(generateCode());

@@ -19,12 +19,19 @@ import { clientHandshake } from "../protocol/handshake.ts";
 import type { ListEntry, Welcome } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { ClientConversation, closeQuietly } from "./conversation.ts";
-import { download, isIdentical } from "./download.ts";
+import {
+  download,
+  isIdentical,
+  receiveDownload,
+  requestDownload,
+  type RequestedDownload,
+} from "./download.ts";
 import { listBatches } from "./listing.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import { upload } from "./upload.ts";
 
 export type { Progress, TransferOptions, TransferResult } from "./types.ts";
+export type { RequestedDownload } from "./download.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -143,6 +150,30 @@ export class FerryClient {
     options: TransferOptions = {},
   ): Promise<TransferResult> {
     return download(this.#conversation, remotePath, localDir, name, options);
+  }
+
+  /**
+   * Sends the `get` of a {@link download} without waiting for its answer, so that several can be
+   * in flight; read the answers in the same order with {@link receiveDownload}. Nothing else may be
+   * asked of this session until every requested download is received.
+   */
+  requestDownload(
+    remotePath: string,
+    localDir: string,
+    name: string,
+    options: TransferOptions = {},
+  ): Promise<RequestedDownload> {
+    return requestDownload(this.#conversation, remotePath, localDir, name, options);
+  }
+
+  /**
+   * Reads the answer to a {@link requestDownload} into its partial file and checks it; `commit`
+   * then gives the file its name (and may run while later answers are read).
+   */
+  receiveDownload(
+    requested: RequestedDownload,
+  ): Promise<{ commit: () => Promise<TransferResult> }> {
+    return receiveDownload(this.#conversation, requested);
   }
 
   /**

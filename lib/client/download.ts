@@ -17,7 +17,7 @@ import { WireError } from "../protocol/wire_errors.ts";
 import { PartialFile } from "../store/partial_file.ts";
 import { BodyWriteError, receiveBody } from "../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
-import { hashFrom, offerKeptPrefix } from "../transfer/resume.ts";
+import { hashFrom, type KeptPrefix, offerKeptPrefix } from "../transfer/resume.ts";
 import type { ClientConversation } from "./conversation.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 
@@ -36,6 +36,40 @@ export async function download(
   name: string,
   options: TransferOptions = {},
 ): Promise<TransferResult> {
+  const requested = await requestDownload(conversation, remotePath, localDir, name, options);
+  const received = await receiveDownload(conversation, requested);
+  return await received.commit();
+}
+
+/** A `get` sent (see {@link requestDownload}), whose answer is still to be read. */
+export interface RequestedDownload {
+  /** The remote file asked for. */
+  readonly remotePath: string;
+  /** Where it lands locally. */
+  readonly target: string;
+  /** The options it was asked with. */
+  readonly options: TransferOptions;
+  /** Its partial file, open and locked. */
+  readonly partial: PartialFile;
+  /** The kept bytes offered for a resume. */
+  readonly kept: KeptPrefix;
+  /** When the request started (`performance.now()`). */
+  readonly started: number;
+}
+
+/**
+ * The first half of {@link download}: checks the target, opens (and locks) the partial file,
+ * offers its kept bytes and sends `get`, without waiting for the answer; answers come back in the
+ * order the requests went out, so several downloads can be asked for before the first is read
+ * ({@link receiveDownload}). Permission: read and write on `localDir`.
+ */
+export async function requestDownload(
+  conversation: ClientConversation,
+  remotePath: string,
+  localDir: string,
+  name: string,
+  options: TransferOptions = {},
+): Promise<RequestedDownload> {
   validateName(name);
   parseRemotePath(remotePath);
   const target = join(localDir, name);
@@ -46,8 +80,6 @@ export async function download(
   }
   const started = performance.now();
   const partial = await PartialFile.open(localDir, name);
-  // A kept prefix stays unless the server restarts the file or the result fails its check.
-  let keep = true;
   try {
     const kept = await conversation.whileWorking(() =>
       offerKeptPrefix(partial.size, (length) => partial.hashPrefix(length))
@@ -59,6 +91,26 @@ export async function download(
       prefixSha256: kept.sha256,
       verify: options.verify ?? false,
     });
+    return { remotePath, target, options, partial, kept, started };
+  } catch (error) {
+    partial.close();
+    throw error;
+  }
+}
+
+/**
+ * The second half of {@link download}: reads the answer to `requested` into its partial file and
+ * checks it. The returned `commit` gives the file its name (made durable first); it can run while
+ * the next answers are read, and commits run side by side share the disk's flushes.
+ */
+export async function receiveDownload(
+  conversation: ClientConversation,
+  requested: RequestedDownload,
+): Promise<{ commit: () => Promise<TransferResult> }> {
+  const { remotePath, target, options, partial, kept } = requested;
+  // A kept prefix stays unless the server restarts the file or the result fails its check.
+  let keep = true;
+  try {
     const header = await fileHeader(conversation, kept.offset);
     const offset = header.offset;
     const hash = options.verify ? hashFrom(kept, offset) : undefined;
@@ -85,15 +137,27 @@ export async function download(
         } does not match the server's SHA-256: nothing was kept`,
       );
     }
-    await partial.commit({ force: options.force ?? false, mode: header.mode, mtime: header.mtime });
-    return {
-      name: target,
-      size: header.size,
-      resumedFrom: offset,
-      transferred: header.size - offset,
-      sha256,
-      seconds: (performance.now() - started) / 1000,
+    const commit = async (): Promise<TransferResult> => {
+      try {
+        await partial.commit({
+          force: options.force ?? false,
+          mode: header.mode,
+          mtime: header.mtime,
+        });
+      } catch (error) {
+        partial.close(); // the verified bytes stay for a re-run
+        throw error;
+      }
+      return {
+        name: target,
+        size: header.size,
+        resumedFrom: offset,
+        transferred: header.size - offset,
+        sha256,
+        seconds: (performance.now() - requested.started) / 1000,
+      };
     };
+    return { commit };
   } catch (error) {
     // Whatever was received is kept for a resume, unless the source changed while it was sent.
     if (error instanceof RemoteError && error.code === WireError.changed) keep = false;

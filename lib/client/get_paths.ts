@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
-import type { FerryClient, TransferResult } from "./client.ts";
+import type { FerryClient, RequestedDownload, TransferOptions, TransferResult } from "./client.ts";
 import { ExistsError, PathError, RemoteError, UsageError } from "../errors.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
@@ -171,26 +171,114 @@ function downloadFile(
   options: GetOptions,
 ): Promise<TransferResult> {
   const shown = sanitizeForDisplay(remotePath);
-  return client.download(remotePath, localDir, name, {
+  return client.download(remotePath, localDir, name, fileOptions(shown, options))
+    .then((result) => reportDone(shown, result, options));
+}
+
+/** The per-file options of a download shown as `shown`: its start and progress events. */
+function fileOptions(shown: string, options: GetOptions): TransferOptions {
+  return {
     force: options.force,
     verify: options.verify,
     onStart: ({ size, offset }) =>
       options.onEvent?.({ event: "start", direction: "get", name: shown, size, offset }),
     onProgress: ({ bytes, size }) =>
       options.onEvent?.({ event: "progress", direction: "get", name: shown, bytes, size }),
-  }).then((result) => {
-    options.onEvent?.({
-      event: "done",
-      direction: "get",
-      name: shown,
-      size: result.size,
-      transferred: result.transferred,
-      resumedFrom: result.resumedFrom,
-      seconds: result.seconds,
-      ...(result.sha256 ? { sha256: result.sha256 } : {}),
-    });
-    return result;
+  };
+}
+
+/** Reports a finished download as its `done` event and passes it on. */
+function reportDone(shown: string, result: TransferResult, options: GetOptions): TransferResult {
+  options.onEvent?.({
+    event: "done",
+    direction: "get",
+    name: shown,
+    size: result.size,
+    transferred: result.transferred,
+    resumedFrom: result.resumedFrom,
+    seconds: result.seconds,
+    ...(result.sha256 ? { sha256: result.sha256 } : {}),
   });
+  return result;
+}
+
+/** Downloads asked for before the first answer is read, in a folder download. */
+const REQUESTS_IN_FLIGHT = 32;
+/** Received files whose commits (flush, then name) run side by side before they are awaited. */
+const COMMITS_AT_ONCE = 64;
+
+/**
+ * The files of a folder download, pipelined: up to {@link REQUESTS_IN_FLIGHT} `get`s go out before
+ * the first answer is read (the server answers in order), so no file waits a round trip; received
+ * files are committed {@link COMMITS_AT_ONCE} at a time, each flushed before it takes its name,
+ * their flushes shared by the disk. Nothing else is asked of the session until it is drained,
+ * also when one file fails: the first error is thrown once the answers in flight are read.
+ */
+class DownloadPipeline {
+  #client: FerryClient;
+  #options: GetOptions;
+  #inFlight: { requested: RequestedDownload; shown: string; index: number }[] = [];
+  #commits: Promise<void>[] = [];
+  #results: TransferResult[] = [];
+
+  constructor(client: FerryClient, options: GetOptions) {
+    this.#client = client;
+    this.#options = options;
+  }
+
+  /** Results so far, in the order the files were asked for. */
+  get results(): TransferResult[] {
+    return this.#results.filter((result) => result !== undefined);
+  }
+
+  /** Adds a result found without a download (a file already complete). */
+  add(result: TransferResult): void {
+    this.#results.push(result);
+  }
+
+  /** Asks for `remotePath` into `localDir/name`; reads the oldest answer when the window is full. */
+  async request(remotePath: string, localDir: string, name: string): Promise<void> {
+    const shown = sanitizeForDisplay(remotePath);
+    const index = this.#results.length;
+    this.#results.length++;
+    const requested = await this.#client.requestDownload(
+      remotePath,
+      localDir,
+      name,
+      fileOptions(shown, this.#options),
+    );
+    this.#inFlight.push({ requested, shown, index });
+    if (this.#inFlight.length >= REQUESTS_IN_FLIGHT) await this.#receiveOldest();
+  }
+
+  /** Reads every answer in flight and waits for every commit; throws the first error. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#receiveOldest();
+    await this.#settleCommits();
+  }
+
+  /** After a failure: reads what is in flight (its errors dropped) so the session stays usable. */
+  async abandon(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#receiveOldest().catch(() => {});
+    await Promise.allSettled(this.#commits.splice(0));
+  }
+
+  async #receiveOldest(): Promise<void> {
+    const { requested, shown, index } = this.#inFlight.shift()!;
+    const { commit } = await this.#client.receiveDownload(requested);
+    this.#commits.push(
+      commit().then((result) => {
+        this.#results[index] = reportDone(shown, result, this.#options);
+      }),
+    );
+    if (this.#commits.length >= COMMITS_AT_ONCE) await this.#settleCommits();
+  }
+
+  async #settleCommits(): Promise<void> {
+    const outcomes = await Promise.allSettled(this.#commits.splice(0));
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw failed.reason;
+  }
 }
 
 async function downloadFolder(
@@ -209,26 +297,50 @@ async function downloadFolder(
   }
   await ensureLocalFolder(options.outputDir, [name]);
   options.onEvent?.({ event: "mkdir", direction: "get", name: sanitizeForDisplay(name) });
-  const results: TransferResult[] = [];
-  for (const entry of entries) {
-    const components = parseRemotePath(entry.name);
-    if (components.length === 0) continue;
-    if (entry.type === "dir") {
-      await ensureLocalFolder(options.outputDir, [name, ...components]);
-      options.onEvent?.({
-        event: "mkdir",
-        direction: "get",
-        name: sanitizeForDisplay([name, ...components].join("/")),
-      });
-      continue;
+  // Each local folder is made (and checked) once, then found here by its remote relative path.
+  const folders = new Map<string, string>([["", join(options.outputDir, name)]]);
+  const pipeline = new DownloadPipeline(client, options);
+  try {
+    for (const entry of entries) {
+      const components = parseRemotePath(entry.name);
+      if (components.length === 0) continue;
+      if (entry.type === "dir") {
+        folders.set(
+          components.join("/"),
+          await ensureLocalFolder(options.outputDir, [name, ...components]),
+        );
+        options.onEvent?.({
+          event: "mkdir",
+          direction: "get",
+          name: sanitizeForDisplay([name, ...components].join("/")),
+        });
+        continue;
+      }
+      const fileName = components.pop()!;
+      const folder = folders.get(components.join("/")) ??
+        await ensureLocalFolder(options.outputDir, [name, ...components]);
+      const path = [...remoteRoot, ...components, fileName].join("/");
+      if (!options.force && await lstatOrNull(join(folder, fileName)) !== null) {
+        // A file already there (a re-run): compared on its own, once the answers in flight are in.
+        await pipeline.drain();
+        const skipped = await skipIfIdentical(
+          client,
+          path,
+          join(folder, fileName),
+          entry.size,
+          options,
+        );
+        if (skipped) {
+          pipeline.add(skipped);
+          continue;
+        }
+      }
+      await pipeline.request(path, folder, fileName);
     }
-    const fileName = components.pop()!;
-    const folder = await ensureLocalFolder(options.outputDir, [name, ...components]);
-    const path = [...remoteRoot, ...components, fileName].join("/");
-    const skipped = options.force
-      ? undefined
-      : await skipIfIdentical(client, path, join(folder, fileName), entry.size, options);
-    results.push(skipped ?? await downloadFile(client, path, folder, fileName, options));
+    await pipeline.drain();
+  } catch (error) {
+    await pipeline.abandon();
+    throw error;
   }
   // Folders get their modification times last (writing files inside changes them), deepest first.
   for (const entry of entries.filter((entry) => entry.type === "dir").reverse()) {
@@ -236,7 +348,7 @@ async function downloadFolder(
     const time = new Date(entry.mtime);
     await Deno.utime(path, time, time);
   }
-  return results;
+  return pipeline.results;
 }
 
 /**

@@ -92,6 +92,7 @@ export class PartialFile implements PendingFile {
 
   /** Keeps only the first `length` bytes and positions writes after them. */
   async truncate(length: number): Promise<void> {
+    if (length === 0 && this.#size === 0) return; // a new file: nothing kept, nothing read yet
     await this.#file.truncate(length);
     await this.#file.seek(length, Deno.SeekMode.Start);
     this.#size = length;
