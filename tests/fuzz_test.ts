@@ -323,7 +323,10 @@ const FIELDS: Record<string, readonly string[]> = {
   error: ["code", "message"],
 };
 /** Fields a decoded message has only when the sender gave them. */
-const OPTIONAL_FIELDS: Record<string, readonly string[]> = { welcome: ["idleTimeoutMs"] };
+const OPTIONAL_FIELDS: Record<string, readonly string[]> = {
+  welcome: ["idleTimeoutMs"],
+  put: ["stream"],
+};
 const DECODERS = [decodeClientMessage, decodeServerMessage] as const;
 
 /** Decodes with `decode`: a ProtocolError, or a message that is well-formed (see below). */

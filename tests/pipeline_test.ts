@@ -1,18 +1,22 @@
 /**
  * Many small files without a round trip each (issue 11): a folder download sends the next `get`s
- * before the first answer is read, and still lands every file whole, in order, under its name.
- * A fake server shows it: it holds its answers back until several requests have arrived, which a
- * client asking one file at a time would never send.
+ * before the first answer is read, and a folder upload streams its small files ahead of their
+ * answers; every file still lands whole under its name. A fake server shows it: it holds its
+ * answers back until several requests have arrived, which a client asking one file at a time
+ * would never send.
  */
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { getPaths } from "../lib/client/get_paths.ts";
+import { planUpload, putPaths } from "../lib/client/put_paths.ts";
+import { RemoteError } from "../lib/errors.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
 import { decodeClientMessage, type ListEntry } from "../lib/protocol/messages.ts";
 import { tempDir } from "./_helpers.ts";
 import { fakeServer } from "./_fake_server.ts";
+import { startTestServer } from "./_hostile.ts";
 
 const FILES = 12;
 /** Answers are held until this many `get`s are waiting. */
@@ -70,4 +74,96 @@ Deno.test("a folder download asks for the next files before the first answer com
     const name = `f${String(index).padStart(2, "0")}.txt`;
     deepStrictEqual(await Deno.readFile(join(out.path, "tree", name)), content(index));
   }
+});
+
+Deno.test("a folder upload streams its small files ahead of their answers", async () => {
+  const secret = codeSecret(generateCode());
+  const mostWaiting: number[] = [];
+  const received = new Map<string, number>();
+  await using server = fakeServer(secret, async ({ reader }, send) => {
+    const mkdir = decodeClientMessage((await reader.next()).payload);
+    strictEqual(mkdir.t, "mkdir");
+    await send({ t: "mkdir-done", name: "uploaded_tree" });
+    const waiting: string[] = [];
+    for (let answered = 0; answered < FILES;) {
+      if (waiting.length < HELD && answered + waiting.length < FILES) {
+        const put = decodeClientMessage((await reader.next()).payload);
+        strictEqual(put.t === "put" && put.stream, true, "small files are streamed");
+        if (put.t !== "put") continue;
+        let bytes = 0;
+        for (let record = await reader.next(); record.type === RecordType.data;) {
+          bytes += record.payload.length;
+          record = await reader.next();
+        }
+        received.set(put.name, bytes);
+        waiting.push(put.name);
+        continue;
+      }
+      mostWaiting.push(waiting.length);
+      const name = waiting.shift()!;
+      await send({
+        t: "put-done",
+        name: `uploaded_${name}`,
+        size: received.get(name)!,
+        sha256: "",
+      });
+      answered++;
+    }
+    // The folder's time, sent again once its files are in.
+    const again = decodeClientMessage((await reader.next()).payload);
+    strictEqual(again.t, "mkdir");
+    await send({ t: "mkdir-done", name: "uploaded_tree" });
+    await reader.next(); // the client's end
+  });
+  await using local = await tempDir();
+  await Deno.mkdir(join(local.path, "tree"));
+  for (let index = 0; index < FILES; index++) {
+    await Deno.writeTextFile(join(local.path, "tree", `f${index}.txt`), `file ${index}\n`);
+  }
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret,
+    timeoutMs: 5000,
+    idleTimeoutMs: 5000,
+  });
+  const plan = await planUpload([join(local.path, "tree")]);
+  const results = await putPaths(client, plan, { remoteDir: "", force: false });
+  strictEqual(results.length, FILES);
+  strictEqual(Math.max(...mostWaiting), HELD, "several uploads were in flight at once");
+  for (let index = 0; index < FILES; index++) {
+    strictEqual(received.get(`tree/f${index}.txt`), `file ${index}\n`.length);
+  }
+});
+
+Deno.test("refused streamed uploads are read past, so the session stays in step", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  await Deno.mkdir(join(served.path, "uploaded_tree"));
+  await Deno.writeTextFile(join(served.path, "uploaded_tree", "f1.txt"), "the owner's own");
+  await Deno.mkdir(join(local.path, "tree"));
+  for (let index = 0; index < FILES; index++) {
+    await Deno.writeTextFile(join(local.path, "tree", `f${index}.txt`), `file ${index}\n`);
+  }
+  await using server = await startTestServer(served.path);
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  const plan = await planUpload([join(local.path, "tree")]);
+  // f1.txt exists and differs: refused (the command fails naming it), every other file lands.
+  await rejects(
+    putPaths(client, plan, { remoteDir: "", force: false }),
+    (error) =>
+      error instanceof RemoteError && error.code === "exists" && /f1\.txt/.test(error.message),
+  );
+  for (let index = 0; index < FILES; index++) {
+    const expected = index === 1 ? "the owner's own" : `file ${index}\n`;
+    strictEqual(
+      await Deno.readTextFile(join(served.path, "uploaded_tree", `f${index}.txt`)),
+      expected,
+    );
+  }
+  strictEqual((await client.list("uploaded_tree")).length, FILES, "the session still answers");
 });

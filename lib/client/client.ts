@@ -29,9 +29,11 @@ import {
 import { listBatches } from "./listing.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import { upload } from "./upload.ts";
+import { receiveStreamedUpload, sendStreamedUpload, type SentUpload } from "./upload_stream.ts";
 
 export type { Progress, TransferOptions, TransferResult } from "./types.ts";
 export type { RequestedDownload } from "./download.ts";
+export type { SentUpload } from "./upload_stream.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -201,6 +203,26 @@ export class FerryClient {
     options: TransferOptions = {},
   ): Promise<TransferResult> {
     return upload(this.#conversation, localPath, remoteDir, name, options);
+  }
+
+  /**
+   * Sends a small file as a streamed upload (no resume, no round trip before the data) without
+   * waiting for the answer; read the answers in the same order with {@link receiveUpload}.
+   * Nothing else may be asked of this session until every sent upload is received.
+   * Permission: read on `localPath`.
+   */
+  sendUpload(
+    localPath: string,
+    remoteDir: string,
+    name: string,
+    options: TransferOptions = {},
+  ): Promise<SentUpload> {
+    return sendStreamedUpload(this.#conversation, localPath, remoteDir, name, options);
+  }
+
+  /** The answer to a {@link sendUpload}: the result, or the server's refusal as an error. */
+  receiveUpload(sent: SentUpload): Promise<TransferResult> {
+    return receiveStreamedUpload(this.#conversation, sent);
   }
 
   /**

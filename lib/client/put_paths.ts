@@ -7,8 +7,10 @@
  * @module
  */
 import { basename, join, relative, resolve } from "node:path";
-import type { FerryClient, TransferResult } from "./client.ts";
-import { UsageError } from "../errors.ts";
+import type { FerryClient, SentUpload, TransferOptions, TransferResult } from "./client.ts";
+import { RemoteError, UsageError } from "../errors.ts";
+import { WireError } from "../protocol/wire_errors.ts";
+import { STREAMED_UPLOAD_MAX_BYTES } from "./upload_stream.ts";
 import { DEFAULT_CODE_FILE } from "../code_file.ts";
 import { PARTIAL_PREFIX, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import type { TransferEvent } from "./events.ts";
@@ -138,44 +140,122 @@ async function walkLocal(
   }
 }
 
-/** Runs an upload plan. Permission: net to the server; read on the local paths. */
+/** Streamed uploads on the wire before the first answer is read, in a folder upload. */
+const UPLOADS_IN_FLIGHT = 32;
+
+/**
+ * Runs an upload plan: the folders first (parents before children), then the files. The small
+ * files of a plan of several are streamed, up to {@link UPLOADS_IN_FLIGHT} ahead of their answers,
+ * so no file waits a round trip; larger ones take the resumable path one at a time. A file already on the server is
+ * compared (skip-identical) once the answers in flight are in. Permission: net to the server;
+ * read on the local paths.
+ */
 export async function putPaths(
   client: FerryClient,
   items: readonly UploadItem[],
   options: PutOptions,
 ): Promise<TransferResult[]> {
-  const results: TransferResult[] = [];
   for (const item of items) {
-    if (item.kind === "dir") {
-      const name = await client.mkdir(options.remoteDir, item.name, item);
-      options.onEvent?.({ event: "mkdir", direction: "put", name: sanitizeForDisplay(name) });
-      continue;
+    if (item.kind !== "dir") continue;
+    const name = await client.mkdir(options.remoteDir, item.name, item);
+    options.onEvent?.({ event: "mkdir", direction: "put", name: sanitizeForDisplay(name) });
+  }
+  const files = items.filter((item) => item.kind === "file").length;
+  const results: TransferResult[] = [];
+  const inFlight: { item: UploadItem; sent: SentUpload }[] = [];
+  const thereAlready: UploadItem[] = [];
+  const receiveOldest = async () => {
+    const { item, sent } = inFlight.shift()!;
+    try {
+      const result = await client.receiveUpload(sent);
+      // Reported once accepted: a refused file never shows as started.
+      const shown = sanitizeForDisplay(item.name);
+      options.onEvent?.({
+        event: "start",
+        direction: "put",
+        name: shown,
+        size: sent.size,
+        offset: 0,
+      });
+      results.push(reportDone(item, result, options));
+    } catch (error) {
+      const exists = error instanceof RemoteError && error.code === WireError.exists;
+      if (!exists || options.force) throw error;
+      thereAlready.push(item); // compared below, as a re-run after a cut
     }
-    const shown = sanitizeForDisplay(item.name);
-    const result = await client.upload(item.localPath, options.remoteDir, item.name, {
-      force: options.force,
-      verify: options.verify,
-      onStart: ({ size, offset }) =>
-        options.onEvent?.({ event: "start", direction: "put", name: shown, size, offset }),
-      onProgress: ({ bytes, size }) =>
-        options.onEvent?.({ event: "progress", direction: "put", name: shown, bytes, size }),
-    });
-    options.onEvent?.({
-      event: "done",
-      direction: "put",
-      name: shown, // as in `start` and `progress`: one file has one name in every event
-      remote: sanitizeForDisplay(result.name),
-      size: result.size,
-      transferred: result.transferred,
-      resumedFrom: result.resumedFrom,
-      seconds: result.seconds,
-      ...(result.sha256 ? { sha256: result.sha256 } : {}),
-      ...(result.skipped ? { skipped: true as const } : {}),
-    });
-    results.push(result);
+  };
+  const drain = async () => {
+    while (inFlight.length > 0) await receiveOldest();
+  };
+  try {
+    for (const item of items) {
+      if (item.kind === "dir") continue;
+      if (item.size > STREAMED_UPLOAD_MAX_BYTES || files < 2) {
+        await drain();
+        results.push(reportDone(item, await uploadOne(client, item, options), options));
+        continue;
+      }
+      const sent = await client.sendUpload(item.localPath, options.remoteDir, item.name, {
+        force: options.force,
+        verify: options.verify,
+      });
+      inFlight.push({ item, sent });
+      if (inFlight.length >= UPLOADS_IN_FLIGHT) await receiveOldest();
+    }
+    await drain();
+  } catch (error) {
+    // Read what is still in flight (its errors dropped) so that the session stays usable.
+    while (inFlight.length > 0) await receiveOldest().catch(() => {});
+    throw error;
+  }
+  for (const item of thereAlready) {
+    results.push(reportDone(item, await uploadOne(client, item, options), options));
   }
   await restoreFolderTimes(client, items, options.remoteDir);
   return results;
+}
+
+/** Uploads one file on the resumable path (with skip-identical on a re-run). */
+function uploadOne(
+  client: FerryClient,
+  item: UploadItem,
+  options: PutOptions,
+): Promise<TransferResult> {
+  return client.upload(item.localPath, options.remoteDir, item.name, fileOptions(item, options));
+}
+
+/** The per-file options of an upload: its start and progress events. */
+function fileOptions(item: UploadItem, options: PutOptions): TransferOptions {
+  const shown = sanitizeForDisplay(item.name);
+  return {
+    force: options.force,
+    verify: options.verify,
+    onStart: ({ size, offset }) =>
+      options.onEvent?.({ event: "start", direction: "put", name: shown, size, offset }),
+    onProgress: ({ bytes, size }) =>
+      options.onEvent?.({ event: "progress", direction: "put", name: shown, bytes, size }),
+  };
+}
+
+/** Reports a finished upload as its `done` event and passes it on. */
+function reportDone(
+  item: UploadItem,
+  result: TransferResult,
+  options: PutOptions,
+): TransferResult {
+  options.onEvent?.({
+    event: "done",
+    direction: "put",
+    name: sanitizeForDisplay(item.name), // as in `start` and `progress`: one name per file
+    remote: sanitizeForDisplay(result.name),
+    size: result.size,
+    transferred: result.transferred,
+    resumedFrom: result.resumedFrom,
+    seconds: result.seconds,
+    ...(result.sha256 ? { sha256: result.sha256 } : {}),
+    ...(result.skipped ? { skipped: true as const } : {}),
+  });
+  return result;
 }
 
 /**

@@ -156,7 +156,7 @@ export async function upload(
  * Whether the local file changed since `before` was taken: its size or modification time
  * (through the open handle), or what its path leads to (device and inode).
  */
-async function sourceChanged(
+export async function sourceChanged(
   file: Deno.FsFile,
   path: string,
   before: Deno.FileInfo,

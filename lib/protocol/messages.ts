@@ -71,6 +71,12 @@ export interface PutRequest {
    * the wire and `true` when absent, as before it existed.
    */
   verify?: boolean;
+  /**
+   * The data follows at once, from byte 0, without `put-ready` and `put-start` (optional, default
+   * false): for small files, so that several uploads are on the wire at once. No resume is offered;
+   * a refused upload's data is read and dropped before the `error` answer.
+   */
+  stream?: boolean;
 }
 /** Client to server: start sending upload bytes at `offset` (0, or the offset the server offered). */
 export interface PutStart {
@@ -257,6 +263,7 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         force: bool(fields, "force"),
         ifIdentical: fields.ifIdentical === undefined ? "" : sha256Hex(fields, "ifIdentical", true),
         verify: fields.verify === undefined ? true : bool(fields, "verify"),
+        ...(fields.stream === undefined ? {} : { stream: bool(fields, "stream") }),
       };
     case "put-start":
       return { t: "put-start", offset: int(fields, "offset") };

@@ -12,7 +12,7 @@ import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { CommitOptions, FileStore, PendingFile } from "../../store/store.ts";
 import { BodyWriteError, receiveBody } from "../../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../../transfer/hashing.ts";
-import { hashFrom, offerKeptPrefix } from "../../transfer/resume.ts";
+import { hashFrom, type KeptPrefix, NOTHING_KEPT, offerKeptPrefix } from "../../transfer/resume.ts";
 import type { RequestContext } from "../context.ts";
 import { describe, replyFor, RequestError } from "../replies.ts";
 import { uploadTarget } from "../upload_target.ts";
@@ -23,6 +23,44 @@ import { WireError } from "../../protocol/wire_errors.ts";
  * `put-done` with `skipped` at once when the target already holds these bytes.
  */
 export async function put(request: PutRequest, context: RequestContext): Promise<void> {
+  let relative: string;
+  try {
+    relative = await admit(request, context);
+  } catch (error) {
+    // A streamed upload's bytes are already on their way: read past them, then refuse.
+    if (request.stream) await skipStreamedBody(request, context);
+    throw error;
+  }
+  if (relative === ALREADY_THERE) return;
+  const uploads = context.uploadsInProgress;
+  uploads.add(relative);
+  try {
+    const upload = new Upload(
+      await context.store.beginUpload(relative).catch(async (error) => {
+        if (request.stream) await skipStreamedBody(request, context);
+        throw error;
+      }),
+    );
+    try {
+      await receive(request, upload, relative, context);
+    } finally {
+      await upload.end(context.shuttingDown);
+    }
+  } finally {
+    // Released only now: the next upload of this name must not meet a file being removed.
+    uploads.delete(relative);
+  }
+}
+
+/** What {@link admit} answers for an upload that found its bytes already in place. */
+const ALREADY_THERE = "";
+
+/**
+ * The checks before an upload takes its target: rights, size, the target's place and what is
+ * there. Returns the target's remote path, or {@link ALREADY_THERE} once a re-run was answered as
+ * done with nothing moved.
+ */
+async function admit(request: PutRequest, context: RequestContext): Promise<string> {
   const { rights } = context;
   rights.requireWriting();
   rights.requireReplacing(request.force);
@@ -33,26 +71,38 @@ export async function put(request: PutRequest, context: RequestContext): Promise
     request.dir,
     request.name,
   );
-  if (await alreadyThere(request, relative, context)) return;
+  if (await alreadyThere(request, relative, context)) return ALREADY_THERE;
   await checkTarget(context.store, relative, request.force);
-  const uploads = context.uploadsInProgress;
-  if (uploads.has(relative)) {
+  if (context.uploadsInProgress.has(relative)) {
     throw new RequestError(
       "busy",
       `${sanitizeForDisplay(relative)} is being uploaded by another client`,
     );
   }
-  uploads.add(relative);
-  try {
-    const upload = new Upload(await context.store.beginUpload(relative));
-    try {
-      await receive(request, upload, relative, context);
-    } finally {
-      await upload.end(context.shuttingDown);
+  return relative;
+}
+
+/**
+ * Reads and drops the data of a streamed upload that will not be kept, up to its `put-end` or
+ * `put-cancel`: the conversation then goes on with the next request. More data than announced,
+ * or anything else, is a protocol violation.
+ */
+async function skipStreamedBody(request: PutRequest, context: RequestContext): Promise<void> {
+  let received = 0;
+  while (true) {
+    const record = await context.channel.reader.next();
+    context.deadline.stall();
+    if (record.type === RecordType.data) {
+      received += record.payload.length;
+      if (received > request.size) {
+        throw new ProtocolError(`Upload sent more than the ${request.size} bytes announced`);
+      }
+      continue;
     }
-  } finally {
-    // Released only now: the next upload of this name must not meet a file being removed.
-    uploads.delete(relative);
+    if (record.type !== RecordType.control) throw new ProtocolError("Upload ended early");
+    const end = decodeClientMessage(record.payload);
+    if (end.t === "put-end" || end.t === "put-cancel") return;
+    throw new ProtocolError("Expected put-end");
   }
 }
 
@@ -107,22 +157,8 @@ async function receive(
   const { send, deadline } = context;
   const { reader } = context.channel;
   const partial = upload.partial;
-  deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
-  const kept = await offerKeptPrefix(
-    partial.size,
-    (length) => partial.hashPrefix(length),
-    request.size,
-  );
-  await send({ t: "put-ready", offset: kept.offset, prefixSha256: kept.sha256 });
-  // The client hashes as many bytes of its file before it answers.
-  deadline.stall(hashAllowanceMs(kept.offset));
-  const start = await reader.next();
-  if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
-  const message = decodeClientMessage(start.payload);
-  if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== kept.offset)) {
-    throw new ProtocolError("Expected put-start at 0 or at the offered offset");
-  }
-  const offset = message.offset;
+  const kept = request.stream ? NOTHING_KEPT : await offerResume(request, partial, context);
+  const offset = request.stream ? 0 : await startOffset(kept, context);
   const hash = request.verify ? hashFrom(kept, offset) : undefined;
   await partial.truncate(offset);
   let end: PutEnd;
@@ -164,6 +200,35 @@ async function receive(
     `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
       (offset ? ` (resumed at ${offset})` : ""),
   );
+}
+
+/** Offers the kept bytes of a cut upload (`put-ready`) for a resume. */
+async function offerResume(
+  request: PutRequest,
+  partial: PendingFile,
+  context: RequestContext,
+): Promise<KeptPrefix> {
+  context.deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
+  const kept = await offerKeptPrefix(
+    partial.size,
+    (length) => partial.hashPrefix(length),
+    request.size,
+  );
+  await context.send({ t: "put-ready", offset: kept.offset, prefixSha256: kept.sha256 });
+  // The client hashes as many bytes of its file before it answers.
+  context.deadline.stall(hashAllowanceMs(kept.offset));
+  return kept;
+}
+
+/** The client's `put-start`: 0, or the offset offered in `kept`. */
+async function startOffset(kept: KeptPrefix, context: RequestContext): Promise<number> {
+  const start = await context.channel.reader.next();
+  if (start.type !== RecordType.control) throw new ProtocolError("Expected put-start");
+  const message = decodeClientMessage(start.payload);
+  if (message.t !== "put-start" || (message.offset !== 0 && message.offset !== kept.offset)) {
+    throw new ProtocolError("Expected put-start at 0 or at the offered offset");
+  }
+  return message.offset;
 }
 
 /**
@@ -224,6 +289,7 @@ async function alreadyThere(
   const sha256 = peekHex(await hashFilePrefix(file, request.size));
   context.deadline.stall();
   if (sha256 !== request.ifIdentical) return false;
+  if (request.stream) await skipStreamedBody(request, context);
   await context.send({ t: "put-done", name: relative, size: request.size, sha256, skipped: true });
   context.log(`put ${sanitizeForDisplay(relative)}: already complete, nothing moved`);
   return true;

@@ -1,0 +1,123 @@
+/**
+ * Streamed uploads: for small files, `put` with `stream` sends the data right behind the request,
+ * with no `put-ready`/`put-start` round trip and no resume (there is little to resume), so that a
+ * folder upload keeps several files on the wire at once. {@link sendStreamedUpload} sends one
+ * whole file; {@link receiveStreamedUpload} reads its answer, in the order the files were sent.
+ *
+ * @module
+ */
+import { ChangedError, PathError, ProtocolError, UsageError } from "../errors.ts";
+import { RecordType } from "../protocol/framing.ts";
+import { encodeMessage } from "../protocol/messages.ts";
+import { parseRemotePath } from "../protocol/remote_path.ts";
+import { type RecordWriter, sendBody } from "../transfer/body.ts";
+import { newSha256 } from "../transfer/hashing.ts";
+import type { ClientConversation } from "./conversation.ts";
+import type { TransferOptions, TransferResult } from "./types.ts";
+import { sourceChanged } from "./upload.ts";
+
+/**
+ * Files up to this size are streamed in a folder upload; larger ones take the resumable path (a
+ * cut one resumes from its kept bytes; a streamed one is simply sent again).
+ */
+export const STREAMED_UPLOAD_MAX_BYTES = 64 * 1024;
+
+/** A streamed upload sent (see {@link sendStreamedUpload}), whose answer is still to be read. */
+export interface SentUpload {
+  /** The local file. */
+  readonly localPath: string;
+  /** Its size when sent. */
+  readonly size: number;
+  /** The file changed while it was sent: it was withdrawn with `put-cancel`. */
+  readonly withdrawn: boolean;
+  /** When sending started (`performance.now()`). */
+  readonly started: number;
+}
+
+/**
+ * Sends `put` with `stream`, the whole file and `put-end` (or `put-cancel` when the file changed
+ * meanwhile) without waiting for an answer. Permission: read on `localPath`.
+ */
+export async function sendStreamedUpload(
+  conversation: ClientConversation,
+  localPath: string,
+  remoteDir: string,
+  name: string,
+  options: TransferOptions = {},
+): Promise<SentUpload> {
+  parseRemotePath(remoteDir);
+  if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
+  const started = performance.now();
+  using file = await Deno.open(localPath, { read: true });
+  const info = await file.stat();
+  if (!info.isFile) throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
+  const size = info.size;
+  await conversation.send({
+    t: "put",
+    dir: remoteDir,
+    name,
+    size,
+    mode: (info.mode ?? 0o644) & 0o777,
+    mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+    force: options.force ?? false,
+    ifIdentical: "",
+    verify: options.verify ?? false,
+    stream: true,
+  });
+  options.onStart?.({ size, offset: 0 });
+  const writer: RecordWriter = {
+    write: (type, payload) =>
+      conversation.writer.write(type, payload).catch((error) => {
+        throw conversation.explain(error);
+      }),
+  };
+  const hash = options.verify ? newSha256() : undefined;
+  const sent = await sendBody({
+    source: file,
+    length: size,
+    writer,
+    hash,
+    onSent: (sent) => {
+      conversation.touch();
+      options.onProgress?.({ bytes: sent, size });
+    },
+  });
+  // The server waits for exactly `size` bytes: a file that shrank is made up with nothing but a
+  // cancel, which the server reads as the end of this upload.
+  const withdrawn = sent < size || await sourceChanged(file, localPath, info);
+  const end = withdrawn
+    ? { t: "put-cancel" as const }
+    : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
+  await writer.write(RecordType.control, encodeMessage(end));
+  return { localPath, size, withdrawn, started };
+}
+
+/**
+ * Reads the answer to a {@link sendStreamedUpload}: the result, or the server's refusal as a
+ * `RemoteError` (`exists` for a target already there, say); a withdrawn file is a
+ * `ChangedError`.
+ */
+export async function receiveStreamedUpload(
+  conversation: ClientConversation,
+  sent: SentUpload,
+): Promise<TransferResult> {
+  await conversation.writer.flush();
+  const record = await conversation.next();
+  if (sent.withdrawn) {
+    // The record read above is the server's `changed` refusal of the cancel: read, not shown.
+    throw new ChangedError(
+      `${sent.localPath} changed while it was being sent: nothing was kept; run the command again`,
+    );
+  }
+  const done = conversation.decode(record);
+  if (done.t !== "put-done") throw new ProtocolError(`Expected "put-done", got "${done.t}"`);
+  return {
+    name: done.name,
+    size: sent.size,
+    resumedFrom: done.skipped ? sent.size : 0,
+    transferred: done.skipped ? 0 : sent.size,
+    sha256: done.sha256,
+    seconds: (performance.now() - sent.started) / 1000,
+    ...(done.skipped ? { skipped: true as const } : {}),
+  };
+}
