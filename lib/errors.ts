@@ -42,6 +42,12 @@ export class PathError extends FerryError {
   override readonly code: string = "invalid-path";
 }
 
+/** A file was asked for where a folder is (a `get` of a folder: the client then lists it). */
+export class IsFolderError extends PathError {
+  /** Always `is-dir`. */
+  override readonly code: string = "is-dir";
+}
+
 /** A path names nothing. */
 export class NotFoundError extends FerryError {
   /** Always `not-found`. */

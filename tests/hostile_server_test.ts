@@ -9,7 +9,7 @@ import { MAX_LISTING_ENTRIES } from "../lib/protocol/constants.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError, ProtocolError, RemoteError } from "../lib/errors.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
-import { decodeClientMessage, type ServerMessage } from "../lib/protocol/messages.ts";
+import { decodeClientMessage } from "../lib/protocol/messages.ts";
 import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import { tempDir } from "./_helpers.ts";
 import { fakeServer } from "./_fake_server.ts";

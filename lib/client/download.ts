@@ -73,7 +73,7 @@ export async function requestDownload(
   validateName(name);
   parseRemotePath(remotePath);
   const target = join(localDir, name);
-  if (!options.force && await lstatOrNull(target) !== null) {
+  if (!options.force && !options.targetAbsent && await lstatOrNull(target) !== null) {
     throw new ExistsError(
       `${sanitizeForDisplay(target)} already exists: use --force to replace it`,
     );

@@ -236,8 +236,16 @@ class DownloadPipeline {
     this.#results.push(result);
   }
 
-  /** Asks for `remotePath` into `localDir/name`; reads the oldest answer when the window is full. */
-  async request(remotePath: string, localDir: string, name: string): Promise<void> {
+  /**
+   * Asks for `remotePath` into `localDir/name` (`absent`: no local file has that name, as just
+   * seen); reads the oldest answer when the window is full.
+   */
+  async request(
+    remotePath: string,
+    localDir: string,
+    name: string,
+    absent: boolean,
+  ): Promise<void> {
     const shown = sanitizeForDisplay(remotePath);
     const index = this.#results.length;
     this.#results.length++;
@@ -245,7 +253,7 @@ class DownloadPipeline {
       remotePath,
       localDir,
       name,
-      fileOptions(shown, this.#options),
+      { ...fileOptions(shown, this.#options), targetAbsent: absent },
     );
     this.#inFlight.push({ requested, shown, index });
     if (this.#inFlight.length >= REQUESTS_IN_FLIGHT) await this.#receiveOldest();
@@ -297,8 +305,19 @@ async function downloadFolder(
   }
   await ensureLocalFolder(options.outputDir, [name]);
   options.onEvent?.({ event: "mkdir", direction: "get", name: sanitizeForDisplay(name) });
-  // Each local folder is made (and checked) once, then found here by its remote relative path.
+  // Each local folder is made (and checked) once, then found here by its remote relative path;
+  // what it held is read once too, instead of looking up every file's name.
   const folders = new Map<string, string>([["", join(options.outputDir, name)]]);
+  const listed = new Map<string, Set<string>>();
+  const namesIn = async (folder: string): Promise<Set<string>> => {
+    let names = listed.get(folder);
+    if (names === undefined) {
+      names = new Set();
+      for await (const entry of Deno.readDir(folder)) names.add(entry.name);
+      listed.set(folder, names);
+    }
+    return names;
+  };
   const pipeline = new DownloadPipeline(client, options);
   try {
     for (const entry of entries) {
@@ -320,7 +339,8 @@ async function downloadFolder(
       const folder = folders.get(components.join("/")) ??
         await ensureLocalFolder(options.outputDir, [name, ...components]);
       const path = [...remoteRoot, ...components, fileName].join("/");
-      if (!options.force && await lstatOrNull(join(folder, fileName)) !== null) {
+      const present = await namesIn(folder);
+      if (!options.force && present.has(fileName)) {
         // A file already there (a re-run): compared on its own, once the answers in flight are in.
         await pipeline.drain();
         const skipped = await skipIfIdentical(
@@ -335,7 +355,7 @@ async function downloadFolder(
           continue;
         }
       }
-      await pipeline.request(path, folder, fileName);
+      await pipeline.request(path, folder, fileName, !present.has(fileName));
     }
     await pipeline.drain();
   } catch (error) {

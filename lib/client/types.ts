@@ -44,6 +44,11 @@ export interface TransferOptions {
    * not change are what vouch for the bytes.
    */
   verify?: boolean;
+  /**
+   * For downloads: the caller has just seen that no local file has the target's name, so it is
+   * not looked up again (the commit still refuses, atomically, a file that took the name since).
+   */
+  targetAbsent?: boolean;
   /** Called with the number of bytes present so far (at most every chunk). */
   onProgress?: (progress: Progress) => void;
   /** Called once the size and starting offset are known. */

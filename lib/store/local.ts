@@ -13,8 +13,8 @@
  */
 import { join } from "node:path/posix";
 import { lstatOrNull } from "../_fs.ts";
-import { ExistsError, NotFoundError, PathError } from "../errors.ts";
-import { MAX_PATH_BYTES, parseRemotePath } from "../protocol/remote_path.ts";
+import { ExistsError, IsFolderError, NotFoundError, PathError } from "../errors.ts";
+import { MAX_PATH_BYTES, parseRemotePath, sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { LocalStoredFile } from "./_local_file.ts";
 import { fileId, isMissing, notFound, quote, realPathOfLocal, utf8Length } from "./_local_paths.ts";
 import { LocalRoot } from "./_local_root.ts";
@@ -136,7 +136,7 @@ export class LocalStore implements FileStore {
   async openRead(path: string): Promise<StoredFile> {
     const resolved = await this.#root.resolve(parseRemotePath(path), path);
     if (resolved.info.type !== "file") {
-      throw new PathError(`Cannot read ${quote(path)}: it is a folder`);
+      throw new IsFolderError(`${sanitizeForDisplay(path)} is a folder`);
     }
     let file: LocalStoredFile | null;
     try {

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { ExistsError, NotFoundError, PathError } from "../errors.ts";
+import { ExistsError, IsFolderError, NotFoundError, PathError } from "../errors.ts";
 import { MAX_PATH_BYTES, parseRemotePath, sanitizeForDisplay } from "../protocol/remote_path.ts";
 import {
   describe,
@@ -128,7 +128,7 @@ export class MemoryStore implements FileStore {
     return settle(() => {
       const components = parseRemotePath(path);
       const node = this.#lookup(components, path);
-      if (node.kind !== "file") throw new PathError(`Cannot read ${quote(path)}: it is a folder`);
+      if (node.kind !== "file") throw new IsFolderError(`${sanitizeForDisplay(path)} is a folder`);
       const current = () => {
         try {
           return this.#lookup(components, path);

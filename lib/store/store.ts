@@ -104,7 +104,7 @@ export interface FileStore {
    * POSIX path relative to `path`; linked folders are not entered. `PathError` for a file.
    */
   walk(path: string): AsyncIterable<EntryInfo & { path: string }>;
-  /** Opens the regular file at `path` for reading; `PathError` for a folder. */
+  /** Opens the regular file at `path` for reading; `IsFolderError` (a `PathError`) for a folder. */
   openRead(path: string): Promise<StoredFile>;
   /**
    * The regular file at `path` itself, opened for reading, if there is one: a link is not

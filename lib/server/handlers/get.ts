@@ -17,11 +17,8 @@ export async function get(request: GetRequest, context: RequestContext): Promise
   context.rights.requireReading();
   const { store, send, deadline } = context;
   const { writer } = context.channel;
-  const info = await store.resolve(request.path);
-  if (info.type === "dir") {
-    throw new RequestError("is-dir", `${sanitizeForDisplay(request.path)} is a folder`);
-  }
-  const file = await store.openRead(request.path);
+  const file = await store.openRead(request.path); // a folder: `is-dir`, and the client lists it
+  const info = file.info;
   try {
     const size = file.info.size;
     deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
