@@ -66,8 +66,15 @@ export interface RequestContext {
   readonly store: FileStore;
   /** The secure channel (for the records of a transfer). */
   readonly channel: SecureChannel;
-  /** Sends one control message. */
+  /** Sends one control message (after the answers of earlier requests, see {@link defer}). */
   send(message: ServerMessage): Promise<void>;
+  /**
+   * Lets this request finish side by side with the next ones: `finish` starts at once (a commit
+   * that flushes to disk, say) and sends the request's answer with the `send` it is given, which
+   * waits until every earlier answer is out; so answers keep the order of the requests, while
+   * the disk shares the flushes of several files. `finish` answers however it ends.
+   */
+  defer(finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>): Promise<void>;
   /** What this session may do. */
   readonly rights: Rights;
   /** Prepended to the first component of every upload's name. */

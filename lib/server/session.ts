@@ -44,6 +44,9 @@ export type SessionState =
   | { name: "stopping" }
   | { name: "closed"; reason: string | undefined };
 
+/** Requests of one session that may finish side by side (commits of streamed uploads). */
+const DEFERRED_AT_ONCE = 32;
+
 /** One client connection. Create it, then {@link run} or {@link refuse} it. */
 export class Session {
   /** Settles when the connection is closed and its request, if any, has ended. */
@@ -56,6 +59,10 @@ export class Session {
   #resolveFinished!: () => void;
   /** The secret this session authenticated with, once it has. */
   #secret: Uint8Array | undefined;
+  /** Settles once every request that finishes later (a commit) has sent its answer. */
+  #finishing: Promise<void> = Promise.resolve();
+  /** Requests finishing later now. */
+  #deferred = 0;
 
   /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
   constructor(socket: Socket, peer: Peer, context: ServerContext) {
@@ -138,6 +145,7 @@ export class Session {
     } catch (error) {
       this.#log(`closed: ${this.#closeReason() ?? describe(error)}`);
     } finally {
+      await this.#finishing; // requests that finish later (commits) end before the session does
       this.#close(undefined);
       this.#resolveFinished();
     }
@@ -145,8 +153,13 @@ export class Session {
 
   async #serve(channel: SecureChannel): Promise<void> {
     const { reader, writer } = channel;
-    const send = (message: ServerMessage) =>
+    const sendNow = (message: ServerMessage) =>
       writer.send(RecordType.control, encodeMessage(message));
+    // Every answer goes out after the answers of requests that finish later (see `defer`).
+    const send = async (message: ServerMessage) => {
+      await this.#finishing;
+      await sendNow(message);
+    };
     const rights = this.#context.rights;
     // Sent for the record; today's client does not read `maxUpload`.
     await send({
@@ -156,9 +169,10 @@ export class Session {
       maxUpload: rights.maxUpload ?? -1,
       idleTimeoutMs: this.#context.idleTimeoutMs,
     });
-    const context = this.#requestContext(channel, send);
+    const context = this.#requestContext(channel, send, sendNow);
     while (true) {
       if (this.#state.name === "stopping") {
+        await this.#finishing;
         await writer.end().catch(() => {});
         this.#log("closed: server shutting down");
         return;
@@ -168,6 +182,7 @@ export class Session {
       const record = await reader.next();
       this.#enter("busy");
       if (record.type === RecordType.end) {
+        await this.#finishing;
         await writer.end().catch(() => {});
         this.#log("closed by client");
         return;
@@ -194,12 +209,14 @@ export class Session {
   #requestContext(
     channel: SecureChannel,
     send: (message: ServerMessage) => Promise<void>,
+    sendNow: (message: ServerMessage) => Promise<void>,
   ): RequestContext {
     const server = this.#context;
     return {
       store: server.store,
       channel,
       send,
+      defer: (finish) => this.#defer(finish, sendNow),
       rights: server.rights,
       uploadPrefix: server.uploadPrefix,
       uploadsInProgress: server.uploadsInProgress,
@@ -212,6 +229,29 @@ export class Session {
       },
       log: (message) => this.#log(message),
     };
+  }
+
+  /**
+   * Lets a request finish side by side with the next ones (see `RequestContext.defer`): `finish`
+   * starts now, and its messages go out once every earlier answer has. At most
+   * {@link DEFERRED_AT_ONCE} run at once; past that, the request waits for them.
+   */
+  async #defer(
+    finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>,
+    sendNow: (message: ServerMessage) => Promise<void>,
+  ): Promise<void> {
+    const earlier = this.#finishing;
+    const inOrder = async (message: ServerMessage) => {
+      await earlier;
+      await sendNow(message);
+    };
+    this.#deferred++;
+    const done = finish(inOrder)
+      .catch((error) => this.#log(`closed: ${describe(error)}`))
+      .then(() => earlier)
+      .finally(() => this.#deferred--);
+    this.#finishing = done;
+    if (this.#deferred >= DEFERRED_AT_ONCE) await done;
   }
 
   /** Moves to `name`, unless the session is closed already or a stop is pending. */

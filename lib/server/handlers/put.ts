@@ -34,6 +34,9 @@ export async function put(request: PutRequest, context: RequestContext): Promise
   if (relative === ALREADY_THERE) return;
   const uploads = context.uploadsInProgress;
   uploads.add(relative);
+  // Once the bytes are verified, the commit (a flush to disk) and the answer are handed to
+  // `defer`, so the next streamed uploads are read while it runs; it then cleans up itself.
+  let handedOver = false;
   try {
     const upload = new Upload(
       await context.store.beginUpload(relative).catch(async (error) => {
@@ -42,13 +45,30 @@ export async function put(request: PutRequest, context: RequestContext): Promise
       }),
     );
     try {
-      await receive(request, upload, relative, context);
+      const { sha256, offset } = await receive(request, upload, relative, context);
+      handedOver = true;
+      await context.defer(async (send) => {
+        try {
+          await commit(upload, request, relative);
+          await send({ t: "put-done", name: relative, size: request.size, sha256 });
+          context.log(
+            `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
+              (offset ? ` (resumed at ${offset})` : ""),
+          );
+        } catch (error) {
+          context.log(`put refused: ${describe(error)}`);
+          await send(replyFor(error));
+        } finally {
+          await upload.end(context.shuttingDown);
+          uploads.delete(relative);
+        }
+      });
     } finally {
-      await upload.end(context.shuttingDown);
+      if (!handedOver) await upload.end(context.shuttingDown);
     }
   } finally {
     // Released only now: the next upload of this name must not meet a file being removed.
-    uploads.delete(relative);
+    if (!handedOver) uploads.delete(relative);
   }
 }
 
@@ -148,12 +168,16 @@ class Upload {
   }
 }
 
+/**
+ * Receives an upload's bytes into its partial file and checks them; returns what the answer
+ * needs. The commit is the caller's.
+ */
 async function receive(
   request: PutRequest,
   upload: Upload,
   relative: string,
   context: RequestContext,
-): Promise<void> {
+): Promise<{ sha256: string; offset: number }> {
   const { send, deadline } = context;
   const { reader } = context.channel;
   const partial = upload.partial;
@@ -194,12 +218,7 @@ async function receive(
       ? new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept")
       : new ProtocolError("A SHA-256 in put-end that was not announced with verify");
   }
-  await commit(upload, request, relative);
-  await send({ t: "put-done", name: relative, size: request.size, sha256 });
-  context.log(
-    `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
-      (offset ? ` (resumed at ${offset})` : ""),
-  );
+  return { sha256, offset };
 }
 
 /** Offers the kept bytes of a cut upload (`put-ready`) for a resume. */
