@@ -186,3 +186,28 @@ Deno.test("hostile server: fewer bytes than announced, or an offset nobody asked
   await assert.rejects(() => Deno.lstat(join(out.path, "x.bin")), Deno.errors.NotFound);
   await assert.rejects(() => Deno.lstat(join(out.path, "y.bin")), Deno.errors.NotFound);
 });
+
+Deno.test("hostile server: empty data records forever are no progress: the download is ended as stalled", async () => {
+  const secret = codeSecret(generateCode());
+  await using server = fakeServer(secret, async ({ reader, writer }, send) => {
+    const request = decodeClientMessage((await reader.next()).payload);
+    assert.equal(request.t, "get");
+    await send({ t: "file", size: 10, mtime: 0, mode: 0o644, offset: 0 });
+    const until = performance.now() + 10_000;
+    while (performance.now() < until) {
+      await writer.send(RecordType.data, new Uint8Array(0));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+  });
+  await using out = await tempDir();
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret,
+    idleTimeoutMs: 400,
+  });
+  await assert.rejects(
+    () => client.download("x.bin", out.path, "x.bin"),
+    (error) => error instanceof ConnectionError && /stopped responding/.test(error.message),
+  );
+});

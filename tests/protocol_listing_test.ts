@@ -259,3 +259,39 @@ Deno.test("`readListing()` stopped early leaves an error met while dropping for 
   for await (const _ of readListing(reader.next)) break;
   assert.equal(reader.calls, 2);
 });
+
+Deno.test("hostile server: `readListing()` caps a listing by the bytes of its names, not only entries", async () => {
+  const longName = `${"d".repeat(200)}/`.repeat(19); // a valid path of about 3.8 KB
+  let sent = 0;
+  const next = () => {
+    sent++;
+    const entries = Array.from({ length: 16 }, (_, index) => file(`${longName}${sent}-${index}`));
+    return Promise.resolve({ t: "listing" as const, entries, done: false });
+  };
+  await assert.rejects(
+    async () => {
+      for await (const _ of readListing(next, { maxNameUnits: 1_000_000 })) {
+        // read on
+      }
+    },
+    (error) => error instanceof ProtocolError && /characters of names/.test(error.message),
+  );
+  assert.ok(sent < 20, `stopped after ${sent} batches of 64 KB, not at a million entries`);
+});
+
+Deno.test("hostile server: endless empty listing batches count toward the cap", async () => {
+  let sent = 0;
+  const next = () => {
+    sent++;
+    return Promise.resolve({ t: "listing" as const, entries: [], done: false });
+  };
+  await assert.rejects(
+    async () => {
+      for await (const _ of readListing(next, { maxEntries: 1000 })) {
+        // read on
+      }
+    },
+    (error) => error instanceof ProtocolError && /more than 1000 entries/.test(error.message),
+  );
+  assert.equal(sent, 1001);
+});

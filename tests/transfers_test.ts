@@ -461,7 +461,7 @@ async function makeTree(root: string): Promise<void> {
     ["bin/run.sh", 200, 0o755],
     ["nested/big.bin", MiB + 512 * KiB + 3, 0o640],
     ["nested/deeper/deepest/data.bin", 2 * CHUNK + 3, 0o644],
-    ["nested/deeper/chunk.bin", CHUNK, 0o444],
+    ["nested/deeper/chunk.bin", CHUNK, 0o604], // uploads are kept owner-read-writable: 0o6xx
   ];
   await Deno.mkdir(join(root, "empty"), { recursive: true });
   await Deno.mkdir(join(root, "nested/deeper/also-empty"), { recursive: true });

@@ -74,3 +74,29 @@ Deno.test("a folder upload leaves out the connection code and partial files insi
   }
   assert.deepEqual(names, ["notes.txt"]);
 });
+
+Deno.test("an upload sent with mode 000 is stored owner-readable and writable, and downloads again", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  await using out = await tempDir();
+  const source = join(local.path, "locked.txt");
+  await Deno.writeTextFile(source, "mine");
+  await Deno.chmod(source, 0o000);
+  await using serve = await startServe(served.path);
+  const put = await runFerry(["put", serve.address, source, "--code-file", serve.codeFile]);
+  // (As root the client can read its own mode-000 file; elsewhere the put itself is refused.)
+  if (put.code !== 0) return assert.match(put.stderr, /ermission/);
+  const stored = await Deno.stat(join(served.path, "uploaded_locked.txt"));
+  assert.equal((stored.mode ?? 0) & 0o600, 0o600);
+  const get = await runFerry([
+    "get",
+    serve.address,
+    "uploaded_locked.txt",
+    "-o",
+    out.path,
+    "--code-file",
+    serve.codeFile,
+  ]);
+  assert.equal(get.code, 0, get.stderr);
+  assert.equal(await Deno.readTextFile(join(out.path, "uploaded_locked.txt")), "mine");
+});

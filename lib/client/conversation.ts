@@ -39,6 +39,10 @@ export class ClientConversation {
   #serverIdleTimeoutMs: number | undefined;
   #watchdog: Watchdog;
   #stalled = false;
+  /** When the server last made progress (`performance.now()`): a stall is measured from it. */
+  #progressAt = performance.now();
+  /** {@link #progressAt} before the last record, for a message that turns out to be empty. */
+  #progressBefore = this.#progressAt;
 
   /**
    * @param idleTimeoutMs The server is hung up on when a reply does not come this long.
@@ -62,10 +66,12 @@ export class ClientConversation {
   /** Sends one control message. */
   async send(message: ClientMessage): Promise<void> {
     await this.#channel.writer.send(RecordType.control, encodeMessage(message));
+    this.#waitFromNow();
   }
 
   /** Restarts the stall deadline while data is being sent: a dead server is noticed. */
   touch(): void {
+    this.#waitFromNow();
     this.#watchdog.arm(this.#idleTimeoutMs, "stalled");
   }
 
@@ -83,7 +89,10 @@ export class ClientConversation {
    * end record means the server left: {@link ConnectionError}.
    */
   async next(extraMs = 0): Promise<ReceivedRecord> {
-    this.#watchdog.arm(this.#idleTimeoutMs + extraMs, "stalled");
+    // Measured from the last progress, not the last record: a server that sends empty records
+    // (or empty listing batches) forever is a stalled server.
+    const sinceProgress = performance.now() - this.#progressAt;
+    this.#watchdog.arm(Math.max(0, this.#idleTimeoutMs + extraMs - sinceProgress), "stalled");
     let record: ReceivedRecord;
     try {
       record = await this.#channel.reader.next();
@@ -96,7 +105,19 @@ export class ClientConversation {
     if (record.type === RecordType.end) {
       throw new ConnectionError("The server closed the connection");
     }
+    this.#progressBefore = this.#progressAt;
+    if (record.type !== RecordType.data || record.payload.length > 0) {
+      this.#progressAt = performance.now();
+    }
     return record;
+  }
+
+  /**
+   * Marks the start of a wait for a reply: the stall deadline then runs from now. Called when a
+   * request goes out (the server's silence before it is no stall).
+   */
+  #waitFromNow(): void {
+    this.#progressAt = performance.now();
   }
 
   /**
@@ -108,6 +129,9 @@ export class ClientConversation {
       throw new ProtocolError("Unexpected data from the server");
     }
     const message = decodeServerMessage(record.payload);
+    if (message.t === "listing" && message.entries.length === 0 && !message.done) {
+      this.#progressAt = this.#progressBefore; // an empty batch that is not the last moves nothing
+    }
     if (message.t === "error") {
       throw new RemoteError(message.code, sanitizeForDisplay(message.message));
     }

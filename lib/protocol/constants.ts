@@ -26,3 +26,10 @@ export const LISTING_BATCH_BYTES = 32 * 1024;
 
 /** A listing longer than this is refused: a hostile server cannot fill the client's memory. */
 export const MAX_LISTING_ENTRIES = 1_000_000;
+
+/**
+ * A listing whose names add up to more than this many UTF-16 code units is refused: a hostile
+ * server cannot fill the client's memory with a million long names either (about 4 GB of 4 KB
+ * names). 64 Mi code units: room for a million paths of 64 characters.
+ */
+export const MAX_LISTING_NAME_UNITS = 64 * 1024 * 1024;

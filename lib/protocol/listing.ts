@@ -34,7 +34,12 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-import { LISTING_BATCH_BYTES, MAX_LISTING_BATCH, MAX_LISTING_ENTRIES } from "./constants.ts";
+import {
+  LISTING_BATCH_BYTES,
+  MAX_LISTING_BATCH,
+  MAX_LISTING_ENTRIES,
+  MAX_LISTING_NAME_UNITS,
+} from "./constants.ts";
 import type { ListEntry, Listing } from "./messages.ts";
 import { parseRemotePath } from "./remote_path.ts";
 
@@ -99,12 +104,16 @@ export async function sendListing(
 export interface ReadListingOptions {
   /** The most entries accepted in all (default {@link MAX_LISTING_ENTRIES}). */
   maxEntries?: number;
+  /** The most UTF-16 code units of names accepted in all (default {@link MAX_LISTING_NAME_UNITS}). */
+  maxNameUnits?: number;
 }
 
 /**
  * The entries of one listing, batch by batch as the server sent them; `next` returns the next
  * `listing` message (and throws on anything else, such as an `error` reply). Throws
- * {@link ProtocolError} once the listing exceeds `maxEntries`, and `PathError` for an entry name
+ * {@link ProtocolError} once the listing exceeds `maxEntries` (a batch that is not the last and
+ * holds no entry counts as one, so endless empty batches end too) or its names exceed
+ * `maxNameUnits` in all, and `PathError` for an entry name
  * that is not a valid remote path (`""`, the listed file itself, is allowed). The size of each
  * batch is the message decoder's to check.
  *
@@ -118,13 +127,21 @@ export async function* readListing(
   options: ReadListingOptions = {},
 ): AsyncGenerator<ListEntry[]> {
   const maxEntries = options.maxEntries ?? MAX_LISTING_ENTRIES;
+  const maxNameUnits = options.maxNameUnits ?? MAX_LISTING_NAME_UNITS;
   let count = 0;
+  let nameUnits = 0;
   let done = false;
   const nextBatch = async (): Promise<ListEntry[]> => {
     const batch = await next();
-    count += batch.entries.length;
+    count += batch.entries.length === 0 && !batch.done ? 1 : batch.entries.length;
     if (count > maxEntries) {
       throw new ProtocolError(`The server listed more than ${maxEntries} entries`);
+    }
+    for (const entry of batch.entries) nameUnits += entry.name.length;
+    if (nameUnits > maxNameUnits) {
+      throw new ProtocolError(
+        `The server's listing holds more than ${maxNameUnits} characters of names`,
+      );
     }
     done = batch.done;
     return batch.entries;

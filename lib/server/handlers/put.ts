@@ -269,7 +269,13 @@ function putEnd(record: ReceivedRecord): PutEnd {
 
 /** Gives the verified bytes their name; replies name the target relative to the served folder. */
 async function commit(upload: Upload, request: PutRequest, relative: string): Promise<void> {
-  const options: CommitOptions = { force: request.force, mode: request.mode, mtime: request.mtime };
+  // At least owner-readable and writable: an upload sent with mode 000 must not leave the server
+  // unable to read its own file (and every folder download of it failing).
+  const options: CommitOptions = {
+    force: request.force,
+    mode: (request.mode & 0o777) | 0o600,
+    mtime: request.mtime,
+  };
   try {
     await upload.partial.commit(options);
     upload.settle("committed");
