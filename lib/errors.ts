@@ -78,6 +78,23 @@ export class ConnectionError extends FerryError {
   override readonly code: string = "connection";
 }
 
+/**
+ * The server turned the connection away before the handshake, saying why: `status` is the hello's
+ * status byte (1 busy, 2 slow down after failed attempts, 3 shutting down).
+ */
+export class RefusedError extends ConnectionError {
+  /** The refusal's status byte (`RefusalStatus` in lib/protocol/handshake.ts). */
+  readonly status: number;
+  /** The server's reason, made printable. */
+  readonly reason: string;
+  /** A refusal with status byte `status` and the printable `reason`. */
+  constructor(status: number, reason: string) {
+    super(`The server refused the connection: ${reason}`);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
 /** The data received does not match the sender's SHA-256. */
 export class IntegrityError extends FerryError {
   /** Always `integrity`. */

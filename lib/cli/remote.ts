@@ -6,18 +6,55 @@
  * @module
  */
 import { FerryClient } from "../client/client.ts";
-import { PathError, UsageError } from "../errors.ts";
+import { PathError, RefusedError, UsageError } from "../errors.ts";
+import { RefusalStatus } from "../protocol/handshake.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { clientSecret, type HostPort } from "./common.ts";
-import type { OutputOptions } from "./output.ts";
+import { type OutputOptions, printError } from "./output.ts";
 
-/** Opens a session with `address`, with the code from `--code-file`, FERRY_CODE or the default file. */
+/** How often, and after how long, a busy server is asked again (seconds): about 14 s in all. */
+const BUSY_RETRY_SECONDS = [2, 4, 8];
+/** A server that asks to slow down for longer than this is not waited for. */
+const MAX_SLOW_DOWN_WAIT_SECONDS = 15;
+
+/**
+ * Opens a session with `address`, with the code from `--code-file`, FERRY_CODE or the default
+ * file. A server that is busy, or asks this address to slow down for a short while, is asked
+ * again a few times, each wait said on stderr ("server busy, retrying in 2 s"); a server shutting
+ * down, or one that keeps refusing, ends the command with its reason.
+ */
 export async function openClient(
   address: HostPort,
   codeFile: string | undefined,
+  wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
   const secret = await clientSecret(codeFile);
-  return await FerryClient.connect({ ...address, secret });
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await FerryClient.connect({ ...address, secret });
+    } catch (error) {
+      const seconds = retryAfter(error, attempt);
+      if (seconds === undefined) throw error;
+      const why = (error as RefusedError).status === RefusalStatus.busy
+        ? "server busy"
+        : "server asks to slow down";
+      printError(`ferry: ${why}, retrying in ${seconds} s`);
+      await wait(seconds);
+    }
+  }
+}
+
+/** How long to wait before asking again after `error` on attempt `attempt`, or no retry. */
+function retryAfter(error: unknown, attempt: number): number | undefined {
+  if (!(error instanceof RefusedError)) return undefined;
+  if (error.status === RefusalStatus.busy) return BUSY_RETRY_SECONDS[attempt];
+  if (error.status !== RefusalStatus.slowDown || attempt > 0) return undefined;
+  const asked = Number(/wait (\d+) s/.exec(error.reason)?.[1] ?? NaN);
+  return asked > 0 && asked <= MAX_SLOW_DOWN_WAIT_SECONDS ? asked : undefined;
+}
+
+function sleepSeconds(seconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 }
 
 /** Output options from the `--json` and `--quiet` flags. */

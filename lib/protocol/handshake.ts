@@ -16,7 +16,7 @@
  * @module
  */
 import { concatBytes } from "../deps.ts";
-import { AuthenticationError, ConnectionError, ProtocolError } from "../errors.ts";
+import { AuthenticationError, ConnectionError, ProtocolError, RefusedError } from "../errors.ts";
 import {
   confirmationTags,
   constantTimeEqual,
@@ -105,9 +105,7 @@ export async function clientHandshake(socket: Socket, prs: Uint8Array): Promise<
   if (status !== 0) {
     const length = (await expect(input, 1, "refusal reason"))[0]!;
     const reason = new TextDecoder().decode(await expect(input, length, "refusal reason"));
-    throw new ConnectionError(
-      `The server refused the connection: ${reason.replace(/[^\x20-\x7e]/g, "?")}`,
-    );
+    throw new RefusedError(status, reason.replace(/[^\x20-\x7e]/g, "?"));
   }
   if (version !== PROTOCOL_VERSION) {
     throw new ProtocolError(
