@@ -64,6 +64,8 @@
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
 export type { PenaltyOptions } from "./lib/server/penalty.ts";
+export type { RepeatedLogOptions } from "./lib/server/repeated_log.ts";
+export type { KeptPrefix } from "./lib/transfer/resume.ts";
 export type {
   CommitOptions,
   EntryInfo,
@@ -80,6 +82,8 @@ export type { ClientSocket, Dial } from "./lib/net/dial.ts";
 export type {
   ConnectOptions,
   Progress,
+  RequestedDownload,
+  SentUpload,
   TransferOptions,
   TransferResult,
 } from "./lib/client/client.ts";

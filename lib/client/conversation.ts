@@ -163,7 +163,8 @@ export class ClientConversation {
       KEEPALIVE_MIN_INTERVAL_MS,
       Math.min(KEEPALIVE_MAX_INTERVAL_MS, (this.#serverIdleTimeoutMs ?? Infinity) / 3),
     );
-    let sending: Promise<void> = Promise.resolve();
+    // One at once: the server's deadline has been running since its last answer.
+    let sending: Promise<void> = this.send({ t: "keepalive" }).catch(() => {});
     const timer = setInterval(() => {
       sending = sending.then(() => this.send({ t: "keepalive" })).catch(() => {});
     }, interval);

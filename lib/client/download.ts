@@ -15,9 +15,10 @@ import type { FileStart } from "../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { PartialFile } from "../store/partial_file.ts";
+import type { PendingFile } from "../store/store.ts";
 import { BodyWriteError, receiveBody } from "../transfer/body.ts";
 import { hashAllowanceMs, hashFilePrefix, peekHex } from "../transfer/hashing.ts";
-import { hashFrom, type KeptPrefix, offerKeptPrefix } from "../transfer/resume.ts";
+import { hashFrom, type KeptPrefix, NOTHING_KEPT, offerKeptPrefix } from "../transfer/resume.ts";
 import type { ClientConversation } from "./conversation.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 
@@ -50,7 +51,7 @@ export interface RequestedDownload {
   /** The options it was asked with. */
   readonly options: TransferOptions;
   /** Its partial file, open and locked. */
-  readonly partial: PartialFile;
+  readonly partial: PendingFile;
   /** The kept bytes offered for a resume. */
   readonly kept: KeptPrefix;
   /** When the request started (`performance.now()`). */
@@ -81,9 +82,11 @@ export async function requestDownload(
   const started = performance.now();
   const partial = await PartialFile.open(localDir, name);
   try {
-    const kept = await conversation.whileWorking(() =>
-      offerKeptPrefix(partial.size, (length) => partial.hashPrefix(length))
-    );
+    const kept = partial.size === 0
+      ? NOTHING_KEPT
+      : await conversation.whileWorking(() =>
+        offerKeptPrefix(partial.size, (length) => partial.hashPrefix(length))
+      );
     await conversation.send({
       t: "get",
       path: remotePath,

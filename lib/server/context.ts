@@ -16,6 +16,7 @@ import type {
 } from "../protocol/messages.ts";
 import type { FileStore } from "../store/store.ts";
 import type { PenaltyBox } from "./penalty.ts";
+import type { RepeatedLog } from "./repeated_log.ts";
 import type { Rights } from "./rights.ts";
 
 /** The settings and shared state of one running server, built by `startServer`. */
@@ -44,6 +45,8 @@ export interface ServerContext {
   shuttingDown: boolean;
   /** Receives one line per event. */
   log: (line: string) => void;
+  /** The same log, for events a stranger can repeat at will. */
+  repeatedLog: RepeatedLog;
 }
 
 /**

@@ -24,6 +24,7 @@ import { refreshCode } from "./code_refresh.ts";
 import type { ServerContext } from "./context.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
 import { describe } from "./replies.ts";
+import { RepeatedLog, type RepeatedLogOptions } from "./repeated_log.ts";
 import { Rights } from "./rights.ts";
 import { Session } from "./session.ts";
 
@@ -67,6 +68,11 @@ export interface ServerOptions {
   /** Receives one line per event; never given the code or key material. Default: stderr. */
   log?: (line: string) => void;
   /**
+   * How events a stranger can repeat (connections, refusals, failed handshakes) are limited in
+   * the log: per address and kind, `perWindow` lines per `windowMs`, then one line with the count.
+   */
+  repeatedLog?: Partial<RepeatedLogOptions>;
+  /**
    * Opens the listener connections come from (default {@link listenTcp}), given `hostname` and
    * `port`: a relay or a test can hand the server sockets from elsewhere.
    */
@@ -98,7 +104,10 @@ export class FerryServer {
       this.#codeTimer = setInterval(() => void this.#checkCode(), CODE_CHECK_INTERVAL_MS);
       Deno.unrefTimer(Number(this.#codeTimer));
     }
-    this.finished = this.#acceptLoop().finally(() => clearInterval(this.#codeTimer));
+    this.finished = this.#acceptLoop().finally(() => {
+      clearInterval(this.#codeTimer);
+      context.repeatedLog.close();
+    });
   }
 
   /**
@@ -133,6 +142,7 @@ export class FerryServer {
       uploadsInProgress: new Set(),
       shuttingDown: false,
       log,
+      repeatedLog: new RepeatedLog(log, options.repeatedLog),
     });
   }
 

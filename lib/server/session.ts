@@ -77,7 +77,7 @@ export class Session {
     status: typeof RefusalStatus[keyof typeof RefusalStatus],
     reason: string,
   ): Promise<void> {
-    this.#log(`refused: ${reason}`);
+    this.#logRepeatable("refused", `refused: ${reason}`, true);
     this.#arm(1000, "refusal not read");
     try {
       await sendRefusal(this.#socket, status, reason);
@@ -119,7 +119,6 @@ export class Session {
         );
         return;
       }
-      this.#log("connected");
       let channel: SecureChannel;
       this.#arm(this.#context.handshakeTimeoutMs, "handshake deadline passed");
       try {
@@ -132,14 +131,19 @@ export class Session {
         this.#secret = secret;
       } catch (error) {
         penalties.fail(address);
-        this.#log(
+        this.#logRepeatable(
+          "handshake failed",
           error instanceof AuthenticationError
             ? "authentication failed: wrong code"
             : `handshake failed: ${this.#closeReason() ?? describe(error)}`,
+          true,
         );
         return;
       }
       penalties.succeed(address);
+      // Logged once the handshake is through: a stranger's attempts are only its (limited)
+      // failure lines, so they cannot flood the log.
+      this.#log("connected");
       this.#log("authenticated");
       await this.#serve(channel);
     } catch (error) {
@@ -279,6 +283,19 @@ export class Session {
     } catch {
       // already closed
     }
+  }
+
+  /**
+   * Logs an event a stranger can cause at will, through the server's repeated-event limit (one
+   * line per address and kind per window once it repeats; see `repeated_log.ts`).
+   */
+  #logRepeatable(kind: string, message: string, failure = false): void {
+    this.#context.repeatedLog.event(
+      this.#peer.address,
+      kind,
+      `${new Date().toISOString()} ${this.#peer.label} ${message}`,
+      failure,
+    );
   }
 
   #log(message: string): void {
