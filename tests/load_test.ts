@@ -45,6 +45,8 @@ Deno.test("load: 300 garbage and 64 stalled connections do not disturb 16 honest
     // Every connection comes from 127.0.0.1: without this, the garbage would (rightly) get the
     // honest clients' shared address slowed down. Penalties have their own tests.
     penalty: { freeFailures: 1_000_000 },
+    // Each failure logged, so that the stalled ones can be counted (log_flood_test limits it).
+    repeatedLog: { perWindow: 1_000_000 },
   });
   const port = server.port;
 
