@@ -8,7 +8,12 @@
  */
 import { ChangedError, PathError, ProtocolError, RemoteError, UsageError } from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
-import { encodeMessage, type PutDone, type PutReady } from "../protocol/messages.ts";
+import {
+  encodeMessage,
+  type PutDone,
+  type PutReady,
+  type PutRequest,
+} from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { type RecordWriter, sendBody } from "../transfer/body.ts";
@@ -33,25 +38,12 @@ export async function upload(
   name: string,
   options: TransferOptions = {},
 ): Promise<TransferResult> {
-  parseRemotePath(remoteDir);
-  if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
   const started = performance.now();
-  using file = await Deno.open(localPath, { read: true });
+  using file = await openUploadSource(localPath, remoteDir, name);
   const info = await file.stat();
-  if (!info.isFile) throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
   const size = info.size;
   const request = (ifIdentical: string) =>
-    conversation.send({
-      t: "put",
-      dir: remoteDir,
-      name,
-      size,
-      mode: (info.mode ?? 0o644) & 0o777,
-      mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
-      force: options.force ?? false,
-      ifIdentical,
-      verify: options.verify ?? false,
-    });
+    conversation.send(putRequest(info, remoteDir, name, options, { ifIdentical }));
   // The server may first hash a kept partial upload (or an existing file) of `size` bytes.
   const answer = () => conversation.expect(["put-ready", "put-done"], hashAllowanceMs(size));
   await request("");
@@ -149,6 +141,47 @@ export async function upload(
     transferred: size - offset,
     sha256: done.sha256,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Checks an upload's remote folder and name, and opens its local source, which must be a regular
+ * file (`PathError` otherwise; `UsageError` for an empty name). Permission: read on `localPath`.
+ */
+export async function openUploadSource(
+  localPath: string,
+  remoteDir: string,
+  name: string,
+): Promise<Deno.FsFile> {
+  parseRemotePath(remoteDir);
+  if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
+  const file = await Deno.open(localPath, { read: true });
+  if (!(await file.stat()).isFile) {
+    file.close();
+    throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
+  }
+  return file;
+}
+
+/** The `put` announcing the local file described by `info` as `<prefix>name` in `remoteDir`. */
+export function putRequest(
+  info: Deno.FileInfo,
+  remoteDir: string,
+  name: string,
+  options: TransferOptions,
+  extra: { ifIdentical?: string; stream?: boolean } = {},
+): PutRequest {
+  return {
+    t: "put",
+    dir: remoteDir,
+    name,
+    size: info.size,
+    mode: (info.mode ?? 0o644) & 0o777,
+    mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
+    force: options.force ?? false,
+    ifIdentical: extra.ifIdentical ?? "",
+    verify: options.verify ?? false,
+    ...(extra.stream ? { stream: true } : {}),
   };
 }
 

@@ -6,15 +6,14 @@
  *
  * @module
  */
-import { ChangedError, PathError, ProtocolError, UsageError } from "../errors.ts";
+import { ChangedError, ProtocolError } from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
 import { encodeMessage } from "../protocol/messages.ts";
-import { parseRemotePath } from "../protocol/remote_path.ts";
 import { type RecordWriter, sendBody } from "../transfer/body.ts";
 import { newSha256 } from "../transfer/hashing.ts";
 import type { ClientConversation } from "./conversation.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
-import { sourceChanged } from "./upload.ts";
+import { openUploadSource, putRequest, sourceChanged } from "./upload.ts";
 
 /**
  * Files up to this size are streamed in a folder upload; larger ones take the resumable path (a
@@ -45,25 +44,11 @@ export async function sendStreamedUpload(
   name: string,
   options: TransferOptions = {},
 ): Promise<SentUpload> {
-  parseRemotePath(remoteDir);
-  if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
   const started = performance.now();
-  using file = await Deno.open(localPath, { read: true });
+  using file = await openUploadSource(localPath, remoteDir, name);
   const info = await file.stat();
-  if (!info.isFile) throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
   const size = info.size;
-  await conversation.send({
-    t: "put",
-    dir: remoteDir,
-    name,
-    size,
-    mode: (info.mode ?? 0o644) & 0o777,
-    mtime: Math.max(0, Math.round(info.mtime?.getTime() ?? Date.now())),
-    force: options.force ?? false,
-    ifIdentical: "",
-    verify: options.verify ?? false,
-    stream: true,
-  });
+  await conversation.send(putRequest(info, remoteDir, name, options, { stream: true }));
   options.onStart?.({ size, offset: 0 });
   const writer: RecordWriter = {
     write: (type, payload) =>
