@@ -107,6 +107,12 @@ export class ChangedError extends FerryError {
   override readonly code: string = "changed";
 }
 
+/** Some files of a folder transfer could not be moved; the message names each, with why. */
+export class IncompleteError extends FerryError {
+  /** Always `incomplete`. */
+  override readonly code: string = "incomplete";
+}
+
 /** The server refused a request; `code` is the server's reason code (for example `read-only`). */
 export class RemoteError extends FerryError {
   /** The server's reason (`docs/PROTOCOL.md` §4.2); compare it with `WireError` constants. */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { getPaths } from "../lib/client/get_paths.ts";
 import { planUpload, putPaths } from "../lib/client/put_paths.ts";
-import { RemoteError } from "../lib/errors.ts";
+import { IncompleteError, RemoteError } from "../lib/errors.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
 import { decodeClientMessage, type ListEntry } from "../lib/protocol/messages.ts";
@@ -166,4 +166,47 @@ Deno.test("refused streamed uploads are read past, so the session stays in step"
     );
   }
   strictEqual((await client.list("uploaded_tree")).length, FILES, "the session still answers");
+});
+
+Deno.test("a file the server cannot read is reported by name and skipped; the rest of the folder lands", async () => {
+  const secret = codeSecret(generateCode());
+  const names = ["a.txt", "unreadable.txt", "z.txt"];
+  await using server = fakeServer(secret, async ({ reader, writer }, send) => {
+    const first = decodeClientMessage((await reader.next()).payload);
+    strictEqual(first.t, "get");
+    await send({ t: "error", code: "is-dir", message: "tree is a folder" });
+    decodeClientMessage((await reader.next()).payload); // list
+    await send({
+      t: "listing",
+      entries: names.map((name) => ({ name, type: "file", size: 2, mtime: 0, mode: 0o644 })),
+      done: true,
+    });
+    for (const name of names) {
+      const request = decodeClientMessage((await reader.next()).payload);
+      strictEqual(request.t === "get" && request.path, `tree/${name}`);
+      if (name === "unreadable.txt") {
+        await send({ t: "error", code: "permission", message: "The server has no permission" });
+        continue;
+      }
+      await send({ t: "file", size: 2, mtime: 0, mode: 0o644, offset: 0 });
+      await writer.write(RecordType.data, new TextEncoder().encode("ok"));
+      await send({ t: "file-end", sha256: "" });
+    }
+    await reader.next(); // the client's end
+  });
+  await using out = await tempDir();
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret,
+  });
+  await rejects(
+    getPaths(client, ["tree"], { outputDir: out.path, force: false }),
+    (error) =>
+      error instanceof IncompleteError &&
+      /1 of the files of tree could not be downloaded/.test(error.message) &&
+      /tree\/unreadable\.txt \(The server has no permission\)/.test(error.message),
+  );
+  strictEqual(await Deno.readTextFile(join(out.path, "tree", "a.txt")), "ok");
+  strictEqual(await Deno.readTextFile(join(out.path, "tree", "z.txt")), "ok");
 });

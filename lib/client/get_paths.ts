@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import type { FerryClient, RequestedDownload, TransferOptions, TransferResult } from "./client.ts";
-import { ExistsError, PathError, RemoteError, UsageError } from "../errors.ts";
+import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from "../errors.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import type { TransferEvent } from "./events.ts";
@@ -271,9 +271,21 @@ class DownloadPipeline {
     await Promise.allSettled(this.#commits.splice(0));
   }
 
+  /** Files the server would not send (it could not read them, say), each with its reason. */
+  readonly refused: { name: string; reason: string }[] = [];
+
   async #receiveOldest(): Promise<void> {
     const { requested, shown, index } = this.#inFlight.shift()!;
-    const { commit } = await this.#client.receiveDownload(requested);
+    let commit: () => Promise<TransferResult>;
+    try {
+      ({ commit } = await this.#client.receiveDownload(requested));
+    } catch (error) {
+      // One file the server refuses (unreadable on its disk, gone, changed) is reported by name
+      // at the end and does not stop the others; the session is still in step.
+      if (!(error instanceof RemoteError)) throw error;
+      this.refused.push({ name: shown, reason: error.message });
+      return;
+    }
     this.#commits.push(
       commit().then((result) => {
         this.#results[index] = reportDone(shown, result, this.#options);
@@ -367,6 +379,14 @@ async function downloadFolder(
     const path = join(options.outputDir, name, ...parseRemotePath(entry.name));
     const time = new Date(entry.mtime);
     await Deno.utime(path, time, time);
+  }
+  if (pipeline.refused.length > 0) {
+    const listed = pipeline.refused.map(({ name, reason }) => `${name} (${reason})`).join("; ");
+    throw new IncompleteError(
+      `${pipeline.refused.length} of the files of ${
+        sanitizeForDisplay(remotePath)
+      } could not be downloaded, the rest were: ${listed}`,
+    );
   }
   return pipeline.results;
 }
