@@ -5,6 +5,11 @@
  * @module
  */
 
+import type { TransferOptions, TransferResult } from "./types.ts";
+
+/** The direction of a transfer, as its events name it. */
+export type Direction = "get" | "put";
+
 /** One event of a transfer, as printed by `--json` (one object per line). */
 export type TransferEvent =
   | { event: "start"; direction: "get" | "put"; name: string; size: number; offset: number }
@@ -25,3 +30,55 @@ export type TransferEvent =
     remote?: string;
   }
   | { event: "mkdir"; direction: "get" | "put"; name: string };
+
+/** What a many-file transfer passes to each file: its flags and where its events go. */
+export interface EventOptions {
+  /** Replace existing targets (atomically). */
+  force: boolean;
+  /** Hash every file on both sides and compare the digests. */
+  verify?: boolean;
+  /** Receives every {@link TransferEvent}. */
+  onEvent?: (event: TransferEvent) => void;
+}
+
+/** The options of one file's transfer shown as `shown`: its flags, its start and progress events. */
+export function fileTransferOptions(
+  direction: Direction,
+  shown: string,
+  options: EventOptions,
+): TransferOptions {
+  return {
+    force: options.force,
+    verify: options.verify,
+    onStart: ({ size, offset }) =>
+      options.onEvent?.({ event: "start", direction, name: shown, size, offset }),
+    onProgress: ({ bytes, size }) =>
+      options.onEvent?.({ event: "progress", direction, name: shown, bytes, size }),
+  };
+}
+
+/**
+ * Reports a finished file as its `done` event (with the server's name of an upload as `remote`)
+ * and passes the result on.
+ */
+export function reportDone(
+  direction: Direction,
+  shown: string,
+  result: TransferResult,
+  options: EventOptions,
+  remote?: string,
+): TransferResult {
+  options.onEvent?.({
+    event: "done",
+    direction,
+    name: shown,
+    ...(remote === undefined ? {} : { remote }),
+    size: result.size,
+    transferred: result.transferred,
+    resumedFrom: result.resumedFrom,
+    seconds: result.seconds,
+    ...(result.sha256 ? { sha256: result.sha256 } : {}),
+    ...(result.skipped ? { skipped: true as const } : {}),
+  });
+  return result;
+}

@@ -9,11 +9,11 @@
  */
 import { join } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
-import type { FerryClient, RequestedDownload, TransferOptions, TransferResult } from "./client.ts";
+import type { FerryClient, RequestedDownload, TransferResult } from "./client.ts";
 import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from "../errors.ts";
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
-import type { TransferEvent } from "./events.ts";
+import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
 
 /** Options of {@link getPaths}. */
 export interface GetOptions {
@@ -23,7 +23,7 @@ export interface GetOptions {
   force: boolean;
   /** Hash every file on both sides and compare the digests (`--verify`). */
   verify?: boolean;
-  /** Receives every {@link TransferEvent}. */
+  /** Receives every `TransferEvent`. */
   onEvent?: (event: TransferEvent) => void;
 }
 
@@ -93,18 +93,7 @@ async function skipIfIdentical(
     seconds: (performance.now() - started) / 1000,
     skipped: true,
   };
-  options.onEvent?.({
-    event: "done",
-    direction: "get",
-    name: sanitizeForDisplay(remotePath),
-    size: result.size,
-    transferred: 0,
-    resumedFrom: result.resumedFrom,
-    seconds: result.seconds,
-    sha256: result.sha256,
-    skipped: true,
-  });
-  return result;
+  return reportDone("get", sanitizeForDisplay(remotePath), result, options);
 }
 
 /** Size of the remote file `remotePath`, or `undefined` when it is not a file. */
@@ -171,35 +160,8 @@ function downloadFile(
   options: GetOptions,
 ): Promise<TransferResult> {
   const shown = sanitizeForDisplay(remotePath);
-  return client.download(remotePath, localDir, name, fileOptions(shown, options))
-    .then((result) => reportDone(shown, result, options));
-}
-
-/** The per-file options of a download shown as `shown`: its start and progress events. */
-function fileOptions(shown: string, options: GetOptions): TransferOptions {
-  return {
-    force: options.force,
-    verify: options.verify,
-    onStart: ({ size, offset }) =>
-      options.onEvent?.({ event: "start", direction: "get", name: shown, size, offset }),
-    onProgress: ({ bytes, size }) =>
-      options.onEvent?.({ event: "progress", direction: "get", name: shown, bytes, size }),
-  };
-}
-
-/** Reports a finished download as its `done` event and passes it on. */
-function reportDone(shown: string, result: TransferResult, options: GetOptions): TransferResult {
-  options.onEvent?.({
-    event: "done",
-    direction: "get",
-    name: shown,
-    size: result.size,
-    transferred: result.transferred,
-    resumedFrom: result.resumedFrom,
-    seconds: result.seconds,
-    ...(result.sha256 ? { sha256: result.sha256 } : {}),
-  });
-  return result;
+  return client.download(remotePath, localDir, name, fileTransferOptions("get", shown, options))
+    .then((result) => reportDone("get", shown, result, options));
 }
 
 /** Downloads asked for before the first answer is read, in a folder download. */
@@ -253,7 +215,7 @@ class DownloadPipeline {
       remotePath,
       localDir,
       name,
-      { ...fileOptions(shown, this.#options), targetAbsent: absent },
+      { ...fileTransferOptions("get", shown, this.#options), targetAbsent: absent },
     );
     this.#inFlight.push({ requested, shown, index });
     if (this.#inFlight.length >= REQUESTS_IN_FLIGHT) await this.#receiveOldest();
@@ -288,7 +250,7 @@ class DownloadPipeline {
     }
     this.#commits.push(
       commit().then((result) => {
-        this.#results[index] = reportDone(shown, result, this.#options);
+        this.#results[index] = reportDone("get", shown, result, this.#options);
       }),
     );
     if (this.#commits.length >= COMMITS_AT_ONCE) await this.#settleCommits();

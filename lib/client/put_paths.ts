@@ -7,13 +7,13 @@
  * @module
  */
 import { basename, join, relative, resolve } from "node:path";
-import type { FerryClient, SentUpload, TransferOptions, TransferResult } from "./client.ts";
+import type { FerryClient, SentUpload, TransferResult } from "./client.ts";
 import { RemoteError, UsageError } from "../errors.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { STREAMED_UPLOAD_MAX_BYTES } from "./upload_stream.ts";
 import { DEFAULT_CODE_FILE } from "../code_file.ts";
 import { PARTIAL_PREFIX, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
-import type { TransferEvent } from "./events.ts";
+import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
 
 /** Options of {@link putPaths}. */
 export interface PutOptions {
@@ -23,7 +23,7 @@ export interface PutOptions {
   force: boolean;
   /** Hash every file on both sides and compare the digests (`--verify`). */
   verify?: boolean;
-  /** Receives every {@link TransferEvent}. */
+  /** Receives every `TransferEvent`. */
   onEvent?: (event: TransferEvent) => void;
 }
 
@@ -177,7 +177,7 @@ export async function putPaths(
         size: sent.size,
         offset: 0,
       });
-      results.push(reportDone(item, result, options));
+      results.push(reportUpload(item, result, options));
     } catch (error) {
       const exists = error instanceof RemoteError && error.code === WireError.exists;
       if (!exists || options.force) throw error;
@@ -192,7 +192,7 @@ export async function putPaths(
       if (item.kind === "dir") continue;
       if (item.size > STREAMED_UPLOAD_MAX_BYTES || files < 2) {
         await drain();
-        results.push(reportDone(item, await uploadOne(client, item, options), options));
+        results.push(reportUpload(item, await uploadOne(client, item, options), options));
         continue;
       }
       const sent = await client.sendUpload(item.localPath, options.remoteDir, item.name, {
@@ -209,7 +209,7 @@ export async function putPaths(
     throw error;
   }
   for (const item of thereAlready) {
-    results.push(reportDone(item, await uploadOne(client, item, options), options));
+    results.push(reportUpload(item, await uploadOne(client, item, options), options));
   }
   await restoreFolderTimes(client, items, options.remoteDir);
   return results;
@@ -221,41 +221,27 @@ function uploadOne(
   item: UploadItem,
   options: PutOptions,
 ): Promise<TransferResult> {
-  return client.upload(item.localPath, options.remoteDir, item.name, fileOptions(item, options));
+  return client.upload(
+    item.localPath,
+    options.remoteDir,
+    item.name,
+    fileTransferOptions("put", sanitizeForDisplay(item.name), options),
+  );
 }
 
-/** The per-file options of an upload: its start and progress events. */
-function fileOptions(item: UploadItem, options: PutOptions): TransferOptions {
-  const shown = sanitizeForDisplay(item.name);
-  return {
-    force: options.force,
-    verify: options.verify,
-    onStart: ({ size, offset }) =>
-      options.onEvent?.({ event: "start", direction: "put", name: shown, size, offset }),
-    onProgress: ({ bytes, size }) =>
-      options.onEvent?.({ event: "progress", direction: "put", name: shown, bytes, size }),
-  };
-}
-
-/** Reports a finished upload as its `done` event and passes it on. */
-function reportDone(
+/** Reports a finished upload: named as the user gave it, with the server's name as `remote`. */
+function reportUpload(
   item: UploadItem,
   result: TransferResult,
   options: PutOptions,
 ): TransferResult {
-  options.onEvent?.({
-    event: "done",
-    direction: "put",
-    name: sanitizeForDisplay(item.name), // as in `start` and `progress`: one name per file
-    remote: sanitizeForDisplay(result.name),
-    size: result.size,
-    transferred: result.transferred,
-    resumedFrom: result.resumedFrom,
-    seconds: result.seconds,
-    ...(result.sha256 ? { sha256: result.sha256 } : {}),
-    ...(result.skipped ? { skipped: true as const } : {}),
-  });
-  return result;
+  return reportDone(
+    "put",
+    sanitizeForDisplay(item.name),
+    result,
+    options,
+    sanitizeForDisplay(result.name),
+  );
 }
 
 /**
