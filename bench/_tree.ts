@@ -12,7 +12,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DENO, MAIN, startServe } from "../tests/_helpers.ts";
 import type { PrivateSshd } from "./_openssh.ts";
 import {
@@ -177,10 +177,20 @@ export async function digestTree(root: string): Promise<TreeDigest> {
   return { files: paths.length, bytes, sha256: hash.digest("hex") };
 }
 
-/** Compares the tree at `path` with the source, then removes it. Throws on a difference. */
+/**
+ * Received trees set aside until every tree run is over. Removing one right away would make the
+ * next run pay for it: ext4 skips recently freed inodes when it allocates new ones, and 5,000 just
+ * freed made every file the next run created cost about a millisecond more, for whichever tool
+ * ran next.
+ */
+const setAside: string[] = [];
+
+/** Compares the tree at `path` with the source, then sets it aside. Throws on a difference. */
 async function verifyTree(source: TreeSource, path: string, what: string): Promise<void> {
   const actual = await digestTree(path);
-  await Deno.remove(path, { recursive: true });
+  const aside = join(dirname(path), `.set-aside-${setAside.length}`);
+  await Deno.rename(path, aside);
+  setAside.push(aside);
   const expected = source.digest;
   if (actual.files !== expected.files || actual.sha256 !== expected.sha256) {
     throw new Error(
@@ -207,7 +217,7 @@ async function ferryTreeRun(
   let args: string[];
   let landed: string;
   if (direction === "download") {
-    await Deno.mkdir(out);
+    await Deno.mkdir(out, { recursive: true });
     args = [
       ...common,
       `--allow-read=${setup.codeFile},${out}`,
@@ -244,7 +254,6 @@ async function ferryTreeRun(
   await server.stop("SIGTERM");
   expectSuccess(result, `ferry tree ${direction}`, server.log());
   await verifyTree(source, landed, `ferry tree ${direction}`);
-  if (direction === "download") await Deno.remove(out, { recursive: true });
   return {
     tool: "ferry",
     direction,
@@ -325,6 +334,7 @@ export async function measureTrees(
       }
     }
   }
+  for (const path of setAside.splice(0)) await Deno.remove(path, { recursive: true });
   return samples;
 }
 

@@ -14,6 +14,7 @@ import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from
 import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
+import { CommitGroup } from "../store/commit_group.ts";
 
 /** Options of {@link getPaths}. */
 export interface GetOptions {
@@ -49,7 +50,7 @@ export async function checkDownloadTargets(
 ): Promise<void> {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(outputDir);
+    info = Deno.statSync(outputDir);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new UsageError(`Output folder ${outputDir} does not exist`);
@@ -166,14 +167,17 @@ function downloadFile(
 
 /** Downloads asked for before the first answer is read, in a folder download. */
 const REQUESTS_IN_FLIGHT = 32;
-/** Received files whose commits (flush, then name) run side by side before they are awaited. */
+/**
+ * Received files whose commits (flushed as one group, then named) run side by side before they
+ * are awaited.
+ */
 const COMMITS_AT_ONCE = 64;
 
 /**
  * The files of a folder download, pipelined: up to {@link REQUESTS_IN_FLIGHT} `get`s go out before
  * the first answer is read (the server answers in order), so no file waits a round trip; received
- * files are committed {@link COMMITS_AT_ONCE} at a time, each flushed before it takes its name,
- * their flushes shared by the disk. Nothing else is asked of the session until it is drained,
+ * files are committed {@link COMMITS_AT_ONCE} at a time, flushed as one group once all of them
+ * are written, and named only then. Nothing else is asked of the session until it is drained,
  * also when one file fails: the first error is thrown once the answers in flight are read.
  */
 class DownloadPipeline {
@@ -181,6 +185,8 @@ class DownloadPipeline {
   #options: GetOptions;
   #inFlight: { requested: RequestedDownload; shown: string; index: number }[] = [];
   #commits: Promise<void>[] = [];
+  /** Received files are flushed together, once a whole group of them is written. */
+  #group = new CommitGroup({ maxFiles: COMMITS_AT_ONCE });
   #results: TransferResult[] = [];
 
   constructor(client: FerryClient, options: GetOptions) {
@@ -230,6 +236,7 @@ class DownloadPipeline {
   /** After a failure: reads what is in flight (its errors dropped) so the session stays usable. */
   async abandon(): Promise<void> {
     while (this.#inFlight.length > 0) await this.#receiveOldest().catch(() => {});
+    this.#group.flushNow();
     await Promise.allSettled(this.#commits.splice(0));
   }
 
@@ -248,8 +255,13 @@ class DownloadPipeline {
       this.refused.push({ name: shown, reason: error.message });
       return;
     }
+    const partial = requested.partial;
+    const flushed = this.#group.flushed(partial).catch((error) => {
+      partial.close(); // the bytes stay for a re-run
+      throw error;
+    });
     this.#commits.push(
-      commit().then((result) => {
+      flushed.then(commit).then((result) => {
         this.#results[index] = reportDone("get", shown, result, this.#options);
       }),
     );
@@ -257,6 +269,7 @@ class DownloadPipeline {
   }
 
   async #settleCommits(): Promise<void> {
+    this.#group.flushNow();
     const outcomes = await Promise.allSettled(this.#commits.splice(0));
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
     if (failed) throw failed.reason;
@@ -340,7 +353,7 @@ async function downloadFolder(
   for (const entry of entries.filter((entry) => entry.type === "dir").reverse()) {
     const path = join(options.outputDir, name, ...parseRemotePath(entry.name));
     const time = new Date(entry.mtime);
-    await Deno.utime(path, time, time);
+    Deno.utimeSync(path, time, time);
   }
   if (pipeline.refused.length > 0) {
     const listed = pipeline.refused.map(({ name, reason }) => `${name} (${reason})`).join("; ");
@@ -369,11 +382,11 @@ export async function ensureLocalFolder(
     const info = await lstatOrNull(current);
     if (info === null) {
       try {
-        await Deno.mkdir(current);
+        Deno.mkdirSync(current);
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }
-      const created = await Deno.lstat(current);
+      const created = Deno.lstatSync(current);
       if (!created.isDirectory) {
         throw new PathError(`${sanitizeForDisplay(current)} is not a folder`);
       }

@@ -14,7 +14,7 @@ import type {
   PutStart,
   ServerMessage,
 } from "../protocol/messages.ts";
-import type { FileStore } from "../store/store.ts";
+import type { FileStore, PendingFile } from "../store/store.ts";
 import type { PenaltyBox } from "./penalty.ts";
 import type { RepeatedLog } from "./repeated_log.ts";
 import type { Rights } from "./rights.ts";
@@ -78,6 +78,12 @@ export interface RequestContext {
    * the disk shares the flushes of several files. `finish` answers however it ends.
    */
   defer(finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>): Promise<void>;
+  /**
+   * Resolves once the bytes of `file` (all written) are durable: flushed together with the other
+   * uploads this session finishes about now (see `CommitGroup`), so that a folder of small files
+   * does not cost the disk one journal commit each.
+   */
+  flushed(file: PendingFile): Promise<void>;
   /** What this session may do. */
   readonly rights: Rights;
   /** Prepended to the first component of every upload's name. */

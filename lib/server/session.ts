@@ -26,6 +26,7 @@ import {
 import { decodeClientMessage, encodeMessage, type ServerMessage } from "../protocol/messages.ts";
 import type { Peer, Socket } from "../net/socket.ts";
 import { Watchdog } from "../net/watchdog.ts";
+import { CommitGroup } from "../store/commit_group.ts";
 import { VERSION } from "../version.ts";
 import type { RequestContext, ServerContext } from "./context.ts";
 import { handlerFor } from "./handlers/mod.ts";
@@ -46,6 +47,11 @@ export type SessionState =
 
 /** Requests of one session that may finish side by side (commits of streamed uploads). */
 const DEFERRED_AT_ONCE = 32;
+/**
+ * Uploads finished within this many milliseconds of each other are flushed to disk together
+ * (see `CommitGroup`); a group also flushes once {@link DEFERRED_AT_ONCE} files wait.
+ */
+const FLUSH_QUIET_MS = 2;
 
 /** One client connection. Create it, then {@link run} or {@link refuse} it. */
 export class Session {
@@ -63,6 +69,7 @@ export class Session {
   #finishing: Promise<void> = Promise.resolve();
   /** Requests finishing later now. */
   #deferred = 0;
+  #commitGroup = new CommitGroup({ maxFiles: DEFERRED_AT_ONCE, quietMs: FLUSH_QUIET_MS });
 
   /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
   constructor(socket: Socket, peer: Peer, context: ServerContext) {
@@ -221,6 +228,7 @@ export class Session {
       channel,
       send,
       defer: (finish) => this.#defer(finish, sendNow),
+      flushed: (file) => this.#commitGroup.flushed(file),
       rights: server.rights,
       uploadPrefix: server.uploadPrefix,
       uploadsInProgress: server.uploadsInProgress,
@@ -251,11 +259,18 @@ export class Session {
     };
     this.#deferred++;
     const done = finish(inOrder)
-      .catch((error) => this.#log(`closed: ${describe(error)}`))
+      .catch((error) => {
+        // `finish` answers its own refusals: what escapes is a connection that no longer works.
+        this.#log(`closed: ${describe(error)}`);
+        this.abort(describe(error));
+      })
       .then(() => earlier)
       .finally(() => this.#deferred--);
     this.#finishing = done;
-    if (this.#deferred >= DEFERRED_AT_ONCE) await done;
+    if (this.#deferred >= DEFERRED_AT_ONCE) {
+      this.#commitGroup.flushNow(); // no more files join before these are done
+      await done;
+    }
   }
 
   /** Moves to `name`, unless the session is closed already or a stop is pending. */

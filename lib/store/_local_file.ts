@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { settle } from "../_fs.ts";
 import { entryInfo, fileId } from "./_local_paths.ts";
 import type { EntryInfo, StoredFile } from "./store.ts";
 
@@ -28,14 +29,14 @@ export class LocalStoredFile implements StoredFile {
    * `expectedId` (see {@link fileId}); `null` (and closed) when it is not, say because it was
    * replaced since it was checked. `name` is the name it is shown under. Permission: read.
    */
-  static async open(
+  static open(
     realPath: string,
     expectedId: string,
     name: string,
-  ): Promise<LocalStoredFile | null> {
-    const file = await Deno.open(realPath, { read: true });
+  ): LocalStoredFile | null {
+    const file = Deno.openSync(realPath, { read: true });
     try {
-      const opened = await file.stat();
+      const opened = file.statSync();
       const info = entryInfo(name, opened);
       if (info?.type !== "file" || fileId(opened) !== expectedId) {
         file.close();
@@ -62,14 +63,16 @@ export class LocalStoredFile implements StoredFile {
    * Whether the file changed since it was opened: its size or modification time (through the open
    * handle), or what its name leads to (device and inode, through the path). Permission: read.
    */
-  async changed(): Promise<boolean> {
-    const now = entryInfo(this.info.name, await this.#file.stat());
-    if (now?.size !== this.info.size || now.mtime !== this.info.mtime) return true;
-    try {
-      return fileId(await Deno.stat(this.#realPath)) !== this.#id;
-    } catch {
-      return true; // removed, or no longer reachable
-    }
+  changed(): Promise<boolean> {
+    return settle(() => {
+      const now = entryInfo(this.info.name, this.#file.statSync());
+      if (now?.size !== this.info.size || now.mtime !== this.info.mtime) return true;
+      try {
+        return fileId(Deno.statSync(this.#realPath)) !== this.#id;
+      } catch {
+        return true; // removed, or no longer reachable
+      }
+    });
   }
 
   /** Releases the file; closing twice is harmless. */

@@ -14,15 +14,15 @@ import type { EntryInfo } from "./store.ts";
  * The real path of a local path that may not exist yet (then its folder's real path is used).
  * Permission: read on the path's folder.
  */
-export async function realPathOfLocal(path: string): Promise<string> {
+export function realPathOfLocal(path: string): string {
   const absolute = resolvePath(path);
   try {
-    return await Deno.realPath(absolute);
+    return Deno.realPathSync(absolute);
   } catch (error) {
     if (!isMissing(error)) throw error;
   }
   try {
-    return join(await Deno.realPath(dirname(absolute)), basename(absolute));
+    return join(Deno.realPathSync(dirname(absolute)), basename(absolute));
   } catch (error) {
     if (!isMissing(error)) throw error;
     return absolute;
@@ -64,9 +64,9 @@ export function isValidName(name: string): boolean {
 }
 
 /** Whether anything, even a dangling link, is at `path`. Permission: read on its folder. */
-export async function lexists(path: string): Promise<boolean> {
+export function lexists(path: string): boolean {
   try {
-    await Deno.lstat(path);
+    Deno.lstatSync(path);
     return true;
   } catch (error) {
     if (isMissing(error)) return false;

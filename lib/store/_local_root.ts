@@ -68,14 +68,14 @@ export class LocalRoot {
    * when it leads outside (through a link), to an excluded path or a partial file, through a
    * link loop, or to something other than a regular file or folder; `NotFoundError` when missing.
    */
-  async resolve(components: readonly string[], shown: string): Promise<Resolved> {
+  resolve(components: readonly string[], shown: string): Resolved {
     const lexical = join(this.path, ...components);
     let realPath: string;
     let stat: Deno.FileInfo;
     try {
-      realPath = await Deno.realPath(lexical);
+      realPath = Deno.realPathSync(lexical);
       this.confine(realPath, shown);
-      stat = await Deno.stat(realPath);
+      stat = Deno.statSync(realPath);
     } catch (error) {
       if (isMissing(error)) throw notFound(shown, error);
       if (error instanceof Deno.errors.FilesystemLoop) throw linkLoop(shown, error);
@@ -130,16 +130,16 @@ export class LocalRoot {
   }
 
   /** The child `name` of the real folder `folder`, or undefined when it is hidden. */
-  async #child(folder: string, name: string): Promise<Resolved | undefined> {
+  #child(folder: string, name: string): Resolved | undefined {
     if (!isValidName(name)) return undefined;
     const lexical = join(folder, name);
     if (this.isExcluded(lexical)) return undefined;
     try {
-      const linkStat = await Deno.lstat(lexical);
+      const linkStat = Deno.lstatSync(lexical);
       const symlink = linkStat.isSymlink;
-      const realPath = symlink ? await Deno.realPath(lexical) : lexical;
+      const realPath = symlink ? Deno.realPathSync(lexical) : lexical;
       if (this.#problemWith(realPath) !== undefined) return undefined;
-      const stat = symlink ? await Deno.stat(realPath) : linkStat;
+      const stat = symlink ? Deno.statSync(realPath) : linkStat;
       const info = entryInfo(name, stat);
       return info === undefined ? undefined : { realPath, info, id: fileId(stat), symlink };
     } catch (error) {
@@ -153,9 +153,9 @@ export class LocalRoot {
    * a link. Only this last step can have changed (the parent is being walked), so `lstat` sees
    * it; a `realPath` here would cost one syscall per ancestor: depth³ for a deep tree.
    */
-  async isStillRealFolder(realPath: string): Promise<boolean> {
+  isStillRealFolder(realPath: string): boolean {
     try {
-      return this.#problemWith(realPath) === undefined && (await Deno.lstat(realPath)).isDirectory;
+      return this.#problemWith(realPath) === undefined && (Deno.lstatSync(realPath)).isDirectory;
     } catch (error) {
       if (isUnreachable(error)) return false;
       throw error;
@@ -191,8 +191,8 @@ export class LocalRoot {
   }
 
   /** {@link PathError} unless `realPath` is still its own real path (no link swapped in). */
-  async assertStillReal(realPath: string, shown: string): Promise<void> {
-    if ((await Deno.realPath(realPath)) !== realPath) {
+  assertStillReal(realPath: string, shown: string): void {
+    if ((Deno.realPathSync(realPath)) !== realPath) {
       throw new PathError(`Refused path ${quote(shown)}: it changed while being created`);
     }
   }
@@ -214,14 +214,14 @@ export class LocalRoot {
       let realPath: string | undefined;
       try {
         // Below a real parent, anything but a link is its own real path.
-        realPath = (await Deno.lstat(lexical)).isSymlink ? await Deno.realPath(lexical) : lexical;
+        realPath = (Deno.lstatSync(lexical)).isSymlink ? Deno.realPathSync(lexical) : lexical;
       } catch (error) {
         if (error instanceof Deno.errors.FilesystemLoop) throw linkLoop(shown, error);
         if (!isMissing(error)) throw error;
       }
       if (realPath !== undefined) {
         this.confine(realPath, shown);
-        if (!(await Deno.stat(realPath)).isDirectory) {
+        if (!(Deno.statSync(realPath)).isDirectory) {
           throw new PathError(
             `Cannot write into ${quote(shown)}: "${sanitizeForDisplay(component)}" is not a folder`,
           );
@@ -232,15 +232,15 @@ export class LocalRoot {
         throw new PathError(`Refused path ${quote(shown)}: it goes through a dangling link`);
       }
       const parentIsReal = progress.created
-        ? (await Deno.lstat(parent)).isDirectory
-        : (await Deno.realPath(parent)) === parent;
+        ? (Deno.lstatSync(parent)).isDirectory
+        : (Deno.realPathSync(parent)) === parent;
       if (!parentIsReal) {
         throw new PathError(`Refused path ${quote(shown)}: it changed while being created`);
       }
       this.confine(parent, shown);
       this.confine(lexical, shown); // not a folder where an excluded file is yet to come
       try {
-        await Deno.mkdir(lexical);
+        Deno.mkdirSync(lexical);
         progress.created = true;
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Hash } from "node:crypto";
+import { settle } from "../_fs.ts";
 import { BusyError, ExistsError, PathError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { newSha256 } from "../transfer/hashing.ts";
@@ -206,6 +207,11 @@ export class MemoryPendingFile implements PendingFile {
     });
   }
 
+  /** Nothing to do: memory is as durable as this store gets. */
+  flush(): Promise<void> {
+    return settle(() => this.#assertOpen());
+  }
+
   /** Gives the kept bytes their final name (see `PendingFile.commit`); closes either way. */
   commit(options: CommitOptions): Promise<void> {
     return settle(() => {
@@ -264,14 +270,5 @@ export class MemoryPendingFile implements PendingFile {
 
   #assertOpen(): void {
     if (!this.#open) throw new Deno.errors.BadResource("The pending file is closed");
-  }
-}
-
-/** The result of `run` as a promise: a throw becomes a rejection, as from real I/O. */
-export function settle<T>(run: () => T): Promise<T> {
-  try {
-    return Promise.resolve(run());
-  } catch (error) {
-    return Promise.reject(error);
   }
 }

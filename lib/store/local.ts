@@ -45,14 +45,14 @@ export class LocalStore implements FileStore {
   static async open(root: string, options: { exclude?: string[] } = {}): Promise<LocalStore> {
     let realRoot: string;
     try {
-      realRoot = await Deno.realPath(root);
+      realRoot = Deno.realPathSync(root);
     } catch (error) {
       if (isMissing(error)) {
         throw new NotFoundError(`Cannot serve ${quote(root)}: no such folder`, { cause: error });
       }
       throw error;
     }
-    if (!(await Deno.stat(realRoot)).isDirectory) {
+    if (!(Deno.statSync(realRoot)).isDirectory) {
       throw new PathError(`Cannot serve ${quote(root)}: it is not a folder`);
     }
     const excluded = await Promise.all((options.exclude ?? []).map(realPathOfLocal));
@@ -220,18 +220,18 @@ export class LocalStore implements FileStore {
       this.#assertWritable(folder, path);
       try {
         const mode = options.mode === undefined ? 0o777 : (options.mode & 0o777) | 0o700;
-        await Deno.mkdir(folder, { mode });
+        Deno.mkdirSync(folder, { mode });
       } catch (error) {
         if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       }
-      if (!(await Deno.lstat(folder)).isDirectory) {
+      if (!(Deno.lstatSync(folder)).isDirectory) {
         throw new ExistsError(`${quote(path)} exists and is not a folder`);
       }
       await this.#root.assertStillReal(folder, path);
     }
     if (options.mtime !== undefined) {
       const time = new Date(options.mtime);
-      await Deno.utime(folder, time, time);
+      Deno.utimeSync(folder, time, time);
     }
   }
 

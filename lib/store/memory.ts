@@ -30,8 +30,8 @@ import {
   MemoryPendingFile,
   MemoryStoredFile,
   newFolder,
-  settle,
 } from "./_memory_files.ts";
+import { settle } from "../_fs.ts";
 import type { EntryInfo, FileStore, PendingFile, StoredFile, TargetKind } from "./store.ts";
 
 /** Options of {@link MemoryStore}. */

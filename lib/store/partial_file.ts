@@ -2,21 +2,24 @@
  * Atomic, resumable file writes, shared by the server (uploads) and the client (downloads).
  *
  * Bytes go to a hidden partial file beside the target (`.ferry-partial.<name>`); only when all of
- * them have arrived and the SHA-256 of the whole file matches the sender's is the partial file
- * flushed and renamed into place. A cut transfer leaves the partial file, which the next attempt
+ * them have arrived and passed their checks is the partial file flushed to disk and linked (or
+ * renamed) into place. A cut transfer leaves the partial file, which the next attempt
  * resumes after checking that its prefix still matches the source.
  *
  * @module
  */
 import type { Hash } from "node:crypto";
 import { join } from "node:path";
-import { lstatOrNull, writeAll } from "../_fs.ts";
+import { lstatOrNull, settle, writeAll, writeAllSync } from "../_fs.ts";
 import { hashFilePrefix } from "../transfer/hashing.ts";
 import { BusyError, ExistsError, PathError } from "../errors.ts";
 import { partialNameFor, sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { CommitOptions, PendingFile } from "./store.ts";
 
 export type { CommitOptions } from "./store.ts";
+
+/** Writes up to this size are made synchronously (see lib/_fs.ts); bigger ones overlap. */
+const SYNC_WRITE_MAX_BYTES = 64 * 1024;
 
 /** The hidden partial file of one transfer into `dir/name`: the {@link PendingFile} on disk. */
 export class PartialFile implements PendingFile {
@@ -28,6 +31,8 @@ export class PartialFile implements PendingFile {
   readonly #shown: string;
   #file: Deno.FsFile;
   #size: number;
+  /** Whether every byte written so far is durable (see {@link flush}). */
+  #flushed = false;
 
   private constructor(
     path: string,
@@ -54,23 +59,21 @@ export class PartialFile implements PendingFile {
    */
   static async open(dir: string, name: string, shown = join(dir, name)): Promise<PartialFile> {
     const path = join(dir, partialNameFor(name));
+    // Most transfers start afresh: a partial file this call creates is new, a regular file with
+    // one link, and nobody else's; only the lock is still to take. Two system calls instead of five.
+    const created = await createNew(path);
+    if (created !== null) {
+      await lockOrBusy(created, name);
+      return new PartialFile(path, join(dir, name), shown, created, 0);
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await lstatOrNull(path);
       if (existing !== null && (!existing.isFile || (existing.nlink ?? 1) > 1)) {
         await removeIfPresent(path);
       }
-      const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
-      // One writer per partial file, across processes too (two `get`s of one file into one
-      // folder would otherwise truncate each other's bytes).
-      if (!await tryLockExclusive(file)) {
-        file.close();
-        throw new BusyError(
-          `${
-            sanitizeForDisplay(name)
-          } is being received by another transfer: try again when it ends`,
-        );
-      }
-      const opened = await file.stat();
+      const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+      await lockOrBusy(file, name);
+      const opened = file.statSync();
       const current = await lstatOrNull(path);
       if (current !== null && current.ino === opened.ino && current.dev === opened.dev) {
         return new PartialFile(path, join(dir, name), shown, file, opened.size);
@@ -91,17 +94,29 @@ export class PartialFile implements PendingFile {
   }
 
   /** Keeps only the first `length` bytes and positions writes after them. */
-  async truncate(length: number): Promise<void> {
-    if (length === 0 && this.#size === 0) return; // a new file: nothing kept, nothing read yet
-    await this.#file.truncate(length);
-    await this.#file.seek(length, Deno.SeekMode.Start);
-    this.#size = length;
+  truncate(length: number): Promise<void> {
+    return settle(() => {
+      if (length === 0 && this.#size === 0) return; // a new file: nothing kept, nothing read yet
+      this.#flushed = false;
+      this.#file.truncateSync(length);
+      this.#file.seekSync(length, Deno.SeekMode.Start);
+      this.#size = length;
+    });
   }
 
   /** Appends `bytes`. */
   async write(bytes: Uint8Array): Promise<void> {
-    await writeAll(this.#file, bytes);
+    this.#flushed = false;
+    if (bytes.length <= SYNC_WRITE_MAX_BYTES) writeAllSync(this.#file, bytes);
+    else await writeAll(this.#file, bytes);
     this.#size += bytes.length;
+  }
+
+  /** Makes the bytes written so far durable (see `PendingFile.flush`). */
+  async flush(): Promise<void> {
+    if (this.#flushed) return;
+    await this.#file.syncData();
+    this.#flushed = true;
   }
 
   /**
@@ -112,22 +127,22 @@ export class PartialFile implements PendingFile {
    * kept), `PathError` when a folder did.
    */
   async commit(options: CommitOptions): Promise<void> {
-    await this.#file.syncData();
-    if (options.mode !== undefined) await Deno.chmod(this.path, options.mode & 0o777);
+    await this.flush();
+    if (options.mode !== undefined) Deno.chmodSync(this.path, options.mode & 0o777);
     if (options.mtime !== undefined) {
       const time = new Date(options.mtime);
-      await this.#file.utime(time, time);
+      this.#file.utimeSync(time, time);
     }
     this.#file.close();
     if (options.force) {
       if ((await lstatOrNull(this.targetPath))?.isDirectory) {
         throw this.#isAFolder();
       }
-      await Deno.rename(this.path, this.targetPath);
+      Deno.renameSync(this.path, this.targetPath);
       return;
     }
     try {
-      await Deno.link(this.path, this.targetPath);
+      Deno.linkSync(this.path, this.targetPath);
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       if ((await lstatOrNull(this.targetPath))?.isDirectory) throw this.#isAFolder();
@@ -163,21 +178,44 @@ export class PartialFile implements PendingFile {
 }
 
 /** Removes `path`; nothing there is fine (another transfer may have removed it first). */
-async function removeIfPresent(path: string): Promise<void> {
+function removeIfPresent(path: string): void {
   try {
-    await Deno.remove(path);
+    Deno.removeSync(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
+}
+
+/** Creates `path` (mode 0600) for reading and writing; `null` when something has that name. */
+function createNew(path: string): Deno.FsFile | null {
+  try {
+    return Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o600 });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return null;
+    throw error;
+  }
+}
+
+/**
+ * Locks the partial file `file` of `name`: one writer per partial file, across processes too (two
+ * `get`s of one file into one folder would otherwise truncate each other's bytes). Closes it and
+ * throws `BusyError` when another transfer holds it.
+ */
+async function lockOrBusy(file: Deno.FsFile, name: string): Promise<void> {
+  if (await tryLockExclusive(file)) return;
+  file.close();
+  throw new BusyError(
+    `${sanitizeForDisplay(name)} is being received by another transfer: try again when it ends`,
+  );
 }
 
 /**
  * Takes an exclusive advisory lock without waiting: false when another holder has it. A file
  * system that cannot lock at all (some network mounts) does not stop the transfer.
  */
-async function tryLockExclusive(file: Deno.FsFile): Promise<boolean> {
+function tryLockExclusive(file: Deno.FsFile): boolean {
   try {
-    return await file.tryLock(true);
+    return file.tryLockSync(true);
   } catch {
     return true;
   }

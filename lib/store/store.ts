@@ -70,7 +70,14 @@ export interface PendingFile {
   /** Appends `bytes`. */
   write(bytes: Uint8Array): Promise<void>;
   /**
-   * Makes the bytes durable and gives them their final name. Throws `ExistsError` when a file took
+   * Makes the bytes written so far durable, without naming them: {@link commit} then skips that
+   * step unless more were written since. Flushing many pending files one after another, once all
+   * of them are written, costs the disk far less than flushing each as it is finished (see
+   * `CommitGroup`).
+   */
+  flush(): Promise<void>;
+  /**
+   * Makes the bytes durable (unless {@link flush} already did) and gives them their final name. Throws `ExistsError` when a file took
    * the name meanwhile (without `force`; the bytes stay kept), `PathError` when a folder did
    * (with or without `force`). Either way the pending file is closed: {@link discard} still
    * removes the kept bytes.
