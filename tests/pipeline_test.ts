@@ -166,6 +166,44 @@ Deno.test("refused streamed uploads are read past, so the session stays in step"
     );
   }
   strictEqual((await client.list("uploaded_tree")).length, FILES, "the session still answers");
+  const onDisk: string[] = [];
+  for await (const entry of Deno.readDir(join(served.path, "uploaded_tree"))) {
+    onDisk.push(entry.name);
+  }
+  strictEqual(onDisk.length, FILES, `no partial file is left behind: ${onDisk.join(", ")}`);
+});
+
+Deno.test("a folder of small and big files, prepared side by side by the server, lands whole both ways", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const sizes = Array.from(
+    { length: 40 },
+    (_, index) => index % 5 === 0 ? 300 * 1024 + index : index,
+  );
+  const content = (index: number) =>
+    new Uint8Array(sizes[index]!).map((_, at) => (at * 31 + index) & 0xff);
+  await Deno.mkdir(join(served.path, "mixed"));
+  for (const index of sizes.keys()) {
+    await Deno.writeFile(join(served.path, "mixed", `f${index}.bin`), content(index));
+  }
+  await using server = await startTestServer(served.path);
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  await getPaths(client, ["mixed"], { outputDir: local.path, force: false });
+  const plan = await planUpload([join(local.path, "mixed")]);
+  await putPaths(client, plan, { remoteDir: "", force: false });
+  for (const index of sizes.keys()) {
+    const name = `f${index}.bin`;
+    deepStrictEqual(await Deno.readFile(join(local.path, "mixed", name)), content(index), name);
+    deepStrictEqual(
+      await Deno.readFile(join(served.path, "uploaded_mixed", name)),
+      content(index),
+      `uploaded ${name}`,
+    );
+  }
 });
 
 Deno.test("a file the server cannot read is reported by name and skipped; the rest of the folder lands", async () => {

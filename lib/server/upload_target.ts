@@ -27,7 +27,8 @@ export async function uploadTarget(
   name: string,
 ): Promise<string> {
   const folder = parseRemotePath(dir);
-  if ((await store.resolve(dir)).type !== "dir") {
+  // The served folder itself is a folder (and looking it up costs every upload a `realpath`).
+  if (folder.length > 0 && (await store.resolve(dir)).type !== "dir") {
     throw new PathError(`Cannot write into "${sanitizeForDisplay(dir)}": it is not a folder`);
   }
   const components = parseRemotePath(name);

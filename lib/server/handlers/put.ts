@@ -8,6 +8,7 @@
 import { ConnectionError, ExistsError, PathError, ProtocolError } from "../../errors.ts";
 import { type ReceivedRecord, RecordType } from "../../protocol/framing.ts";
 import { decodeClientMessage, type PutEnd, type PutRequest } from "../../protocol/messages.ts";
+import type { Hash } from "node:crypto";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { CommitOptions, FileStore, PendingFile } from "../../store/store.ts";
 import { BodyWriteError, receiveBody } from "../../transfer/body.ts";
@@ -19,21 +20,33 @@ import { uploadTarget } from "../upload_target.ts";
 import { WireError } from "../../protocol/wire_errors.ts";
 
 /**
+ * A streamed upload of at most this many bytes is read into memory first and then stored side by
+ * side with the next requests (see {@link putBuffered}); a bigger one is written as it comes.
+ */
+export const BUFFERED_UPLOAD_MAX_BYTES = 64 * 1024;
+
+/**
  * Answers `put`: `put-ready`, then (after `put-start`, the data and `put-end`) `put-done`; or
  * `put-done` with `skipped` at once when the target already holds these bytes.
  */
 export async function put(request: PutRequest, context: RequestContext): Promise<void> {
+  if (request.stream && request.size <= BUFFERED_UPLOAD_MAX_BYTES) {
+    return await putBuffered(request, context);
+  }
   let relative: string;
+  let uploads: Set<string>;
   try {
-    relative = await admit(request, context);
+    relative = await admit(request, context, context.send);
+    uploads = relative === ALREADY_THERE ? context.uploadsInProgress : claim(relative, context);
   } catch (error) {
     // A streamed upload's bytes are already on their way: read past them, then refuse.
     if (request.stream) await skipStreamedBody(request, context);
     throw error;
   }
-  if (relative === ALREADY_THERE) return;
-  const uploads = context.uploadsInProgress;
-  uploads.add(relative);
+  if (relative === ALREADY_THERE) {
+    if (request.stream) await skipStreamedBody(request, context);
+    return;
+  }
   // Once the bytes are verified, the commit (a flush to disk) and the answer are handed to
   // `defer`, so the next streamed uploads are read while it runs; it then cleans up itself.
   let handedOver = false;
@@ -49,12 +62,9 @@ export async function put(request: PutRequest, context: RequestContext): Promise
       handedOver = true;
       await context.defer(async (send) => {
         try {
-          await commit(upload, request, relative);
+          await store(upload, request, relative, context);
           await send({ t: "put-done", name: relative, size: request.size, sha256 });
-          context.log(
-            `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
-              (offset ? ` (resumed at ${offset})` : ""),
-          );
+          logReceived(request, relative, offset, context);
         } catch (error) {
           context.log(`put refused: ${describe(error)}`);
           await send(replyFor(error));
@@ -72,15 +82,151 @@ export async function put(request: PutRequest, context: RequestContext): Promise
   }
 }
 
+/**
+ * A small streamed upload: its bytes are read (and checked) into memory at once, and everything
+ * else (the checks of its target, the partial file, the flush, shared with the uploads around it,
+ * and the commit) is handed to `defer`, so a folder of small files is stored many files at a
+ * time, while the answers keep the order of the requests.
+ */
+async function putBuffered(request: PutRequest, context: RequestContext): Promise<void> {
+  let bytes: Uint8Array;
+  let sha256: string;
+  try {
+    ({ bytes, sha256 } = await readBuffered(request, context));
+  } catch (error) {
+    if (!(error instanceof RequestError)) throw error;
+    // Answered in its turn (the source changed, the SHA-256 does not match).
+    return await context.defer((send) => send(replyFor(error)));
+  }
+  await context.defer(async (send) => {
+    try {
+      // Without `force`, a target already there is found by the commit itself (a link that
+      // fails if the name is taken): looking first would cost every new file a lookup.
+      const relative = await admit(request, context, send, request.force);
+      if (relative === ALREADY_THERE) return;
+      const uploads = claim(relative, context);
+      try {
+        const upload = new Upload(await context.store.beginUpload(relative));
+        try {
+          await upload.partial.write(bytes);
+          await store(upload, request, relative, context);
+        } finally {
+          await upload.discard(); // unless committed: a streamed upload is never resumed
+        }
+      } finally {
+        uploads.delete(relative);
+      }
+      await send({ t: "put-done", name: relative, size: request.size, sha256 });
+      logReceived(request, relative, 0, context);
+    } catch (error) {
+      context.log(`put refused: ${describe(error)}`);
+      await send(replyFor(error));
+    }
+  });
+}
+
+/**
+ * The bytes of a small streamed upload, up to its `put-end`, checked like any upload's (exact
+ * length; the SHA-256 when it was sent with `verify`). `RequestError` for a `put-cancel` or a
+ * mismatch: the conversation is still in step.
+ */
+async function readBuffered(
+  request: PutRequest,
+  context: RequestContext,
+): Promise<{ bytes: Uint8Array; sha256: string }> {
+  const bytes = new Uint8Array(request.size);
+  let filled = 0;
+  const hash = request.verify ? hashFrom(NOTHING_KEPT, 0) : undefined;
+  const end = await receiveBody({
+    next: () => nextRecord(context),
+    from: 0,
+    size: request.size,
+    write: (chunk) => {
+      bytes.set(chunk, filled);
+      filled += chunk.length;
+      return Promise.resolve();
+    },
+    hash,
+    end: putEnd,
+    sender: "Upload",
+  });
+  const sha256 = checkedSha256(request, hash, end);
+  return { bytes, sha256 };
+}
+
+/** The next record of an upload's data, which restarts the stall deadline. */
+async function nextRecord(context: RequestContext): Promise<ReceivedRecord> {
+  const record = await context.channel.reader.next();
+  context.deadline.stall();
+  return record;
+}
+
+/**
+ * The SHA-256 of a received upload: "" unless it was sent with `verify`, and then the one its
+ * `put-end` announced (`integrity` otherwise).
+ */
+function checkedSha256(request: PutRequest, hash: Hash | undefined, end: PutEnd): string {
+  const sha256 = hash?.digest("hex") ?? "";
+  if (sha256 === end.sha256) return sha256;
+  throw request.verify
+    ? new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept")
+    : new ProtocolError("A SHA-256 in put-end that was not announced with verify");
+}
+
+/**
+ * Marks `relative` as being uploaded, for every session; `busy` when it already is. Check and mark
+ * are one step, so two uploads of one name side by side cannot both pass.
+ */
+function claim(relative: string, context: RequestContext): Set<string> {
+  const uploads = context.uploadsInProgress;
+  if (uploads.has(relative)) {
+    throw new RequestError(
+      "busy",
+      `${sanitizeForDisplay(relative)} is being uploaded by another client`,
+    );
+  }
+  uploads.add(relative);
+  return uploads;
+}
+
+/** Flushes a received upload (with the others finished about now), then gives it its name. */
+async function store(
+  upload: Upload,
+  request: PutRequest,
+  relative: string,
+  context: RequestContext,
+): Promise<void> {
+  await context.flushed(upload.partial);
+  await commit(upload, request, relative);
+}
+
+function logReceived(
+  request: PutRequest,
+  relative: string,
+  offset: number,
+  context: RequestContext,
+): void {
+  context.log(
+    `put ${sanitizeForDisplay(relative)}: ${request.size - offset} bytes received` +
+      (offset ? ` (resumed at ${offset})` : ""),
+  );
+}
+
 /** What {@link admit} answers for an upload that found its bytes already in place. */
 const ALREADY_THERE = "";
 
 /**
- * The checks before an upload takes its target: rights, size, the target's place and what is
- * there. Returns the target's remote path, or {@link ALREADY_THERE} once a re-run was answered as
- * done with nothing moved.
+ * The checks before an upload takes its target: rights, size, the target's place and (unless
+ * `checkTarget` is false) what is there. Returns the target's remote path, or
+ * {@link ALREADY_THERE} once a re-run was answered as done (with `send`) with nothing moved; a
+ * streamed upload's data is then still to be read past.
  */
-async function admit(request: PutRequest, context: RequestContext): Promise<string> {
+async function admit(
+  request: PutRequest,
+  context: RequestContext,
+  send: RequestContext["send"],
+  checkTarget = true,
+): Promise<string> {
   const { rights } = context;
   rights.requireWriting();
   rights.requireReplacing(request.force);
@@ -91,14 +237,8 @@ async function admit(request: PutRequest, context: RequestContext): Promise<stri
     request.dir,
     request.name,
   );
-  if (await alreadyThere(request, relative, context)) return ALREADY_THERE;
-  await checkTarget(context.store, relative, request.force);
-  if (context.uploadsInProgress.has(relative)) {
-    throw new RequestError(
-      "busy",
-      `${sanitizeForDisplay(relative)} is being uploaded by another client`,
-    );
-  }
+  if (await alreadyThere(request, relative, context, send)) return ALREADY_THERE;
+  if (checkTarget) await refuseTaken(context.store, relative, request.force);
   return relative;
 }
 
@@ -178,8 +318,7 @@ async function receive(
   relative: string,
   context: RequestContext,
 ): Promise<{ sha256: string; offset: number }> {
-  const { send, deadline } = context;
-  const { reader } = context.channel;
+  const { send } = context;
   const partial = upload.partial;
   const kept = request.stream ? NOTHING_KEPT : await offerResume(request, partial, context);
   const offset = request.stream ? 0 : await startOffset(kept, context);
@@ -188,11 +327,7 @@ async function receive(
   let end: PutEnd;
   try {
     end = await receiveBody({
-      next: async () => {
-        const record = await reader.next();
-        deadline.stall();
-        return record;
-      },
+      next: () => nextRecord(context),
       from: offset,
       size: request.size,
       write: (chunk) => partial.write(chunk),
@@ -211,14 +346,12 @@ async function receive(
     await send(replyFor(error.cause)).catch(() => {});
     throw new ConnectionError("Upload aborted after a write error");
   }
-  const sha256 = hash?.digest("hex") ?? "";
-  if (sha256 !== end.sha256) {
+  try {
+    return { sha256: checkedSha256(request, hash, end), offset };
+  } catch (error) {
     await upload.discard();
-    throw request.verify
-      ? new RequestError("integrity", "Upload does not match its SHA-256: nothing was kept")
-      : new ProtocolError("A SHA-256 in put-end that was not announced with verify");
+    throw error;
   }
-  return { sha256, offset };
 }
 
 /** Offers the kept bytes of a cut upload (`put-ready`) for a resume. */
@@ -306,6 +439,7 @@ async function alreadyThere(
   request: PutRequest,
   relative: string,
   context: RequestContext,
+  send: RequestContext["send"],
 ): Promise<boolean> {
   if (request.force || !request.ifIdentical || !context.rights.mayConfirmIdentical) return false;
   using file = await context.store.openExisting(relative);
@@ -314,14 +448,13 @@ async function alreadyThere(
   const sha256 = peekHex(await hashFilePrefix(file, request.size));
   context.deadline.stall();
   if (sha256 !== request.ifIdentical) return false;
-  if (request.stream) await skipStreamedBody(request, context);
-  await context.send({ t: "put-done", name: relative, size: request.size, sha256, skipped: true });
+  await send({ t: "put-done", name: relative, size: request.size, sha256, skipped: true });
   context.log(`put ${sanitizeForDisplay(relative)}: already complete, nothing moved`);
   return true;
 }
 
 /** Refuses (`exists`) a target that is a folder or a link, or a file without `force`. */
-async function checkTarget(store: FileStore, relative: string, force: boolean): Promise<void> {
+async function refuseTaken(store: FileStore, relative: string, force: boolean): Promise<void> {
   const kind = await store.targetKind(relative);
   if (kind === "missing") return;
   if (kind === "dir") {
