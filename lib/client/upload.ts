@@ -39,8 +39,9 @@ export async function upload(
   options: TransferOptions = {},
 ): Promise<TransferResult> {
   const started = performance.now();
-  using file = await openUploadSource(localPath, remoteDir, name);
-  const info = await file.stat();
+  const source = openUploadSource(localPath, remoteDir, name);
+  using file = source.file;
+  const { info } = source;
   const size = info.size;
   const request = (ifIdentical: string) =>
     conversation.send(putRequest(info, remoteDir, name, options, { ifIdentical }));
@@ -112,7 +113,7 @@ export async function upload(
     if (!replied) {
       // The records prove the server got these bytes as read; that they were one version of the
       // file is this side's to check, and a file written meanwhile is withdrawn, never committed.
-      const changed = offset + sent < size || await sourceChanged(file, localPath, info);
+      const changed = offset + sent < size || sourceChanged(file, localPath, info);
       const end = changed
         ? { t: "put-cancel" as const }
         : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
@@ -148,19 +149,23 @@ export async function upload(
  * Checks an upload's remote folder and name, and opens its local source, which must be a regular
  * file (`PathError` otherwise; `UsageError` for an empty name). Permission: read on `localPath`.
  */
-export async function openUploadSource(
+export function openUploadSource(
   localPath: string,
   remoteDir: string,
   name: string,
-): Promise<Deno.FsFile> {
+): { file: Deno.FsFile; info: Deno.FileInfo } {
   parseRemotePath(remoteDir);
   if (parseRemotePath(name).length === 0) throw new UsageError("Cannot upload: the name is empty");
-  const file = await Deno.open(localPath, { read: true });
-  if (!(await file.stat()).isFile) {
+  // Synchronous calls: see lib/_fs.ts.
+  const file = Deno.openSync(localPath, { read: true });
+  try {
+    const info = file.statSync();
+    if (!info.isFile) throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
+    return { file, info };
+  } catch (error) {
     file.close();
-    throw new PathError(`Cannot upload ${localPath}: it is not a regular file`);
+    throw error;
   }
-  return file;
 }
 
 /** The `put` announcing the local file described by `info` as `<prefix>name` in `remoteDir`. */
@@ -189,15 +194,15 @@ export function putRequest(
  * Whether the local file changed since `before` was taken: its size or modification time
  * (through the open handle), or what its path leads to (device and inode).
  */
-export async function sourceChanged(
+export function sourceChanged(
   file: Deno.FsFile,
   path: string,
   before: Deno.FileInfo,
-): Promise<boolean> {
-  const now = await file.stat();
+): boolean {
+  const now = file.statSync();
   if (now.size !== before.size || now.mtime?.getTime() !== before.mtime?.getTime()) return true;
   try {
-    const current = await Deno.stat(path);
+    const current = Deno.statSync(path);
     return current.ino !== before.ino || current.dev !== before.dev;
   } catch {
     return true; // removed or renamed away

@@ -9,7 +9,6 @@
 import { ChangedError, ProtocolError } from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
 import { encodeMessage } from "../protocol/messages.ts";
-import { type RecordWriter, sendBody } from "../transfer/body.ts";
 import { newSha256 } from "../transfer/hashing.ts";
 import type { ClientConversation } from "./conversation.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
@@ -45,35 +44,37 @@ export async function sendStreamedUpload(
   options: TransferOptions = {},
 ): Promise<SentUpload> {
   const started = performance.now();
-  using file = await openUploadSource(localPath, remoteDir, name);
-  const info = await file.stat();
+  const source = openUploadSource(localPath, remoteDir, name);
+  using file = source.file;
+  const { info } = source;
   const size = info.size;
+  if (size > STREAMED_UPLOAD_MAX_BYTES) {
+    // It was small when the folder was read: it is being written to.
+    throw new ChangedError(
+      `${localPath} changed while the upload was under way: nothing was sent; run the command again`,
+    );
+  }
+  // Read whole, synchronously (see lib/_fs.ts): the file is small, and fewer reads than one.
+  const bytes = readUpTo(file, size);
   await conversation.send(putRequest(info, remoteDir, name, options, { stream: true }));
   options.onStart?.({ size, offset: 0 });
-  const writer: RecordWriter = {
-    write: (type, payload) =>
-      conversation.writer.write(type, payload).catch((error) => {
-        throw conversation.explain(error);
-      }),
-  };
-  const hash = options.verify ? newSha256() : undefined;
-  const sent = await sendBody({
-    source: file,
-    length: size,
-    writer,
-    hash,
-    onSent: (sent) => {
-      conversation.touch();
-      options.onProgress?.({ bytes: sent, size });
-    },
-  });
+  const hash = options.verify ? newSha256().update(bytes) : undefined;
+  if (bytes.length > 0) {
+    await conversation.writer.write(RecordType.data, bytes).catch((error) => {
+      throw conversation.explain(error);
+    });
+  }
+  conversation.touch();
+  options.onProgress?.({ bytes: bytes.length, size });
   // The server waits for exactly `size` bytes: a file that shrank is made up with nothing but a
   // cancel, which the server reads as the end of this upload.
-  const withdrawn = sent < size || await sourceChanged(file, localPath, info);
+  const withdrawn = bytes.length < size || sourceChanged(file, localPath, info);
   const end = withdrawn
     ? { t: "put-cancel" as const }
     : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
-  await writer.write(RecordType.control, encodeMessage(end));
+  await conversation.writer.write(RecordType.control, encodeMessage(end)).catch((error) => {
+    throw conversation.explain(error);
+  });
   return { localPath, size, withdrawn, started };
 }
 
@@ -105,4 +106,16 @@ export async function receiveStreamedUpload(
     seconds: (performance.now() - sent.started) / 1000,
     ...(done.skipped ? { skipped: true as const } : {}),
   };
+}
+
+/** Reads up to `length` bytes of `file` from its position at once (fewer if it ends first). */
+function readUpTo(file: Deno.FsFile, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let filled = 0;
+  while (filled < length) {
+    const count = file.readSync(bytes.subarray(filled));
+    if (count === null || count === 0) break;
+    filled += count;
+  }
+  return bytes.subarray(0, filled);
 }

@@ -177,7 +177,7 @@ function nameProblem(name: string): string | undefined {
   if (lookalike !== null) return `it contains a look-alike of a slash (${codePoint(lookalike[0])})`;
   const problem = structuralProblem(name);
   if (problem !== undefined) return problem;
-  const normalised = name.normalize("NFKC");
+  const normalised = PRINTABLE_ASCII.test(name) ? name : name.normalize("NFKC");
   if (normalised !== name) {
     const lookalikeProblem = structuralProblem(normalised);
     if (lookalikeProblem !== undefined) {
@@ -216,6 +216,9 @@ function codePoint(char: string): string {
   return `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
+/** Only printable ASCII: one UTF-8 byte per code unit, and its own NFKC form. */
+const PRINTABLE_ASCII = /^[ -~]*$/;
+
 function utf8Length(text: string): number {
-  return encoder.encode(text).length;
+  return PRINTABLE_ASCII.test(text) ? text.length : encoder.encode(text).length;
 }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { writeAllSync } from "../_fs.ts";
 import { CodeFileWatch } from "../code_file.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
@@ -126,7 +127,7 @@ export class FerryServer {
     const store = options.store ?? await LocalStore.open(options.root, {
       exclude: [...(options.exclude ?? []), ...(options.codeFile ? [options.codeFile] : [])],
     });
-    const log = options.log ?? ((line: string) => console.error(line));
+    const log = options.log ?? logToStderr;
     const listen = options.listen ?? listenTcp;
     const listener = await listen(options.hostname ?? "0.0.0.0", options.port ?? DEFAULT_PORT);
     return new FerryServer(listener, {
@@ -224,4 +225,18 @@ export class FerryServer {
  */
 export function startServer(options: ServerOptions): Promise<FerryServer> {
   return FerryServer.start(options);
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Writes one log line to standard error (directly: a folder of small files logs a line each). A
+ * line that cannot be written (the reader went away) is dropped: serving goes on.
+ */
+function logToStderr(line: string): void {
+  try {
+    writeAllSync(Deno.stderr, encoder.encode(`${line}\n`));
+  } catch {
+    // nowhere to log to
+  }
 }
