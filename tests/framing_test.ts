@@ -121,6 +121,36 @@ Deno.test("`RecordReader` and `RecordWriter` survive 3-byte reads and 7-byte par
   }
 });
 
+Deno.test("`RecordWriter` keeps every record whole, and each writer's records in order, when writers and flushes do not wait for each other", async () => {
+  // A sink that takes 4093 bytes per write: batches stay on the wire while other writers seal
+  // records and start flushes (keepalives beside a transfer, answers finished side by side).
+  const pipe = new BytePipe({ maxRead: 4096, maxWrite: 4093 });
+  const writer = new RecordWriter(pipe, KEY, IV);
+  const written: Uint8Array[][] = [[], [], []];
+  const producer = async (id: number) => {
+    for (let i = 0; i < 15; i++) {
+      // Large records fill 1 MiB batches, so batches are started while one is going out.
+      const payload = patterned((i + id) % 3 === 0 ? MAX_RECORD_PLAINTEXT : 100 + i, id * 100 + i);
+      payload[0] = id;
+      written[id]!.push(payload);
+      await writer.write(RecordType.data, payload);
+      if (i % 4 === id) await writer.flush();
+    }
+  };
+  await Promise.all([producer(0), producer(1), producer(2), writer.flush(), writer.flush()]);
+  await writer.end();
+  const reader = new RecordReader(new ByteReader(pipe), KEY, IV);
+  const received: Uint8Array[][] = [[], [], []];
+  for (
+    let record = await next(reader);
+    record.type !== RecordType.end;
+    record = await next(reader)
+  ) {
+    received[record.payload[0]!]!.push(record.payload);
+  }
+  assert.deepEqual(received, written);
+});
+
 Deno.test("`RecordWriter.end()` sends an end record, after which `RecordReader.next()` keeps returning end", async () => {
   const pipe = new BytePipe();
   const writer = new RecordWriter(pipe, KEY, IV);

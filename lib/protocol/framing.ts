@@ -259,6 +259,13 @@ export class RecordWriter {
       throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
     }
     const length = payload.length + RECORD_TAG_BYTES;
+    // Writers that do not wait for each other (a keepalive beside a transfer, answers finished
+    // side by side) may fill the batch before it goes out. The check and the sealing below have
+    // no await between them.
+    while (this.#used + RECORD_HEADER_BYTES + length > BATCH_BUFFER_BYTES) {
+      await this.#startBatch();
+    }
+    if (this.#ended) throw new ProtocolError("Cannot write after the end record");
     const header = new Uint8Array([
       type,
       length >>> 24,
@@ -291,25 +298,31 @@ export class RecordWriter {
    * Starts sending the filled batch buffer once the previous one has gone out, and switches to
    * the other buffer. Two buffers alternate, allocated once: one on the wire while the next
    * records are sealed into the other, which overlaps encryption with the socket write and keeps
-   * fresh memory (and its page faults) off the hot path.
+   * fresh memory (and its page faults) off the hot path. Safe when several callers start batches
+   * without waiting for each other: each waits until no batch is on the wire, and records sealed
+   * meanwhile go out with the batch they were sealed into, in order.
    */
   async #startBatch(): Promise<void> {
+    // The spare buffer is free once nothing is on the wire. No await between this check and the
+    // start below: another caller cannot start a batch in between.
+    while (this.#inFlight) await this.#awaitInFlight();
+    if (this.#error !== undefined) throw this.#error;
     if (this.#used === 0) return;
     const filled = this.#batch!.subarray(0, this.#used);
-    await this.#awaitInFlight();
     // The rejection is kept and rethrown by the next write or flush, never left unhandled.
     this.#inFlight = writeAll(this.#sink, filled).catch((error) => {
-      this.#error = error;
+      this.#error ??= error;
     });
     [this.#batch, this.#spare] = [this.#spare, this.#batch];
     this.#used = 0;
   }
 
   async #awaitInFlight(): Promise<void> {
-    if (this.#inFlight) {
+    while (this.#inFlight) {
       const inFlight = this.#inFlight;
-      this.#inFlight = undefined;
       await inFlight;
+      // Another caller may have started the next batch while this one waited.
+      if (this.#inFlight === inFlight) this.#inFlight = undefined;
     }
     if (this.#error !== undefined) throw this.#error;
   }
