@@ -6,6 +6,8 @@
  * @module
  */
 import { ok, strictEqual } from "node:assert/strict";
+import net from "node:net";
+import { concatBytes } from "../lib/deps.ts";
 import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError } from "../lib/errors.ts";
@@ -123,6 +125,25 @@ export function rawConnect(port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: "127.0.0.1", port, transport: "tcp" });
 }
 
+/**
+ * A raw TCP connection to the server under test from `source`, another loopback address
+ * (127.0.0.2, ...: on Linux the whole 127.0.0.0/8 is loopback), as an attacker elsewhere would
+ * connect. `closed` resolves with every byte received once the server closes it (or resets it).
+ */
+export function connectFrom(
+  source: string,
+  port: number,
+): { socket: net.Socket; closed: Promise<Uint8Array> } {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress: source });
+  const chunks: Uint8Array[] = [];
+  socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+  socket.on("error", () => {}); // a reset counts as closed
+  const closed = new Promise<Uint8Array>((resolve) =>
+    socket.on("close", () => resolve(concatBytes(...chunks)))
+  );
+  return { socket, closed };
+}
+
 /** Writes every byte (a raw socket may take fewer at once). */
 export async function writeRaw(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let offset = 0;
@@ -237,6 +258,10 @@ export async function manualSession(port: number, secret: Uint8Array): Promise<M
   session.channel = await clientHandshake(socket, secret);
   capturing = true;
   const welcome = await session.next();
+  if (welcome?.t === "error") {
+    conn.close(); // a full server says `busy` in place of `welcome`
+    throw new ConnectionError(`The server refused the session: ${welcome.message}`);
+  }
   strictEqual(welcome?.t, "welcome");
   return session;
 }

@@ -1,7 +1,8 @@
 /**
- * A crowd against one in-process server, kept to seconds: 300 connections that send garbage, 64
- * that stall in the handshake and 16 honest clients that each download and upload a file of
- * 1-4 MiB, all at the same time.
+ * A crowd against one in-process server, kept to seconds: 300 connections that send garbage and
+ * 64 that stall in the handshake, from 16 other loopback addresses (127.0.0.2-17), and 16 honest
+ * clients on 127.0.0.1 that each download and upload a file of 1-4 MiB, all at the same time,
+ * against the server's default connection budgets.
  *
  * It measures the process's memory, so `deno task test` runs it in a process of its own
  * (`deno task test:load`): test files run before it in the same process leave the collector in
@@ -13,17 +14,17 @@ import { FerryClient } from "../lib/client/client.ts";
 import { makeFile, sha256File, tempDir } from "./_helpers.ts";
 import {
   assertStillServes,
+  connectFrom,
+  HELLO_BYTES,
   partialFiles,
-  rawConnect,
-  readUntilClosed,
   startTestServer,
-  writeRaw,
 } from "./_hostile.ts";
 
 const MiB = 1024 * 1024;
 const GARBAGE = 300;
 const STALLED = 64;
 const HONEST = 16;
+const ATTACK_ADDRESSES = 16;
 const HANDSHAKE_DEADLINE_MS = 2000;
 
 /** 1-4 MiB, a different odd size for each client. */
@@ -39,14 +40,10 @@ Deno.test("load: 300 garbage and 64 stalled connections do not disturb 16 honest
     await makeFile(join(served.path, `down-${index}.bin`), sizeFor(index), 100 + index);
     await makeFile(join(local.path, `up-${index}.bin`), sizeFor(HONEST - 1 - index), 200 + index);
   }
+  // Default budgets and penalties: the crowd comes from addresses of its own (issue 12, item 1).
   await using server = await startTestServer(served.path, {
-    maxConnections: 512,
     handshakeTimeoutMs: HANDSHAKE_DEADLINE_MS,
-    // Every connection comes from 127.0.0.1: without this, the garbage would (rightly) get the
-    // honest clients' shared address slowed down. Penalties have their own tests.
-    penalty: { freeFailures: 1_000_000 },
-    // Each failure logged, so that the stalled ones can be counted (log_flood_test limits it).
-    repeatedLog: { perWindow: 1_000_000 },
+    repeatedLog: { perWindow: 1_000_000 }, // each line kept, to be counted
   });
   const port = server.port;
 
@@ -56,20 +53,24 @@ Deno.test("load: 300 garbage and 64 stalled connections do not disturb 16 honest
     peak = Math.max(peak, Deno.memoryUsage().rss);
   }, 20);
 
+  const attacker = (index: number) => `127.0.0.${2 + (index % ATTACK_ADDRESSES)}`;
   const garbage = Array.from({ length: GARBAGE }, async (_, index) => {
-    const conn = await rawConnect(port);
+    const { socket, closed } = connectFrom(attacker(index), port);
     const bytes = crypto.getRandomValues(new Uint8Array(1 + ((index * 977) % 4096)));
-    await writeRaw(conn, bytes).catch(() => {});
-    if (bytes.length < 112) conn.closeWrite();
-    await readUntilClosed(conn, 15_000);
+    socket.write(bytes);
+    if (bytes.length < 112) socket.end();
+    await closed;
   });
-  const stalled = Array.from({ length: STALLED }, async () => {
+  const stalled = Array.from({ length: STALLED }, async (_, index) => {
     const started = performance.now();
-    const conn = await rawConnect(port);
-    const { bytes } = await readUntilClosed(conn, 15_000);
-    strictEqual(bytes.length, 22, "only the hello");
+    const bytes = await connectFrom(attacker(index), port).closed;
+    // The hello, then closed at the deadline or to make room; or refused (busy, slow down).
+    ok(bytes.length === HELLO_BYTES || bytes[5] !== 0, `stalled got ${bytes.length} bytes`);
     return performance.now() - started;
   });
+  // The honest clients come once the crowd has held its slots for longer than a handshake takes
+  // (see lib/server/admission.ts: stale handshakes are the first to make room).
+  await new Promise((resolve) => setTimeout(resolve, 1200));
   const honest = Array.from({ length: HONEST }, async (_, index) => {
     await using client = await FerryClient.connect({
       hostname: "127.0.0.1",
@@ -104,9 +105,8 @@ Deno.test("load: 300 garbage and 64 stalled connections do not disturb 16 honest
     );
   }
   strictEqual((await partialFiles(served.path)).length, 0);
-  // The stalled ones were cut at the deadline, not before.
-  for (const ms of stalledMs) ok(ms >= HANDSHAKE_DEADLINE_MS - 100, `stalled closed after ${ms}`);
-  strictEqual(server.log.count(/handshake failed: handshake deadline passed/), STALLED);
+  // None of the crowd held on past the handshake deadline.
+  for (const ms of stalledMs) ok(ms < HANDSHAKE_DEADLINE_MS + 1000, `stalled closed after ${ms}`);
   strictEqual(server.log.count(/ authenticated$/), HONEST);
   // Memory follows the honest work (both ends of 16 transfers live in this process), not the
   // crowd: were each hostile connection to cost a record buffer (1 MiB), this would exceed it.

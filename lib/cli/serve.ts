@@ -77,7 +77,7 @@ export const serveSpec = {
       name: "max-connections",
       type: "string",
       value: "N",
-      description: "Connections served at once",
+      description: "Clients with the code served at once (handshakes have their own budget)",
       default: "64",
       parse: parseCount,
     },

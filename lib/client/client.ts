@@ -13,9 +13,10 @@
  *
  * @module
  */
-import { ConnectionError, UsageError } from "../errors.ts";
+import { ConnectionError, RefusedError, RemoteError, UsageError } from "../errors.ts";
 import { type Dial, dialTcp } from "../net/dial.ts";
-import { clientHandshake } from "../protocol/handshake.ts";
+import { clientHandshake, RefusalStatus } from "../protocol/handshake.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 import type { ListEntry, Welcome } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { ClientConversation, closeQuietly } from "./conversation.ts";
@@ -111,6 +112,10 @@ export class FerryClient {
       closeQuietly(conn);
       if (timedOut) {
         throw new ConnectionError(`The server at ${where} did not complete the handshake in time`);
+      }
+      if (error instanceof RemoteError && error.code === WireError.busy) {
+        // Its sessions filled up during the handshake: the same as a busy refusal (retried).
+        throw new RefusedError(RefusalStatus.busy, error.message);
       }
       throw error;
     } finally {

@@ -15,9 +15,11 @@ import type {
   ServerMessage,
 } from "../protocol/messages.ts";
 import type { FileStore, PendingFile } from "../store/store.ts";
+import type { Admission } from "./admission.ts";
 import type { PenaltyBox } from "./penalty.ts";
 import type { RepeatedLog } from "./repeated_log.ts";
 import type { Rights } from "./rights.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /** The settings and shared state of one running server, built by `startServer`. */
 export interface ServerContext {
@@ -35,12 +37,12 @@ export interface ServerContext {
   handshakeTimeoutMs: number;
   /** Deadline between requests and between the records of a transfer. */
   idleTimeoutMs: number;
-  /** Connections served at once. */
-  maxConnections: number;
+  /** Slots for connections in their handshake and for authenticated sessions. */
+  admission: Admission;
   /** Failed handshakes, by peer address. */
   penalties: PenaltyBox;
-  /** Real paths of the uploads being received now (a second one is `busy`). */
-  uploadsInProgress: Set<string>;
+  /** The uploads being received now (a second one is `busy` unless the first went quiet). */
+  uploadsInProgress: UploadClaims;
   /** Set once the server is shutting down: cut uploads leave no partial file behind. */
   shuttingDown: boolean;
   /** Receives one line per event. */
@@ -89,13 +91,15 @@ export interface RequestContext {
   /** Prepended to the first component of every upload's name. */
   readonly uploadPrefix: string;
   /** Real paths of the uploads being received now, by any session. */
-  readonly uploadsInProgress: Set<string>;
+  readonly uploadsInProgress: UploadClaims;
   /** Whether the server is shutting down (read when a request ends). */
   readonly shuttingDown: boolean;
   /** The session's deadline. */
   readonly deadline: Deadline;
   /** Logs one line about this connection. */
   log(message: string): void;
+  /** Closes this connection now, for `reason` (an upload of it taken over, say). */
+  endSession(reason: string): void;
 }
 
 /** Answers one kind of request; throws to refuse it (see `replies.ts`). */

@@ -1,5 +1,5 @@
 /**
- * The ferry server: {@link startServer}, the accept loop, the connection cap, shutdown, and
+ * The ferry server: {@link startServer}, the accept loop, shutdown, and
  * reading a served code file again.
  *
  * Each accepted connection becomes a `Session` (session.ts), which runs the CPace handshake under
@@ -23,11 +23,13 @@ import { LocalStore } from "../store/local.ts";
 import type { FileStore } from "../store/store.ts";
 import { refreshCode } from "./code_refresh.ts";
 import type { ServerContext } from "./context.ts";
+import { Admission } from "./admission.ts";
 import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
 import { describe } from "./replies.ts";
 import { RepeatedLog, type RepeatedLogOptions } from "./repeated_log.ts";
 import { Rights } from "./rights.ts";
 import { Session } from "./session.ts";
+import { UploadClaims } from "./upload_claims.ts";
 
 /** How a server is set up. `root` and one of `secret` and `codeFile` are required. */
 export interface ServerOptions {
@@ -62,8 +64,17 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** An authenticated connection with no traffic this long is closed (default 5 min). */
   idleTimeoutMs?: number;
-  /** Connections served at once; more are refused with a reason (default 64). */
+  /** Authenticated sessions served at once; more are refused as busy (default 64). */
   maxConnections?: number;
+  /** Connections in their handshake at once, from all addresses (default 64; see admission.ts). */
+  maxHandshakes?: number;
+  /** Connections in their handshake at once from one address (default 10). */
+  maxHandshakesPerAddress?: number;
+  /**
+   * An upload whose sender sent nothing for this long may be taken over by a new upload of the
+   * same file, which resumes from it (default 15 s; see upload_claims.ts).
+   */
+  uploadTakeoverMs?: number;
   /** Tuning of the failed-handshake penalties. */
   penalty?: Partial<PenaltyOptions>;
   /** Receives one line per event; never given the code or key material. Default: stderr. */
@@ -138,9 +149,13 @@ export class FerryServer {
       rights: new Rights(options.mode ?? "read-write", options.maxUpload),
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 5 * 60_000,
-      maxConnections: options.maxConnections ?? 64,
+      admission: new Admission(definedOnly({
+        maxSessions: options.maxConnections,
+        maxHandshakes: options.maxHandshakes,
+        maxHandshakesPerAddress: options.maxHandshakesPerAddress,
+      })),
       penalties: new PenaltyBox(options.penalty),
-      uploadsInProgress: new Set(),
+      uploadsInProgress: new UploadClaims(options.uploadTakeoverMs),
       shuttingDown: false,
       log,
       repeatedLog: new RepeatedLog(log, options.repeatedLog),
@@ -208,10 +223,6 @@ export class FerryServer {
         void session.refuse(RefusalStatus.shuttingDown, "server is shutting down");
         continue;
       }
-      if (this.#sessions.size >= context.maxConnections) {
-        void session.refuse(RefusalStatus.busy, "too many connections, try again later");
-        continue;
-      }
       this.#sessions.add(session);
       void session.run().finally(() => this.#sessions.delete(session));
     }
@@ -225,6 +236,13 @@ export class FerryServer {
  */
 export function startServer(options: ServerOptions): Promise<FerryServer> {
   return FerryServer.start(options);
+}
+
+/** `options` without its undefined fields, so that defaults apply to them. */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
 }
 
 const encoder = new TextEncoder();

@@ -32,6 +32,7 @@ import type { RequestContext, ServerContext } from "./context.ts";
 import { handlerFor } from "./handlers/mod.ts";
 import { refreshCode } from "./code_refresh.ts";
 import { describe, replyFor } from "./replies.ts";
+import { WireError } from "../protocol/wire_errors.ts";
 
 /**
  * Where a session is: `handshake` until `welcome` is sent, `idle` while it waits for a request,
@@ -115,8 +116,10 @@ export class Session {
 
   /** Serves the connection until it closes: handshake, `welcome`, then requests. */
   async run(): Promise<void> {
-    const { penalties } = this.#context;
+    const { penalties, admission } = this.#context;
     const address = this.#peer.address;
+    const slot = { address, evict: (reason: string) => this.abort(reason) };
+    let inSession = false;
     try {
       const wait = penalties.admit(address);
       if (wait > 0) {
@@ -124,6 +127,11 @@ export class Session {
           RefusalStatus.slowDown,
           `too many failed attempts from your address, wait ${Math.ceil(wait / 1000)} s`,
         );
+        return;
+      }
+      const noSlot = admission.startHandshake(slot);
+      if (noSlot !== undefined) {
+        await this.refuse(RefusalStatus.busy, noSlot);
         return;
       }
       let channel: SecureChannel;
@@ -146,8 +154,21 @@ export class Session {
           true,
         );
         return;
+      } finally {
+        admission.endHandshake(slot);
       }
       penalties.succeed(address);
+      const noSession = admission.startSession();
+      if (noSession !== undefined) {
+        // Raced: the sessions filled up during the handshake. `busy` tells the client to retry.
+        this.#logRepeatable("refused", `refused: ${noSession}`, true);
+        await channel.writer.send(
+          RecordType.control,
+          encodeMessage({ t: "error", code: WireError.busy, message: noSession }),
+        ).catch(() => {});
+        return;
+      }
+      inSession = true;
       // Logged once the handshake is through: a stranger's attempts are only its (limited)
       // failure lines, so they cannot flood the log.
       this.#log("connected");
@@ -157,6 +178,7 @@ export class Session {
       this.#log(`closed: ${this.#closeReason() ?? describe(error)}`);
     } finally {
       await this.#finishing; // requests that finish later (commits) end before the session does
+      if (inSession) admission.endSession();
       this.#close(undefined);
       this.#resolveFinished();
     }
@@ -240,6 +262,7 @@ export class Session {
         stall: (extraMs = 0) => this.#arm(server.idleTimeoutMs + extraMs, "transfer stalled"),
       },
       log: (message) => this.#log(message),
+      endSession: (reason) => this.abort(reason),
     };
   }
 

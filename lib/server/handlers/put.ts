@@ -16,6 +16,7 @@ import { hashAllowanceMs, hashFilePrefix, peekHex } from "../../transfer/hashing
 import { hashFrom, type KeptPrefix, NOTHING_KEPT, offerKeptPrefix } from "../../transfer/resume.ts";
 import type { RequestContext } from "../context.ts";
 import { describe, replyFor, RequestError } from "../replies.ts";
+import type { UploadClaim } from "../upload_claims.ts";
 import { uploadTarget } from "../upload_target.ts";
 import { WireError } from "../../protocol/wire_errors.ts";
 
@@ -34,16 +35,16 @@ export async function put(request: PutRequest, context: RequestContext): Promise
     return await putBuffered(request, context);
   }
   let relative: string;
-  let uploads: Set<string>;
+  let claim: UploadClaim | undefined;
   try {
     relative = await admit(request, context, context.send);
-    uploads = relative === ALREADY_THERE ? context.uploadsInProgress : claim(relative, context);
+    if (relative !== ALREADY_THERE) claim = await claimTarget(relative, context);
   } catch (error) {
     // A streamed upload's bytes are already on their way: read past them, then refuse.
     if (request.stream) await skipStreamedBody(request, context);
     throw error;
   }
-  if (relative === ALREADY_THERE) {
+  if (claim === undefined) { // already there
     if (request.stream) await skipStreamedBody(request, context);
     return;
   }
@@ -58,7 +59,7 @@ export async function put(request: PutRequest, context: RequestContext): Promise
       }),
     );
     try {
-      const { sha256, offset } = await receive(request, upload, relative, context);
+      const { sha256, offset } = await receive(request, upload, claim, context);
       handedOver = true;
       await context.defer(async (send) => {
         try {
@@ -70,7 +71,7 @@ export async function put(request: PutRequest, context: RequestContext): Promise
           await send(replyFor(error));
         } finally {
           await upload.end(context.shuttingDown);
-          uploads.delete(relative);
+          claim.release();
         }
       });
     } finally {
@@ -78,7 +79,7 @@ export async function put(request: PutRequest, context: RequestContext): Promise
     }
   } finally {
     // Released only now: the next upload of this name must not meet a file being removed.
-    if (!handedOver) uploads.delete(relative);
+    if (!handedOver) claim.release();
   }
 }
 
@@ -104,7 +105,7 @@ async function putBuffered(request: PutRequest, context: RequestContext): Promis
       // fails if the name is taken): looking first would cost every new file a lookup.
       const relative = await admit(request, context, send, request.force);
       if (relative === ALREADY_THERE) return;
-      const uploads = claim(relative, context);
+      const claim = await claimTarget(relative, context);
       try {
         const upload = new Upload(await context.store.beginUpload(relative));
         try {
@@ -114,7 +115,7 @@ async function putBuffered(request: PutRequest, context: RequestContext): Promis
           await upload.discard(); // unless committed: a streamed upload is never resumed
         }
       } finally {
-        uploads.delete(relative);
+        claim.release();
       }
       await send({ t: "put-done", name: relative, size: request.size, sha256 });
       logReceived(request, relative, 0, context);
@@ -154,10 +155,14 @@ async function readBuffered(
   return { bytes, sha256 };
 }
 
-/** The next record of an upload's data, which restarts the stall deadline. */
-async function nextRecord(context: RequestContext): Promise<ReceivedRecord> {
+/**
+ * The next record of an upload's data, which restarts the stall deadline (and shows the upload
+ * is not quiet, when it holds a claim).
+ */
+async function nextRecord(context: RequestContext, claim?: UploadClaim): Promise<ReceivedRecord> {
   const record = await context.channel.reader.next();
   context.deadline.stall();
+  claim?.heard();
   return record;
 }
 
@@ -174,19 +179,12 @@ function checkedSha256(request: PutRequest, hash: Hash | undefined, end: PutEnd)
 }
 
 /**
- * Marks `relative` as being uploaded, for every session; `busy` when it already is. Check and mark
- * are one step, so two uploads of one name side by side cannot both pass.
+ * Marks `relative` as being uploaded, for every session; `busy` when it already is, unless that
+ * upload's sender has gone quiet (see upload_claims.ts). Check and mark are one step, so two
+ * uploads of one name side by side cannot both pass.
  */
-function claim(relative: string, context: RequestContext): Set<string> {
-  const uploads = context.uploadsInProgress;
-  if (uploads.has(relative)) {
-    throw new RequestError(
-      "busy",
-      `${sanitizeForDisplay(relative)} is being uploaded by another client`,
-    );
-  }
-  uploads.add(relative);
-  return uploads;
+function claimTarget(relative: string, context: RequestContext): Promise<UploadClaim> {
+  return context.uploadsInProgress.claim(relative, (reason) => context.endSession(reason));
 }
 
 /** Flushes a received upload (with the others finished about now), then gives it its name. */
@@ -315,19 +313,20 @@ class Upload {
 async function receive(
   request: PutRequest,
   upload: Upload,
-  relative: string,
+  claim: UploadClaim,
   context: RequestContext,
 ): Promise<{ sha256: string; offset: number }> {
   const { send } = context;
+  const relative = claim.target;
   const partial = upload.partial;
-  const kept = request.stream ? NOTHING_KEPT : await offerResume(request, partial, context);
+  const kept = request.stream ? NOTHING_KEPT : await offerResume(request, partial, claim, context);
   const offset = request.stream ? 0 : await startOffset(kept, context);
   const hash = request.verify ? hashFrom(kept, offset) : undefined;
   await partial.truncate(offset);
   let end: PutEnd;
   try {
     end = await receiveBody({
-      next: () => nextRecord(context),
+      next: () => nextRecord(context, claim),
       from: offset,
       size: request.size,
       write: (chunk) => partial.write(chunk),
@@ -358,9 +357,11 @@ async function receive(
 async function offerResume(
   request: PutRequest,
   partial: PendingFile,
+  claim: UploadClaim,
   context: RequestContext,
 ): Promise<KeptPrefix> {
   context.deadline.pause(); // hashing a kept prefix is this side's own work, not a stalled client
+  claim.heard(Infinity);
   const kept = await offerKeptPrefix(
     partial.size,
     (length) => partial.hashPrefix(length),
@@ -369,6 +370,7 @@ async function offerResume(
   await context.send({ t: "put-ready", offset: kept.offset, prefixSha256: kept.sha256 });
   // The client hashes as many bytes of its file before it answers.
   context.deadline.stall(hashAllowanceMs(kept.offset));
+  claim.heard(hashAllowanceMs(kept.offset));
   return kept;
 }
 
