@@ -73,6 +73,7 @@ export type {
   PendingFile,
   StoredFile,
   TargetKind,
+  WalkOptions,
 } from "./lib/store/store.ts";
 export { LocalStore } from "./lib/store/local.ts";
 export { MemoryStore } from "./lib/store/memory.ts";
@@ -81,6 +82,7 @@ export { FerryClient } from "./lib/client/client.ts";
 export type { ClientSocket, Dial } from "./lib/net/dial.ts";
 export type {
   ConnectOptions,
+  ListOptions,
   Progress,
   RequestedDownload,
   SentUpload,
@@ -90,11 +92,11 @@ export type {
 export { checkDownloadTargets, getPaths } from "./lib/client/get_paths.ts";
 export { planUpload, putPaths } from "./lib/client/put_paths.ts";
 export type { GetOptions } from "./lib/client/get_paths.ts";
-export type { PutOptions, UploadItem } from "./lib/client/put_paths.ts";
+export type { PutOptions, UploadItem, UploadPlan } from "./lib/client/put_paths.ts";
 export type { TransferEvent } from "./lib/client/events.ts";
 export { codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
 export { readCodeFile, resolveCode, writeCodeFile } from "./lib/code_file.ts";
-export type { ListEntry, ServeMode, Welcome } from "./lib/protocol/messages.ts";
+export type { ListEntry, ServeMode, SkippedEntry, Welcome } from "./lib/protocol/messages.ts";
 export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";
 export type { WireErrorCode } from "./lib/protocol/wire_errors.ts";
 export {

@@ -399,11 +399,12 @@ Deno.test("hostile client: a folder swapped for a link to outside, between or du
   await using session = await manualSession(server.port, server.secret);
 
   // Between requests: the client made the folder, someone on the server swaps it for a link.
+  // Every refusal is `not-found`, as for a missing path: answers tell nothing of what is outside.
   await session.send({ t: "mkdir", dir: "", name: "d", mode: 0o755, mtime: 0 });
   strictEqual((await session.next())?.t, "mkdir-done");
   await Deno.rename(join(root, "uploaded_d"), join(root, "moved_d"));
   await Deno.symlink(outside, join(root, "uploaded_d"));
-  strictEqual(await expectError(await announceAnd(session, "d/x.txt", 1)), "invalid-path");
+  strictEqual(await expectError(await announceAnd(session, "d/x.txt", 1)), "not-found");
   await session.send({
     t: "put",
     dir: "uploaded_d",
@@ -413,13 +414,13 @@ Deno.test("hostile client: a folder swapped for a link to outside, between or du
     mtime: 0,
     force: true,
   });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
   await session.send({ t: "mkdir", dir: "", name: "d/sub", mode: 0o755, mtime: 0 });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
   await session.send({ t: "list", path: "uploaded_d", recursive: true });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
   await session.send({ t: "get", path: "uploaded_d/secret.txt", offset: 0, prefixSha256: "" });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
 
   // During an upload: the folder is swapped after put-ready. The commit fails; nothing lands
   // outside, not even a partial file.
@@ -492,9 +493,9 @@ Deno.test("hostile client: recursive listing through link loops and links to anc
   );
   for (const path of ["self", "x", "y/z"]) {
     await session.send({ t: "list", path, recursive: true });
-    strictEqual(await expectError(session), "invalid-path", path);
+    strictEqual(await expectError(session), "not-found", path);
     await session.send({ t: "get", path, offset: 0, prefixSha256: "" });
-    strictEqual(await expectError(session), "invalid-path", path);
+    strictEqual(await expectError(session), "not-found", path);
   }
   await session.send({
     t: "put",
@@ -505,9 +506,9 @@ Deno.test("hostile client: recursive listing through link loops and links to anc
     mtime: 0,
     force: true,
   });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
   await session.send({ t: "mkdir", dir: "", name: "self/sub", mode: 0o755, mtime: 0 });
-  strictEqual(await expectError(session), "invalid-path");
+  strictEqual(await expectError(session), "not-found");
   deepStrictEqual(await namesIn(root), ["a", "self", "top.txt", "x", "y"], "nothing was made");
   await assertStillServes(server.port, server.secret);
 });

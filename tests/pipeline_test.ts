@@ -242,7 +242,7 @@ Deno.test("a file the server cannot read is reported by name and skipped; the re
     getPaths(client, ["tree"], { outputDir: out.path, force: false }),
     (error) =>
       error instanceof IncompleteError &&
-      /1 of the files of tree could not be downloaded/.test(error.message) &&
+      /1 of the entries of tree could not be downloaded/.test(error.message) &&
       /tree\/unreadable\.txt \(The server has no permission\)/.test(error.message),
   );
   strictEqual(await Deno.readTextFile(join(out.path, "tree", "a.txt")), "ok");

@@ -295,3 +295,62 @@ Deno.test("hostile server: endless empty listing batches count toward the cap", 
   );
   assert.equal(sent, 1001);
 });
+
+// --- entries that cannot be listed ---------------------------------------------------------------
+
+Deno.test("`ListingWriter.skip()` sends names it cannot list with the batches, named up to 10,000, then counted", async () => {
+  const sent: Listing[] = [];
+  const writer = new ListingWriter((message) => Promise.resolve(void sent.push(message)));
+  await writer.add(file("a"));
+  for (let index = 0; index < 10_005; index++) {
+    await writer.skip({ name: `bad\\x09${index}`, reason: "its name is refused" });
+  }
+  await writer.add(file("b"));
+  await writer.end();
+  const skipped = sent.flatMap((message) => message.skipped ?? []);
+  assert.ok(sent.every((message) => (message.skipped?.length ?? 0) <= MAX_LISTING_BATCH));
+  assert.equal(skipped.length, 10_001);
+  assert.equal(skipped.at(-1)?.name, "(5 more)");
+  assert.deepEqual(sent.flatMap((message) => message.entries.map((entry) => entry.name)), [
+    "a",
+    "b",
+  ]);
+  assert.equal(sent.at(-1)?.done, true);
+});
+
+Deno.test("`readListing()` hands the skipped entries to `onSkipped`; the decoder escapes their text", async () => {
+  const batches: Listing[] = [
+    { t: "listing", entries: [file("a")], done: false, skipped: [{ name: "x", reason: "why" }] },
+    { t: "listing", entries: [], done: true, skipped: [{ name: "\u001b[2J", reason: "\u202e" }] },
+  ];
+  const decoded = batches.map((batch) => decodeServerMessage(encodeMessage(batch)) as Listing);
+  const told: { name: string; reason: string }[] = [];
+  let index = 0;
+  const entries: ListEntry[] = [];
+  for await (
+    const batch of readListing(() => Promise.resolve(decoded[index++]!), {
+      onSkipped: (entry) => told.push(entry),
+    })
+  ) entries.push(...batch);
+  assert.deepEqual(entries.map((entry) => entry.name), ["a"]);
+  assert.deepEqual(told, [{ name: "x", reason: "why" }, { name: "\\x1b[2J", reason: "\\u202e" }]);
+});
+
+Deno.test("hostile server: a `skipped` field that is not a bounded array of names is refused", () => {
+  const bad = [
+    { t: "listing", entries: [], done: true, skipped: "x" },
+    { t: "listing", entries: [], done: true, skipped: [{ name: 1, reason: "r" }] },
+    {
+      t: "listing",
+      entries: [],
+      done: true,
+      skipped: Array.from({ length: MAX_LISTING_BATCH + 1 }, () => ({ name: "n", reason: "r" })),
+    },
+  ];
+  for (const message of bad) {
+    assert.throws(
+      () => decodeServerMessage(new TextEncoder().encode(JSON.stringify(message))),
+      ProtocolError,
+    );
+  }
+});

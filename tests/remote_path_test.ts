@@ -7,7 +7,9 @@ import {
   PARTIAL_PREFIX,
   partialNameFor,
   sanitizeForDisplay,
+  validateLocalName,
   validateName,
+  windowsNameProblem,
 } from "../lib/protocol/remote_path.ts";
 
 /** Hostile spellings a peer may send, each with what makes it hostile. */
@@ -24,9 +26,6 @@ const refused: [description: string, path: string][] = [
   ["a backslash traversal", "\\..\\x"],
   ["a backslash", "a\\b"],
   ["a Windows drive with a backslash", "C:\\x"],
-  ["a bare Windows drive", "c:"],
-  ["a drive-relative Windows path", "C:foo"],
-  ["a drive in a later component", "a/D:x"],
   ["a NUL character", "x\u0000y"],
   ["an escape sequence", "\u001b[31m"],
   ["a newline", "a\nb"],
@@ -34,17 +33,6 @@ const refused: [description: string, path: string][] = [
   ["a tab", "a\tb"],
   ["a DEL character", "a\u007fb"],
   ["a C1 control (CSI)", "a\u009bb"],
-  ["a Windows device name", "CON"],
-  ["a Windows device name with an extension", "con.txt"],
-  ["a Windows device name in lower case", "nul"],
-  ["a Windows device name in a folder", "a/aux"],
-  ["a serial port device", "COM1"],
-  ["a printer port device with an extension", "LPT9.log"],
-  ["a superscript port device", "COM\u00b9"],
-  ["a device name followed by a space and an extension", "prn .txt"],
-  ["a name ending with a dot", "a./"],
-  ["a name ending with a dot", "a/b."],
-  ["a name ending with a space", "trailing "],
   ["a partial file", ".ferry-partial.x"],
   ["a partial file in a folder", "a/.ferry-partial.b"],
   ["a partial file in another case", ".FERRY-PARTIAL.x"],
@@ -69,6 +57,46 @@ const refused: [description: string, path: string][] = [
   ['a second "./"', "././a"],
   ['a trailing "/."', "a/."],
 ];
+
+/**
+ * Names that only Windows cannot store: ordinary names on Linux and macOS (real source trees have
+ * `aux.c`), so they travel, and a receiver on Windows refuses them (`validateLocalName`).
+ */
+const windowsOnly: [description: string, path: string][] = [
+  ["a bare Windows drive", "c:"],
+  ["a drive-relative Windows path", "C:foo"],
+  ["a drive in a later component", "a/D:x"],
+  ["an alternate data stream", "a.txt:hidden"],
+  ["a character Windows reserves", "what?.txt"],
+  ["a Windows device name", "CON"],
+  ["a Windows device name with an extension", "con.txt"],
+  ["a source file named like a device", "aux.c"],
+  ["a Windows device name in lower case", "nul"],
+  ["a Windows device name in a folder", "a/aux"],
+  ["a serial port device", "COM1"],
+  ["a printer port device with an extension", "LPT9.log"],
+  ["a superscript port device", "COM\u00b9"],
+  ["a device name followed by a space and an extension", "prn .txt"],
+  ["a name ending with a dot", "a./"],
+  ["a name ending with a dot", "a/b."],
+  ["a name ending with a space", "trailing "],
+];
+
+for (const [description, path] of windowsOnly) {
+  Deno.test(
+    `${description} (${JSON.stringify(path)}) travels, and only a receiver on Windows refuses it`,
+    () => {
+      const components = parseRemotePath(path);
+      ok(components.some((name) => windowsNameProblem(name) !== undefined));
+      for (const name of components) validateLocalName(name, "linux");
+      for (const name of components) validateLocalName(name, "darwin");
+      throws(
+        () => components.forEach((name) => validateLocalName(name, "windows")),
+        (error) => error instanceof PathError && /Cannot store .* on Windows/.test(error.message),
+      );
+    },
+  );
+}
 
 for (const [description, path] of refused) {
   Deno.test(
@@ -149,7 +177,8 @@ Deno.test("`parseRemotePath()` refuses values that are not strings", () => {
 
 Deno.test("`validateName()` accepts a plain name and refuses slashes and dots", () => {
   validateName("report.pdf");
-  for (const name of ["", ".", "..", "a/b", "a\\b", "\u0000", "AUX.tar.gz", "x."]) {
+  validateName("AUX.tar.gz"); // Windows-only problems are the receiver's (see above)
+  for (const name of ["", ".", "..", "a/b", "a\\b", "\u0000", "\t"]) {
     throws(() => validateName(name), PathError, JSON.stringify(name));
   }
 });

@@ -3,6 +3,7 @@ import { join } from "node:path/posix";
 import { ExistsError, NotFoundError, PathError } from "../lib/errors.ts";
 import { LocalStore } from "../lib/store/local.ts";
 import type { EntryInfo } from "../lib/store/store.ts";
+import type { SkippedEntry } from "../lib/protocol/messages.ts";
 
 /**
  * A temporary layout, removed on dispose:
@@ -37,6 +38,15 @@ async function makeLayout() {
       await Deno.remove(base, { recursive: true });
     },
   };
+}
+
+/**
+ * The answer for a path refused for what it leads to (outside, excluded, a partial file, a loop,
+ * a device): the same `NotFoundError` as a missing path, its reason kept in `cause` for the log.
+ */
+function HIDDEN(error: unknown): boolean {
+  return error instanceof NotFoundError && error.cause instanceof PathError &&
+    /^Cannot find ".*": no such file or folder$/.test(error.message);
 }
 
 function list(store: LocalStore, path: string): Promise<EntryInfo[]> {
@@ -136,18 +146,18 @@ Deno.test("`LocalStore.resolve()` refuses a hostile symbolic link to a file outs
   await layout.link(join(layout.base, "outside", "secret.txt"), "absolute-link");
   const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("secret-link"), {
-    name: "PathError",
-    message: 'Refused path "secret-link": it leads outside the served folder',
+    name: "NotFoundError",
+    message: 'Cannot find "secret-link": no such file or folder',
   });
-  await rejects(store.resolve("absolute-link"), PathError);
+  await rejects(store.resolve("absolute-link"), HIDDEN);
 });
 
 Deno.test("`LocalStore.resolve()` refuses a hostile symbolic link to a folder outside", async () => {
   await using layout = await makeLayout();
   await layout.link("../outside", "out");
   const store = await LocalStore.open(layout.root);
-  await rejects(store.resolve("out"), PathError);
-  await rejects(store.resolve("out/secret.txt"), PathError);
+  await rejects(store.resolve("out"), HIDDEN);
+  await rejects(store.resolve("out/secret.txt"), HIDDEN);
   await rejects(store.resolve("out/missing.txt"), NotFoundError);
 });
 
@@ -157,9 +167,9 @@ Deno.test("`LocalStore.resolve()` refuses a hostile chain of links that ends out
   await layout.link("docs/step3", "step2");
   await Deno.symlink("../../outside/secret.txt", join(layout.root, "docs", "step3"));
   const store = await LocalStore.open(layout.root);
-  await rejects(store.resolve("step1"), PathError);
-  await rejects(store.resolve("step2"), PathError);
-  await rejects(store.resolve("docs/step3"), PathError);
+  await rejects(store.resolve("step1"), HIDDEN);
+  await rejects(store.resolve("step2"), HIDDEN);
+  await rejects(store.resolve("docs/step3"), HIDDEN);
 });
 
 Deno.test("`LocalStore.resolve()` refuses a hostile link to a sibling sharing the folder's prefix", async () => {
@@ -167,9 +177,9 @@ Deno.test("`LocalStore.resolve()` refuses a hostile link to a sibling sharing th
   await layout.link("../root2", "sibling");
   await layout.link(join(layout.base, "root2", "f.txt"), "sibling-file");
   const store = await LocalStore.open(layout.root);
-  await rejects(store.resolve("sibling"), PathError);
-  await rejects(store.resolve("sibling/f.txt"), PathError);
-  await rejects(store.resolve("sibling-file"), PathError);
+  await rejects(store.resolve("sibling"), HIDDEN);
+  await rejects(store.resolve("sibling/f.txt"), HIDDEN);
+  await rejects(store.resolve("sibling-file"), HIDDEN);
 });
 
 Deno.test("`LocalStore.resolve()` reports a dangling link as not found and a loop as refused", async () => {
@@ -181,7 +191,7 @@ Deno.test("`LocalStore.resolve()` reports a dangling link as not found and a loo
   const store = await LocalStore.open(layout.root);
   await rejects(store.resolve("dangling"), NotFoundError);
   await rejects(store.resolve("dangling-outside"), NotFoundError);
-  await rejects(store.resolve("loop-a"), PathError);
+  await rejects(store.resolve("loop-a"), HIDDEN);
 });
 
 Deno.test({
@@ -192,7 +202,7 @@ Deno.test({
   await using layout = await makeLayout();
   using _listener = Deno.listen({ transport: "unix", path: join(layout.root, "sock") });
   const store = await LocalStore.open(layout.root);
-  await rejects(store.resolve("sock"), PathError);
+  await rejects(store.resolve("sock"), HIDDEN);
   ok(!(await names(store, "")).includes("sock"));
 });
 
@@ -206,11 +216,11 @@ Deno.test("`LocalStore` hides and refuses an excluded code file", async () => {
   const store = await LocalStore.open(layout.root, { exclude: [codeFile] });
 
   await rejects(store.resolve("ferry.code"), {
-    name: "PathError",
-    message: 'Refused path "ferry.code": it is excluded from the served folder',
+    name: "NotFoundError",
+    message: 'Cannot find "ferry.code": no such file or folder',
   });
-  await rejects(store.openRead("ferry.code"), PathError);
-  await rejects(store.openRead("code-link"), PathError);
+  await rejects(store.openRead("ferry.code"), HIDDEN);
+  await rejects(store.openRead("code-link"), HIDDEN);
   deepStrictEqual(await names(store, ""), ["a.txt", "docs"]);
   ok(!(await walkPaths(store, "")).some((path) => path.includes("code")));
 });
@@ -226,7 +236,7 @@ Deno.test("`LocalStore` excludes a relative path that does not exist yet", async
     Deno.chdir(cwd);
   }
   await Deno.writeTextFile(join(layout.root, "later.code"), "code");
-  await rejects(store.resolve("later.code"), PathError);
+  await rejects(store.resolve("later.code"), HIDDEN);
   ok(!(await names(store, "")).includes("later.code"));
 });
 
@@ -236,7 +246,7 @@ Deno.test("`LocalStore` hides partial files and refuses links to them", async ()
   const store = await LocalStore.open(layout.root);
   ok(!(await names(store, "")).some((name) => name.includes("partial") || name === "peek"));
   await rejects(store.resolve(".ferry-partial.up.bin"), PathError);
-  await rejects(store.resolve("peek"), PathError);
+  await rejects(store.resolve("peek"), HIDDEN);
 });
 
 // --- LocalStore.entries ----------------------------------------------------------------------------
@@ -260,13 +270,30 @@ Deno.test("`LocalStore.entries()` of a file gives that file", async () => {
   deepStrictEqual(await list(store, "docs/b.md"), [await store.resolve("docs/b.md")]);
 });
 
-Deno.test("`LocalStore.entries()` hides names that cannot be requested", async () => {
+Deno.test("`LocalStore.entries()` leaves out names that cannot be requested, and names each with why", async () => {
   await using layout = await makeLayout();
   for (const name of ["esc\u001b[31m", "back\\slash", "CON", "line\nbreak", "dot."]) {
     await Deno.writeTextFile(join(layout.root, name), "x");
   }
+  await Deno.writeTextFile(join(layout.root, ".ferry-partial.a.txt"), "hidden, never named");
   const store = await LocalStore.open(layout.root);
-  deepStrictEqual(await names(store, ""), ["a.txt", "docs"]);
+  const skipped: SkippedEntry[] = [];
+  const listed = await Array.fromAsync(store.entries("", { onSkipped: (e) => skipped.push(e) }));
+  // `CON` and `dot.` are ordinary names on Linux; only Windows refuses them.
+  deepStrictEqual(
+    listed.map((entry) => entry.name),
+    Deno.build.os === "windows" ? ["a.txt", "docs"] : ["CON", "a.txt", "docs", "dot."],
+  );
+  deepStrictEqual(skipped.map((entry) => entry.name).sort(), [
+    "back\\slash",
+    "esc\\x1b[31m",
+    "line\\x0abreak",
+  ]);
+  ok(
+    skipped.every((entry) =>
+      /^its name is refused: it contains a (backslash|control)/.test(entry.reason)
+    ),
+  );
 });
 
 Deno.test("`LocalStore.entries()` hides hostile, dangling and looping links but shows inside ones", async () => {
@@ -294,7 +321,7 @@ Deno.test("`LocalStore.entries()` refuses a hostile path", async () => {
   await layout.link("../outside", "out");
   const store = await LocalStore.open(layout.root);
   await rejects(list(store, ".."), PathError);
-  await rejects(list(store, "out"), PathError);
+  await rejects(list(store, "out"), HIDDEN);
 });
 
 // --- LocalStore.walk -------------------------------------------------------------------------------
@@ -356,7 +383,7 @@ Deno.test("`LocalStore.walk()` refuses a file and a hostile path", async () => {
   const store = await LocalStore.open(layout.root);
   await rejects(walkPaths(store, "a.txt"), PathError);
   await rejects(walkPaths(store, "../outside"), PathError);
-  await rejects(walkPaths(store, "out"), PathError);
+  await rejects(walkPaths(store, "out"), HIDDEN);
 });
 
 // --- LocalStore.openRead ---------------------------------------------------------------------------
@@ -386,8 +413,8 @@ Deno.test("`LocalStore.openRead()` refuses a folder, a missing file and hostile 
   await rejects(store.openRead("docs"), PathError);
   await rejects(store.openRead(""), PathError);
   await rejects(store.openRead("nope"), NotFoundError);
-  await rejects(store.openRead("secret-link"), PathError);
-  await rejects(store.openRead("out/secret.txt"), PathError);
+  await rejects(store.openRead("secret-link"), HIDDEN);
+  await rejects(store.openRead("out/secret.txt"), HIDDEN);
   await rejects(store.openRead("../outside/secret.txt"), PathError);
 });
 
@@ -426,9 +453,10 @@ Deno.test("`LocalStore.makeFolder()` refuses to create through a hostile link, o
   const store = await LocalStore.open(layout.root);
   await rejects(store.makeFolder("out"), ExistsError);
   await rejects(store.makeFolder("dangling-out"), ExistsError);
-  for (
-    const path of ["out/new", "sibling/new", "dangling-out/x", "../escape", "ok/.ferry-partial.x"]
-  ) {
+  for (const path of ["out/new", "sibling/new", "dangling-out/x"]) {
+    await rejects(store.makeFolder(path), HIDDEN, path);
+  }
+  for (const path of ["../escape", "ok/.ferry-partial.x"]) {
     await rejects(store.makeFolder(path), PathError, path);
   }
   deepStrictEqual(
@@ -452,12 +480,12 @@ Deno.test("`LocalStore.makeFolder()` and `beginUpload()` refuse to create throug
   await layout.link("../outside/not-yet", "dangling-out");
   const store = await LocalStore.open(layout.root);
   for (const path of ["out/new", "sibling/new", "dangling-out/x", "out/deep/er"]) {
-    await rejects(store.makeFolder(path, { mtime: 0 }), PathError, path);
-    await rejects(store.beginUpload(`${path}/file.txt`), PathError, path);
+    await rejects(store.makeFolder(path, { mtime: 0 }), HIDDEN, path);
+    await rejects(store.beginUpload(`${path}/file.txt`), HIDDEN, path);
   }
-  await rejects(store.beginUpload("out/secret.txt"), PathError);
-  await rejects(store.targetKind("out/secret.txt"), PathError);
-  await rejects(store.openExisting("out/secret.txt"), PathError);
+  await rejects(store.beginUpload("out/secret.txt"), HIDDEN);
+  strictEqual(await store.targetKind("out/secret.txt"), "missing"); // as for a missing name
+  strictEqual(await store.openExisting("out/secret.txt"), null); // as for a missing name
   deepStrictEqual(
     (await Array.fromAsync(Deno.readDir(join(layout.base, "outside")))).map((e) => e.name),
     ["secret.txt"],

@@ -24,7 +24,7 @@ Deno.test("`put --force` with an empty upload prefix cannot replace the code fil
     codeFile,
   ]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /excluded from the served folder/);
+  assert.match(result.stderr, /Cannot find "\.connection_code"/); // as if missing: no oracle
   assert.equal(await Deno.readTextFile(codeFile), before, "the code file is unchanged");
 
   const other = join(local.path, "notes.txt");

@@ -19,7 +19,7 @@ import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
-import { printListing } from "./ls.ts";
+import { printListing, reportUnlisted } from "./ls.ts";
 import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET } from "./options.ts";
 import { printError, printLine, TransferReporter } from "./output.ts";
 import { checkRemoteArgument, openClient } from "./remote.ts";
@@ -124,7 +124,7 @@ export async function runShellLine(
       return true;
     case "ls": {
       if (words.length > 1) throw new UsageError("Usage: ls [path]");
-      await printListing(client.listBatches(words[0] ?? ""));
+      await printListing(client.listBatches(words[0] ?? "", { onSkipped: reportUnlisted }));
       return true;
     }
     case "get": {

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import type { ListEntry } from "../protocol/messages.ts";
+import type { ListEntry, SkippedEntry } from "../protocol/messages.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
 import { CODE_ENV, CODE_FILE, HOST_ARG, JSON_OPTION } from "./options.ts";
-import { formatBytes, printLine, printText } from "./output.ts";
+import { formatBytes, printError, printLine, printText } from "./output.ts";
 import { checkRemoteArgument, openClient } from "./remote.ts";
 
 /** What `ferry ls` accepts. */
@@ -90,8 +90,19 @@ export async function runLs(
   const path = positionals[1] ?? "";
   checkRemoteArgument(path); // refuse a bad path before connecting
   await using client = await openClient(address, flags["code-file"]);
-  const batches = client.listBatches(path, { recursive: flags.recursive });
+  const batches = client.listBatches(path, {
+    recursive: flags.recursive,
+    onSkipped: reportUnlisted,
+  });
   await printListing(batches, { json: flags.json });
+}
+
+/**
+ * Says on stderr that the server holds an entry it cannot list (its name is refused, or not valid
+ * UTF-8), so that nothing is left out silently; the listing goes on.
+ */
+export function reportUnlisted(entry: SkippedEntry): void {
+  printError(`ferry: not listed: ${entry.name} (${entry.reason})`);
 }
 
 /** `ferry ls`: its spec and its runner. */

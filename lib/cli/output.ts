@@ -121,6 +121,13 @@ export class TransferReporter {
       }
       case "mkdir":
         break;
+      case "not-transferred":
+        this.#stopBar();
+        printError(
+          `ferry: not ${event.direction === "get" ? "downloaded" : "uploaded"}: ${event.name} ` +
+            `(${event.reason})`,
+        );
+        break;
     }
   };
 

@@ -65,7 +65,7 @@ export async function runPut(
   const plan = await planUpload(localPaths);
   // Two arguments with one name (`a.txt a.txt`, `a.txt ../b/a.txt`) would clash halfway.
   const sources = new Map<string, string>();
-  for (const item of plan) {
+  for (const item of plan.items) {
     if (item.name.includes("/")) continue; // inside a folder: names are unique there
     const earlier = sources.get(item.name);
     if (earlier === item.localPath) throw new UsageError(`${earlier} is named twice`);

@@ -27,7 +27,7 @@ import {
   requestDownload,
   type RequestedDownload,
 } from "./download.ts";
-import { listBatches } from "./listing.ts";
+import { listBatches, type ListOptions } from "./listing.ts";
 import type { TransferOptions, TransferResult } from "./types.ts";
 import { upload } from "./upload.ts";
 import { receiveStreamedUpload, sendStreamedUpload, type SentUpload } from "./upload_stream.ts";
@@ -35,6 +35,7 @@ import { receiveStreamedUpload, sendStreamedUpload, type SentUpload } from "./up
 export type { Progress, TransferOptions, TransferResult } from "./types.ts";
 export type { RequestedDownload } from "./download.ts";
 export type { SentUpload } from "./upload_stream.ts";
+export type { ListOptions } from "./listing.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -129,7 +130,7 @@ export class FerryClient {
    * listing (at most `MAX_LISTING_ENTRIES` entries); {@link listBatches} streams it. Needs no
    * permission beyond the open connection.
    */
-  async list(path: string, options: { recursive?: boolean } = {}): Promise<ListEntry[]> {
+  async list(path: string, options: ListOptions = {}): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
     for await (const batch of this.listBatches(path, options)) entries.push(...batch);
     return entries;
@@ -141,7 +142,7 @@ export class FerryClient {
    * the connection stays usable. A server that lists more than `MAX_LISTING_ENTRIES` entries is
    * refused with `ProtocolError`.
    */
-  listBatches(path: string, options: { recursive?: boolean } = {}): AsyncGenerator<ListEntry[]> {
+  listBatches(path: string, options: ListOptions = {}): AsyncGenerator<ListEntry[]> {
     return listBatches(this.#conversation, path, options);
   }
 

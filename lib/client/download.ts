@@ -12,7 +12,7 @@ import { lstatOrNull } from "../_fs.ts";
 import { ExistsError, IntegrityError, ProtocolError, RemoteError } from "../errors.ts";
 import type { ReceivedRecord } from "../protocol/framing.ts";
 import type { FileStart } from "../protocol/messages.ts";
-import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { parseRemotePath, sanitizeForDisplay, validateLocalName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { PartialFile } from "../store/partial_file.ts";
 import type { PendingFile } from "../store/store.ts";
@@ -71,7 +71,7 @@ export async function requestDownload(
   name: string,
   options: TransferOptions = {},
 ): Promise<RequestedDownload> {
-  validateName(name);
+  validateLocalName(name);
   parseRemotePath(remotePath);
   const target = join(localDir, name);
   if (!options.force && !options.targetAbsent && await lstatOrNull(target) !== null) {

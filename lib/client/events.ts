@@ -29,7 +29,19 @@ export type TransferEvent =
     /** For `put`: the name the server gave the file (with its upload prefix). */
     remote?: string;
   }
-  | { event: "mkdir"; direction: "get" | "put"; name: string };
+  | { event: "mkdir"; direction: "get" | "put"; name: string }
+  | {
+    /**
+     * A file or folder of a many-file transfer that was not moved, and why (a name the other
+     * side cannot store, a file it refused or cannot read): the command ends non-zero, after the
+     * rest, naming each again.
+     */
+    event: "not-transferred";
+    direction: "get" | "put";
+    /** Its path, escaped for display. */
+    name: string;
+    reason: string;
+  };
 
 /** What a many-file transfer passes to each file: its flags and where its events go. */
 export interface EventOptions {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import type { FerryClient, RequestedDownload, TransferResult } from "./client.ts";
 import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from "../errors.ts";
-import { parseRemotePath, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import { parseRemotePath, sanitizeForDisplay, validateLocalName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
 import { CommitGroup } from "../store/commit_group.ts";
@@ -188,10 +188,20 @@ class DownloadPipeline {
   /** Received files are flushed together, once a whole group of them is written. */
   #group = new CommitGroup({ maxFiles: COMMITS_AT_ONCE });
   #results: TransferResult[] = [];
+  #notTransferred: (name: string, reason: string) => void;
 
-  constructor(client: FerryClient, options: GetOptions) {
+  /**
+   * Downloads through `client`; a file the server will not send (it cannot read it, say) goes to
+   * `notTransferred` with the reason, and the others go on.
+   */
+  constructor(
+    client: FerryClient,
+    options: GetOptions,
+    notTransferred: (name: string, reason: string) => void,
+  ) {
     this.#client = client;
     this.#options = options;
+    this.#notTransferred = notTransferred;
   }
 
   /** Results so far, in the order the files were asked for. */
@@ -240,9 +250,6 @@ class DownloadPipeline {
     await Promise.allSettled(this.#commits.splice(0));
   }
 
-  /** Files the server would not send (it could not read them, say), each with its reason. */
-  readonly refused: { name: string; reason: string }[] = [];
-
   async #receiveOldest(): Promise<void> {
     const { requested, shown, index } = this.#inFlight.shift()!;
     let commit: () => Promise<TransferResult>;
@@ -252,7 +259,7 @@ class DownloadPipeline {
       // One file the server refuses (unreadable on its disk, gone, changed) is reported by name
       // at the end and does not stop the others; the session is still in step.
       if (!(error instanceof RemoteError)) throw error;
-      this.refused.push({ name: shown, reason: error.message });
+      this.#notTransferred(shown, error.message);
       return;
     }
     const partial = requested.partial;
@@ -283,7 +290,17 @@ async function downloadFolder(
   options: GetOptions,
 ): Promise<TransferResult[]> {
   const remoteRoot = parseRemotePath(remotePath);
-  const entries = await client.list(remotePath, { recursive: true });
+  // Whatever is not moved is named as it is met and again at the end, and the command fails.
+  const notMoved: { name: string; reason: string }[] = [];
+  const notTransferred = (name: string, reason: string) => {
+    notMoved.push({ name, reason });
+    options.onEvent?.({ event: "not-transferred", direction: "get", name, reason });
+  };
+  const shownBelow = (name: string) => sanitizeForDisplay(remotePath) + "/" + name;
+  const entries = await client.list(remotePath, {
+    recursive: true,
+    onSkipped: (entry) => notTransferred(shownBelow(entry.name), entry.reason),
+  });
   if (entries.length === 1 && entries[0]!.name === "") {
     // The remote path is a file, and a local folder has its name.
     throw new ExistsError(
@@ -305,7 +322,7 @@ async function downloadFolder(
     }
     return names;
   };
-  const pipeline = new DownloadPipeline(client, options);
+  const pipeline = new DownloadPipeline(client, options, notTransferred);
   try {
     for (const entry of entries) {
       const components = parseRemotePath(entry.name);
@@ -342,6 +359,13 @@ async function downloadFolder(
           continue;
         }
       }
+      try {
+        validateLocalName(fileName); // one this machine cannot store is skipped, and named
+      } catch (error) {
+        if (!(error instanceof PathError)) throw error;
+        notTransferred(sanitizeForDisplay(path), error.message);
+        continue;
+      }
       await pipeline.request(path, folder, fileName, !present.has(fileName));
     }
     await pipeline.drain();
@@ -355,12 +379,10 @@ async function downloadFolder(
     const time = new Date(entry.mtime);
     Deno.utimeSync(path, time, time);
   }
-  if (pipeline.refused.length > 0) {
-    const listed = pipeline.refused.map(({ name, reason }) => `${name} (${reason})`).join("; ");
+  if (notMoved.length > 0) {
     throw new IncompleteError(
-      `${pipeline.refused.length} of the files of ${
-        sanitizeForDisplay(remotePath)
-      } could not be downloaded, the rest were: ${listed}`,
+      `${notMoved.length} of the entries of ${sanitizeForDisplay(remotePath)} could not be ` +
+        `downloaded, the rest were: ${listShortly(notMoved)}`,
     );
   }
   return pipeline.results;
@@ -377,7 +399,7 @@ export async function ensureLocalFolder(
 ): Promise<string> {
   let current = base;
   for (const component of components) {
-    validateName(component);
+    validateLocalName(component);
     current = join(current, component);
     const info = await lstatOrNull(current);
     if (info === null) {
@@ -397,4 +419,14 @@ export async function ensureLocalFolder(
     }
   }
   return current;
+}
+
+/** At most this many of the entries a transfer left out are named in its final error. */
+const NAMED_IN_ERROR = 20;
+
+/** `name (reason); ...` for the first entries, then how many more (each had its own line). */
+export function listShortly(entries: readonly { name: string; reason: string }[]): string {
+  const named = entries.slice(0, NAMED_IN_ERROR).map(({ name, reason }) => `${name} (${reason})`);
+  const more = entries.length - named.length;
+  return named.join("; ") + (more > 0 ? `; and ${more} more, each named above` : "");
 }

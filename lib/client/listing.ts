@@ -6,7 +6,7 @@
  * @module
  */
 import { readListing } from "../protocol/listing.ts";
-import type { ListEntry } from "../protocol/messages.ts";
+import type { ListEntry, SkippedEntry } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import type { ClientConversation } from "./conversation.ts";
 
@@ -14,9 +14,20 @@ import type { ClientConversation } from "./conversation.ts";
 export async function* listBatches(
   conversation: ClientConversation,
   path: string,
-  options: { recursive?: boolean } = {},
+  options: ListOptions = {},
 ): AsyncGenerator<ListEntry[]> {
   parseRemotePath(path);
   await conversation.send({ t: "list", path, recursive: options.recursive ?? false });
-  yield* readListing(() => conversation.expect("listing"));
+  yield* readListing(() => conversation.expect("listing"), { onSkipped: options.onSkipped });
+}
+
+/** Options of a listing. */
+export interface ListOptions {
+  /** Everything below the folder, not only its children. */
+  recursive?: boolean;
+  /**
+   * Told of each entry the server found but cannot list (its name, escaped, and why); a server
+   * that does not say lists nothing more.
+   */
+  onSkipped?: (entry: SkippedEntry) => void;
 }

@@ -8,11 +8,17 @@
  */
 import { basename, join, relative, resolve } from "node:path";
 import type { FerryClient, SentUpload, TransferResult } from "./client.ts";
-import { RemoteError, UsageError } from "../errors.ts";
+import { IncompleteError, RemoteError, UsageError } from "../errors.ts";
+import { listShortly } from "./get_paths.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { STREAMED_UPLOAD_MAX_BYTES } from "./upload_stream.ts";
 import { DEFAULT_CODE_FILE } from "../code_file.ts";
-import { PARTIAL_PREFIX, sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
+import {
+  nameProblem,
+  PARTIAL_PREFIX,
+  sanitizeForDisplay,
+  validateName,
+} from "../protocol/remote_path.ts";
 import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
 
 /** Options of {@link putPaths}. */
@@ -43,16 +49,30 @@ export interface UploadItem {
   mtime: number;
 }
 
+/** What an upload will send, and what it cannot (named, with why) and will report. */
+export interface UploadPlan {
+  /** The folders to create and files to send, in order. */
+  items: UploadItem[];
+  /**
+   * Entries inside the folders that cannot be sent because of their names (a control character,
+   * a name that is not valid UTF-8), escaped for display: the rest is sent, then the command
+   * fails naming them.
+   */
+  notTransferred: { name: string; reason: string }[];
+}
+
 /**
  * Builds the upload plan before connecting: every local path must exist (else a usage error) and
- * have a name the server accepts; folders are walked depth-first with their empty folders kept.
- * Symlinks inside a folder are followed only to files inside that folder; a `.connection_code`
- * and hidden `.ferry-partial.*` files inside a folder are never sent. Permission: read on the
- * local paths.
+ * have a name the server accepts; folders are walked depth-first with their empty folders kept,
+ * and an entry inside them whose name cannot be sent is set aside in `notTransferred` rather than
+ * refusing the whole folder. Symlinks inside a folder are followed only to files inside that
+ * folder; a `.connection_code` and hidden `.ferry-partial.*` files inside a folder are never
+ * sent. Permission: read on the local paths.
  */
-export async function planUpload(localPaths: readonly string[]): Promise<UploadItem[]> {
+export async function planUpload(localPaths: readonly string[]): Promise<UploadPlan> {
   if (localPaths.length === 0) throw new UsageError("Name at least one local file or folder");
   const items: UploadItem[] = [];
+  const notTransferred: UploadPlan["notTransferred"] = [];
   for (const localPath of localPaths) {
     let info: Deno.FileInfo;
     try {
@@ -73,12 +93,12 @@ export async function planUpload(localPaths: readonly string[]): Promise<UploadI
       items.push(itemFor("file", localPath, name, info));
     } else if (info.isDirectory) {
       items.push(itemFor("dir", localPath, name, info));
-      await walkLocal(await Deno.realPath(localPath), localPath, [name], items);
+      await walkLocal(await Deno.realPath(localPath), localPath, [name], { items, notTransferred });
     } else {
       throw new UsageError(`Cannot upload ${localPath}: it is not a file or folder`);
     }
   }
-  return items;
+  return { items, notTransferred };
 }
 
 function itemFor(
@@ -101,8 +121,9 @@ async function walkLocal(
   rootReal: string,
   folder: string,
   names: string[],
-  items: UploadItem[],
+  plan: UploadPlan,
 ): Promise<void> {
+  const { items } = plan;
   const children: Deno.DirEntry[] = [];
   for await (const entry of Deno.readDir(folder)) children.push(entry);
   children.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -111,10 +132,12 @@ async function walkLocal(
     // Never sent from inside a folder: a connection code (a secret for some server) and the
     // hidden partial files of transfers in progress or cut.
     if (child.name === DEFAULT_CODE_FILE || child.name.startsWith(PARTIAL_PREFIX)) continue;
-    try {
-      validateName(child.name);
-    } catch (error) {
-      throw new UsageError(`Cannot upload ${path}: ${(error as Error).message}`);
+    const problem = child.name.includes("\uFFFD")
+      ? "its name is not valid UTF-8 (or holds U+FFFD)"
+      : nameProblem(child.name);
+    if (problem !== undefined) {
+      plan.notTransferred.push({ name: sanitizeForDisplay(path), reason: problem });
+      continue;
     }
     const name = [...names, child.name];
     if (child.isSymlink) {
@@ -135,7 +158,7 @@ async function walkLocal(
       items.push(itemFor("file", path, name.join("/"), info));
     } else if (info.isDirectory) {
       items.push(itemFor("dir", path, name.join("/"), info));
-      await walkLocal(rootReal, path, name, items);
+      await walkLocal(rootReal, path, name, plan);
     }
   }
 }
@@ -146,15 +169,24 @@ const UPLOADS_IN_FLIGHT = 32;
 /**
  * Runs an upload plan: the folders first (parents before children), then the files. The small
  * files of a plan of several are streamed, up to {@link UPLOADS_IN_FLIGHT} ahead of their answers,
- * so no file waits a round trip; larger ones take the resumable path one at a time. A file already on the server is
- * compared (skip-identical) once the answers in flight are in. Permission: net to the server;
- * read on the local paths.
+ * so no file waits a round trip; larger ones take the resumable path one at a time. A file already
+ * on the server is compared (skip-identical) once the answers in flight are in. What cannot be
+ * sent (the plan's `notTransferred`, and files whose names the server cannot store) is named as
+ * it is met, the rest is sent, and then `IncompleteError` names them all. Permission: net to the
+ * server; read on the local paths.
  */
 export async function putPaths(
   client: FerryClient,
-  items: readonly UploadItem[],
+  plan: UploadPlan,
   options: PutOptions,
 ): Promise<TransferResult[]> {
+  const { items } = plan;
+  const notMoved: { name: string; reason: string }[] = [];
+  const notTransferred = (name: string, reason: string) => {
+    notMoved.push({ name, reason });
+    options.onEvent?.({ event: "not-transferred", direction: "put", name, reason });
+  };
+  for (const { name, reason } of plan.notTransferred) notTransferred(name, reason);
   for (const item of items) {
     if (item.kind !== "dir") continue;
     const name = await client.mkdir(options.remoteDir, item.name, item);
@@ -179,6 +211,11 @@ export async function putPaths(
       });
       results.push(reportUpload(item, result, options));
     } catch (error) {
+      if (error instanceof RemoteError && error.code === WireError.invalidPath) {
+        // A name this server cannot store (on Windows, `aux.c`): named, and the rest goes on.
+        notTransferred(sanitizeForDisplay(item.name), error.message);
+        return;
+      }
       const exists = error instanceof RemoteError && error.code === WireError.exists;
       if (!exists || options.force) throw error;
       thereAlready.push(item); // compared below, as a re-run after a cut
@@ -212,6 +249,12 @@ export async function putPaths(
     results.push(reportUpload(item, await uploadOne(client, item, options), options));
   }
   await restoreFolderTimes(client, items, options.remoteDir);
+  if (notMoved.length > 0) {
+    throw new IncompleteError(
+      `${notMoved.length} of the entries to upload could not be uploaded, the rest were: ` +
+        listShortly(notMoved),
+    );
+  }
   return results;
 }
 

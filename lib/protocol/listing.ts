@@ -40,13 +40,16 @@ import {
   MAX_LISTING_ENTRIES,
   MAX_LISTING_NAME_UNITS,
 } from "./constants.ts";
-import type { ListEntry, Listing } from "./messages.ts";
+import type { ListEntry, Listing, SkippedEntry } from "./messages.ts";
 import { parseRemotePath } from "./remote_path.ts";
 
 /**
  * An upper estimate of the encoded size of `entry` in a batch: each UTF-16 unit of the name may
  * take up to 6 bytes of JSON (`\u001f`), plus the fixed fields.
  */
+/** Entries a listing names as skipped; past that they are only counted. */
+const MAX_SKIPPED_NAMED = 10_000;
+
 function estimatedBytes(entry: ListEntry): number {
   return entry.name.length * 6 + 100;
 }
@@ -61,6 +64,8 @@ function estimatedBytes(entry: ListEntry): number {
 export class ListingWriter {
   #send: (message: Listing) => Promise<void>;
   #batch: ListEntry[] = [];
+  #skipped: SkippedEntry[] = [];
+  #skippedInAll = 0;
   #batchBytes = 0;
 
   /** A writer that hands each batch to `send`. */
@@ -77,16 +82,40 @@ export class ListingWriter {
     }
   }
 
+  /**
+   * Adds an entry that cannot be listed (see `Listing.skipped`), sent with the current batch. A
+   * batch holds at most {@link MAX_LISTING_BATCH} of them; the rest of a listing's are counted
+   * into one last item ("N more"), so a folder of a million bad names cannot grow the listing.
+   */
+  async skip(entry: SkippedEntry): Promise<void> {
+    this.#skippedInAll++;
+    if (this.#skippedInAll > MAX_SKIPPED_NAMED) return;
+    this.#skipped.push(entry);
+    this.#batchBytes += entry.name.length * 6 + entry.reason.length + 40;
+    if (this.#skipped.length >= MAX_LISTING_BATCH || this.#batchBytes >= LISTING_BATCH_BYTES) {
+      await this.#flush(false);
+    }
+  }
+
   /** Sends the last batch, marked `done`. */
   end(): Promise<void> {
+    const unnamed = this.#skippedInAll - MAX_SKIPPED_NAMED;
+    if (unnamed > 0) {
+      this.#skipped.push({
+        name: `(${unnamed} more)`,
+        reason: "not named, to keep the listing short",
+      });
+    }
     return this.#flush(true);
   }
 
   async #flush(done: boolean): Promise<void> {
     const entries = this.#batch;
+    const skipped = this.#skipped;
     this.#batch = [];
+    this.#skipped = [];
     this.#batchBytes = 0;
-    await this.#send({ t: "listing", entries, done });
+    await this.#send({ t: "listing", entries, done, ...(skipped.length > 0 ? { skipped } : {}) });
   }
 }
 
@@ -106,6 +135,8 @@ export interface ReadListingOptions {
   maxEntries?: number;
   /** The most UTF-16 code units of names accepted in all (default {@link MAX_LISTING_NAME_UNITS}). */
   maxNameUnits?: number;
+  /** Receives the entries the server found but cannot list (`Listing.skipped`), as they come. */
+  onSkipped?: (entry: SkippedEntry) => void;
 }
 
 /**
@@ -138,6 +169,10 @@ export async function* readListing(
       throw new ProtocolError(`The server listed more than ${maxEntries} entries`);
     }
     for (const entry of batch.entries) nameUnits += entry.name.length;
+    for (const skipped of batch.skipped ?? []) {
+      nameUnits += skipped.name.length;
+      options.onSkipped?.(skipped);
+    }
     if (nameUnits > maxNameUnits) {
       throw new ProtocolError(
         `The server's listing holds more than ${maxNameUnits} characters of names`,

@@ -11,6 +11,7 @@
 import { ProtocolError } from "../errors.ts";
 import { bool, type Fields, int, mode, mtime, parseObject, sha256Hex, str } from "./_fields.ts";
 import { MAX_CONTROL_BYTES, MAX_LISTING_BATCH } from "./constants.ts";
+import { sanitizeForDisplay } from "./remote_path.ts";
 import { toWireErrorCode, type WireErrorCode } from "./wire_errors.ts";
 
 /** What a server allows. */
@@ -139,6 +140,19 @@ export interface Listing {
   entries: ListEntry[];
   /** True on the last batch of the listing. */
   done: boolean;
+  /**
+   * Entries the server found but cannot list (optional on the wire; older clients ignore it): their
+   * names, escaped for display (they need not be valid paths), each with why. At most
+   * {@link MAX_LISTING_BATCH} a batch. A client reports them by name: nothing is left out silently.
+   */
+  skipped?: SkippedEntry[];
+}
+/** An entry of a folder that a listing leaves out, and why (see {@link Listing.skipped}). */
+export interface SkippedEntry {
+  /** Its path relative to the listed folder, escaped for display (not a valid path). */
+  name: string;
+  /** Why it cannot be listed, e.g. "its name contains a control character (U+0009)". */
+  reason: string;
 }
 /** Server to client: the file follows from `offset` as data records, then `file-end`. */
 export interface FileStart {
@@ -238,6 +252,18 @@ function entry(value: unknown): ListEntry {
   };
 }
 
+function skippedEntry(value: unknown): SkippedEntry {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("Listing skipped entry is not an object");
+  }
+  const fields = value as Fields;
+  // Shown to the user, so made safe to print whatever the server sent.
+  return {
+    name: sanitizeForDisplay(str(fields, "name")),
+    reason: sanitizeForDisplay(str(fields, "reason", 256)),
+  };
+}
+
 /** Decodes and checks a message sent by a client. Throws {@link ProtocolError} on anything else. */
 export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
   const fields = parseObject(bytes);
@@ -308,7 +334,18 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       if (!Array.isArray(entries) || entries.length > MAX_LISTING_BATCH) {
         throw new ProtocolError("Listing entries must be an array of bounded length");
       }
-      return { t: "listing", entries: entries.map(entry), done: bool(fields, "done") };
+      const skipped = fields.skipped;
+      if (
+        skipped !== undefined && (!Array.isArray(skipped) || skipped.length > MAX_LISTING_BATCH)
+      ) {
+        throw new ProtocolError("Listing skipped entries must be an array of bounded length");
+      }
+      return {
+        t: "listing",
+        entries: entries.map(entry),
+        done: bool(fields, "done"),
+        ...(skipped === undefined ? {} : { skipped: skipped.map(skippedEntry) }),
+      };
     }
     case "file":
       return {

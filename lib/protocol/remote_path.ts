@@ -58,6 +58,8 @@ const INVISIBLE =
   /(?<![\p{Extended_Pictographic}\p{Emoji_Modifier}]\ufe0f?)\u200d|\u200d(?!\p{Extended_Pictographic})|(?<!\p{Emoji})[\ufe00-\ufe0f]|(?![\u200d\ufe00-\ufe0f])\p{Default_Ignorable_Code_Point}/gu;
 /** "C:", "c:foo", "C:\x": a Windows drive (or a drive-relative path). */
 const WINDOWS_DRIVE = /^[a-z]:/i;
+/** Characters Windows does not allow in names. */
+const WINDOWS_RESERVED = /[<>:"|?*]/;
 /** Windows device names, reserved in every folder and with any extension ("con.txt", "COM¹"). */
 const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)$/i;
 
@@ -87,14 +89,20 @@ export function parseRemotePath(path: string): string[] {
 /**
  * Validates one name (a single path component). Throws {@link PathError} when it is empty,
  * `.` or `..`, longer than {@link MAX_NAME_BYTES}, not valid Unicode, or contains a slash, a
- * backslash, a control character, a bidirectional control or a slash look-alike; when it is a
- * Windows drive or device name, ends with a dot or a space (except names made only of three or
- * more dots), or starts with {@link PARTIAL_PREFIX} (in any case). The same checks are applied to
- * the name's NFKC form, which catches full-width and compatibility look-alikes ("／", "․․").
+ * backslash, a control character, a bidirectional control or a slash look-alike, or starts with
+ * {@link PARTIAL_PREFIX} (in any case). The same checks are applied to the name's NFKC form, which
+ * catches full-width and compatibility look-alikes ("／", "․․"). Names that only Windows cannot
+ * store (`aux.c`, `trailing.`) are valid here: a receiver on Windows refuses them itself
+ * ({@link validateLocalName}).
  */
 export function validateName(name: string): void {
-  const problem = typeof name === "string" ? nameProblem(name) : "it is not a string";
+  const problem = nameProblem(name);
   if (problem !== undefined) throw new PathError(`Refused name ${quote(name)}: ${problem}`);
+}
+
+/** Why {@link validateName} refuses `name`, or undefined when it accepts it. */
+export function nameProblem(name: string): string | undefined {
+  return typeof name === "string" ? componentProblem(name) : "it is not a string";
 }
 
 /**
@@ -150,7 +158,7 @@ function pathProblem(path: unknown): string | undefined {
   if (path.includes("\\")) return "it contains a backslash";
   if (path.startsWith("/")) return "it is absolute";
   for (const component of splitValidPath(path)) {
-    const problem = nameProblem(component);
+    const problem = componentProblem(component);
     if (problem !== undefined) return problem;
   }
   return undefined;
@@ -165,7 +173,7 @@ function splitValidPath(path: string): string[] {
 }
 
 /** Why `name` is refused as a path component, or undefined when it is acceptable. */
-function nameProblem(name: string): string | undefined {
+function componentProblem(name: string): string | undefined {
   if (name === "") return "it contains an empty component";
   if (name === ".") return 'it contains a "." component';
   if (name === "..") return 'it contains a parent component ".."';
@@ -197,12 +205,40 @@ function structuralProblem(name: string): string | undefined {
   if (name.includes("\\")) return "it contains a backslash";
   const control = CONTROL.exec(name);
   if (control !== null) return `it contains a control character (${codePoint(control[0])})`;
-  if (WINDOWS_DRIVE.test(name)) return "it contains a Windows drive name";
-  const base = (name.split(".", 1)[0] ?? "").replace(/ +$/, "");
-  if (WINDOWS_DEVICE.test(base)) return `it contains a Windows device name ("${base}")`;
-  if (/[. ]$/.test(name) && !/^\.{3,}$/.test(name)) return "a name ends with a dot or a space";
   if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return "it names a partial transfer file";
   return undefined;
+}
+
+/**
+ * Why Windows cannot store `name` safely, or undefined: a drive prefix (`C:x`, which Windows reads
+ * as a path on drive C), any of `<>:"|?*` (`a:b` names an alternate data stream), a device name
+ * with or without an extension (`aux.c`, `NUL.txt`, `COM1`), or a name ending with a dot or a
+ * space (Windows drops them, so two names would land as one). These are ordinary names on Linux
+ * and macOS, so they travel, and only a receiver on Windows refuses them
+ * ({@link validateLocalName}).
+ */
+export function windowsNameProblem(name: string): string | undefined {
+  if (WINDOWS_DRIVE.test(name)) return "it starts with a Windows drive name";
+  const reserved = WINDOWS_RESERVED.exec(name);
+  if (reserved !== null) return `it contains "${reserved[0]}", which Windows reserves`;
+  const base = (name.split(".", 1)[0] ?? "").replace(/ +$/, "");
+  if (WINDOWS_DEVICE.test(base)) return `it is a Windows device name ("${base}")`;
+  if (/[. ]$/.test(name) && !/^\.{3,}$/.test(name)) return "it ends with a dot or a space";
+  return undefined;
+}
+
+/**
+ * Validates a name that is about to be written on this machine: {@link validateName}, and on
+ * Windows also {@link windowsNameProblem} (`os` is for tests). Throws {@link PathError} saying
+ * that the name cannot be stored here, so that the file is reported by name and skipped.
+ */
+export function validateLocalName(name: string, os: string = Deno.build.os): void {
+  validateName(name);
+  if (os !== "windows") return;
+  const problem = windowsNameProblem(name);
+  if (problem !== undefined) {
+    throw new PathError(`Cannot store ${quote(name)} on Windows: ${problem}`);
+  }
 }
 
 /** `text` sanitised, cut short when long, in double quotes: for error messages. */

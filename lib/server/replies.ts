@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { FerryError } from "../errors.ts";
+import { FerryError, NotFoundError, PathError } from "../errors.ts";
 import type { ErrorReply } from "../protocol/messages.ts";
 import { toWireErrorCode, type WireErrorCode } from "../protocol/wire_errors.ts";
 
@@ -38,7 +38,13 @@ export function replyFor(error: unknown): ErrorReply {
 
 /** One line describing `error` for the server's log (never a stack). */
 export function describe(error: unknown): string {
-  if (error instanceof FerryError) return error.message;
+  if (error instanceof FerryError) {
+    // A path refused for what it leads to is answered as missing; the log says why.
+    const why = error instanceof NotFoundError && error.cause instanceof PathError
+      ? ` (${error.cause.message})`
+      : "";
+    return error.message + why;
+  }
   if (error instanceof Error) return `${error.name}: ${error.message.split("\n", 1)[0]}`;
   return String(error);
 }

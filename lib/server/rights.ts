@@ -7,6 +7,7 @@
  * @module
  */
 import type { ServeMode } from "../protocol/messages.ts";
+import { parseRemotePath } from "../protocol/remote_path.ts";
 import { RequestError } from "./replies.ts";
 
 /** The rights of one session. Each `require*` method throws a {@link RequestError} when refused. */
@@ -50,6 +51,23 @@ export class Rights {
         "The server is a drop box (upload-only): uploads cannot replace existing files",
       );
     }
+  }
+
+  /**
+   * `put` and `mkdir` into the remote folder `dir`: on a drop box, uploads go into its top folder
+   * or into folders uploaded to it (whose first component carries the upload `prefix`), never into
+   * the owner's folders. Any other `dir` is refused with `upload-only` before anything is looked
+   * up, whether it exists or not, so that probing tells nothing of the owner's files.
+   */
+  requireUploadFolder(dir: string, prefix: string): void {
+    if (this.mode !== "upload-only") return;
+    const first = parseRemotePath(dir)[0];
+    if (first === undefined || (prefix !== "" && first.startsWith(prefix))) return;
+    throw new RequestError(
+      "upload-only",
+      "The server is a drop box (upload-only): uploads go into its top folder, or into folders " +
+        "uploaded to it",
+    );
   }
 
   /** `put` of `size` bytes: refused with `too-large` above the server's maximum. */

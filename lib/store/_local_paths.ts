@@ -6,9 +6,10 @@
  * @module
  */
 import { basename, dirname, join, resolve as resolvePath } from "node:path/posix";
-import { NotFoundError, PathError } from "../errors.ts";
-import { sanitizeForDisplay, validateName } from "../protocol/remote_path.ts";
-import type { EntryInfo } from "./store.ts";
+import { NotFoundError } from "../errors.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { type EntryInfo, hiddenPath, notFound } from "./store.ts";
+export { hiddenPath, notFound };
 
 /**
  * The real path of a local path that may not exist yet (then its folder's real path is used).
@@ -52,17 +53,6 @@ export function isInside(outer: string, inner: string): boolean {
   return inner === outer || inner.startsWith(`${outer}/`);
 }
 
-/** Whether {@link validateName} accepts `name` (names it refuses are hidden from listings). */
-export function isValidName(name: string): boolean {
-  try {
-    validateName(name);
-    return true;
-  } catch (error) {
-    if (error instanceof PathError) return false;
-    throw error;
-  }
-}
-
 /** Whether anything, even a dangling link, is at `path`. Permission: read on its folder. */
 export function lexists(path: string): boolean {
   try {
@@ -90,14 +80,9 @@ export function isUnreachable(error: unknown): boolean {
     error instanceof Deno.errors.PermissionDenied;
 }
 
-/** The {@link NotFoundError} for the remote `path`. */
-export function notFound(path: string, cause: unknown): NotFoundError {
-  return new NotFoundError(`Cannot find ${quote(path)}: no such file or folder`, { cause });
-}
-
-/** A {@link PathError} for a link loop met on the way to the remote `path`. */
-export function linkLoop(path: string, cause: unknown): PathError {
-  return new PathError(`Refused path ${quote(path)}: it is a symbolic link loop`, { cause });
+/** The answer for a link loop met on the way to the remote `path` (see `hiddenPath`). */
+export function linkLoop(path: string, cause: unknown): NotFoundError {
+  return hiddenPath(path, "it is a symbolic link loop", cause);
 }
 
 /** `text` sanitised and in double quotes, for error messages. */

@@ -11,16 +11,16 @@
  * @module
  */
 import { join } from "node:path/posix";
-import { FerryError, PathError } from "../errors.ts";
-import { PARTIAL_PREFIX, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { BusyError, FerryError, PathError } from "../errors.ts";
+import { nameProblem, PARTIAL_PREFIX, sanitizeForDisplay } from "../protocol/remote_path.ts";
 import {
   compareNames,
   entryInfo,
   fileId,
+  hiddenPath,
   isInside,
   isMissing,
   isUnreachable,
-  isValidName,
   lexists,
   linkLoop,
   notFound,
@@ -47,6 +47,14 @@ const MAX_CREATE_ATTEMPTS = 3;
 const LOOKUP_WINDOW = 32;
 
 /**
+ * Names that the listings in progress may hold at once, all together (about 70 bytes of heap
+ * each: some 140 MB). A listing reads a folder's names whole before it sends the first entry and
+ * keeps them until it ends, however slowly its client reads: without a bound, 64 slow listings of
+ * a folder of 300,000 files took a server past 4 GB and a fatal out-of-memory.
+ */
+export const DEFAULT_MAX_LISTED_NAMES = 2_000_000;
+
+/**
  * The served folder's real path and the real paths excluded from it. Every method takes remote
  * path components already validated by `parseRemotePath`, plus the remote path as the user wrote
  * it, for messages. Permission: read on the folder; write for {@link enterFolders} with `create`.
@@ -57,10 +65,26 @@ export class LocalRoot {
   /** Real paths never listed nor served (each also hides what lies below it). */
   readonly #excluded: readonly string[];
 
-  /** `path` and `excluded` must be real paths (see `realPathOfLocal`). */
-  constructor(path: string, excluded: readonly string[]) {
+  readonly #maxListedNames: number;
+  #listedNames = 0;
+
+  /**
+   * `path` and `excluded` must be real paths (see `realPathOfLocal`); `maxListedNames` bounds the
+   * names all listings hold at once ({@link DEFAULT_MAX_LISTED_NAMES}).
+   */
+  constructor(
+    path: string,
+    excluded: readonly string[],
+    maxListedNames = DEFAULT_MAX_LISTED_NAMES,
+  ) {
     this.path = path;
     this.#excluded = excluded;
+    this.#maxListedNames = maxListedNames;
+  }
+
+  /** Names held by the listings in progress now. */
+  get listedNames(): number {
+    return this.#listedNames;
   }
 
   /**
@@ -83,15 +107,18 @@ export class LocalRoot {
     }
     const info = entryInfo(components.at(-1) ?? "", stat);
     if (info === undefined) {
-      throw new PathError(`Refused path ${quote(shown)}: it is not a regular file or folder`);
+      throw hiddenPath(shown, "it is not a regular file or folder");
     }
     return { realPath, info, id: fileId(stat), symlink: false };
   }
 
-  /** Throws {@link PathError} unless `realPath` may be served or written. */
+  /**
+   * Throws unless `realPath` may be served or written: the `NotFoundError` of a missing path (see
+   * `hiddenPath`), so that a link leading outside tells nothing of what exists there.
+   */
   confine(realPath: string, shown: string): void {
     const problem = this.#problemWith(realPath);
-    if (problem !== undefined) throw new PathError(`Refused path ${quote(shown)}: ${problem}`);
+    if (problem !== undefined) throw hiddenPath(shown, problem);
   }
 
   /** Whether `realPath` is, or lies inside, an excluded path. */
@@ -115,23 +142,57 @@ export class LocalRoot {
    * (a folder of 100,000 files costs a few megabytes instead of over a hundred). An entry that
    * vanishes meanwhile is skipped.
    */
-  async *children(folder: string): AsyncIterable<Resolved> {
+  async *children(
+    folder: string,
+    shown: string,
+    onSkipped?: (name: string, reason: string) => void,
+  ): AsyncIterable<Resolved> {
     const names: string[] = [];
-    for await (const entry of Deno.readDir(folder)) names.push(entry.name);
-    names.sort(compareNames);
-    // Looked up a window at a time, concurrently: one awaited lstat after another spends most of
-    // its time handing work to Deno's thread pool (100,000 entries: 5.8 s, against 1.6 s this way).
-    for (let start = 0; start < names.length; start += LOOKUP_WINDOW) {
-      const window = names.slice(start, start + LOOKUP_WINDOW);
-      for (const child of await Promise.all(window.map((name) => this.#child(folder, name)))) {
-        if (child !== undefined) yield child;
+    try {
+      for await (const entry of Deno.readDir(folder)) {
+        // Counted against the budget of all listings as they are read: a folder too big for
+        // what is left is refused (`busy`) before it is held whole.
+        if (this.#listedNames >= this.#maxListedNames) throw this.#tooManyNames(shown);
+        this.#listedNames++;
+        names.push(entry.name);
       }
+      names.sort(compareNames);
+      // Looked up a window at a time, concurrently: one awaited lstat after another spends most
+      // of its time handing work to Deno's thread pool (100,000 entries: 5.8 s, against 1.6 s).
+      for (let start = 0; start < names.length; start += LOOKUP_WINDOW) {
+        const window = names.slice(start, start + LOOKUP_WINDOW);
+        const children = window.map((name) => this.#child(folder, name, onSkipped));
+        for (const child of await Promise.all(children)) {
+          if (child !== undefined) yield child;
+        }
+      }
+    } finally {
+      this.#listedNames -= names.length;
     }
   }
 
-  /** The child `name` of the real folder `folder`, or undefined when it is hidden. */
-  #child(folder: string, name: string): Resolved | undefined {
-    if (!isValidName(name)) return undefined;
+  #tooManyNames(shown: string): BusyError {
+    return new BusyError(
+      `Cannot list ${quote(shown)} now: the server holds as many names for listings as it ` +
+        "may; try again when they end",
+    );
+  }
+
+  /**
+   * The child `name` of the real folder `folder`, or undefined when it is hidden. A name that
+   * cannot be listed (the path rules refuse it, or it is not valid UTF-8) is told to `onSkipped`
+   * with why, so that nothing is left out silently; partial files stay hidden.
+   */
+  #child(
+    folder: string,
+    name: string,
+    onSkipped?: (name: string, reason: string) => void,
+  ): Resolved | undefined {
+    const refused = nameRefusal(name);
+    if (refused !== undefined) {
+      if (refused !== PARTIAL) onSkipped?.(name, refused);
+      return undefined;
+    }
     const lexical = join(folder, name);
     if (this.isExcluded(lexical)) return undefined;
     try {
@@ -229,7 +290,7 @@ export class LocalRoot {
         return realPath;
       }
       if (await lexists(lexical)) {
-        throw new PathError(`Refused path ${quote(shown)}: it goes through a dangling link`);
+        throw hiddenPath(shown, "it goes through a dangling link");
       }
       const parentIsReal = progress.created
         ? (Deno.lstatSync(parent)).isDirectory
@@ -248,4 +309,19 @@ export class LocalRoot {
     }
     throw new FerryError(`Cannot create folder ${quote(shown)}: it keeps changing`);
   }
+}
+
+/** {@link nameRefusal} of a partial file's name: hidden, never reported. */
+const PARTIAL = "a partial transfer file";
+
+/**
+ * Why a name read from the disk cannot be listed, or undefined. A name that is not valid UTF-8
+ * reaches Deno with U+FFFD in place of its bad bytes, where it could pass for another file's name,
+ * so any name holding U+FFFD is refused.
+ */
+function nameRefusal(name: string): string | undefined {
+  if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return PARTIAL;
+  if (name.includes("\uFFFD")) return "its name is not valid UTF-8 (or holds U+FFFD)";
+  const problem = nameProblem(name);
+  return problem === undefined ? undefined : `its name is refused: ${problem}`;
 }

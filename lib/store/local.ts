@@ -14,12 +14,32 @@
 import { join } from "node:path/posix";
 import { lstatOrNull } from "../_fs.ts";
 import { ExistsError, IsFolderError, NotFoundError, PathError } from "../errors.ts";
-import { MAX_PATH_BYTES, parseRemotePath, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import {
+  MAX_PATH_BYTES,
+  parseRemotePath,
+  sanitizeForDisplay,
+  validateLocalName,
+} from "../protocol/remote_path.ts";
 import { LocalStoredFile } from "./_local_file.ts";
-import { fileId, isMissing, notFound, quote, realPathOfLocal, utf8Length } from "./_local_paths.ts";
+import {
+  fileId,
+  hiddenPath,
+  isMissing,
+  notFound,
+  quote,
+  realPathOfLocal,
+  utf8Length,
+} from "./_local_paths.ts";
 import { LocalRoot } from "./_local_root.ts";
 import { PartialFile } from "./partial_file.ts";
-import type { EntryInfo, FileStore, PendingFile, StoredFile, TargetKind } from "./store.ts";
+import type {
+  EntryInfo,
+  FileStore,
+  PendingFile,
+  StoredFile,
+  TargetKind,
+  WalkOptions,
+} from "./store.ts";
 
 export type { EntryInfo } from "./store.ts";
 
@@ -40,9 +60,14 @@ export class LocalStore implements FileStore {
    * Opens the folder at `root`, which must exist ({@link NotFoundError}) and be a folder
    * ({@link PathError}). `exclude` lists local paths, absolute or relative to the working
    * directory, that are never listed, served nor written (the code file when it lies inside the
-   * folder); they need not exist yet.
+   * folder); they need not exist yet. `maxListedNames` bounds the names that all listings in
+   * progress hold at once (default `DEFAULT_MAX_LISTED_NAMES`, 2,000,000); a listing that would
+   * pass it is refused with `BusyError`.
    */
-  static async open(root: string, options: { exclude?: string[] } = {}): Promise<LocalStore> {
+  static async open(
+    root: string,
+    options: { exclude?: string[]; maxListedNames?: number } = {},
+  ): Promise<LocalStore> {
     let realRoot: string;
     try {
       realRoot = Deno.realPathSync(root);
@@ -56,7 +81,7 @@ export class LocalStore implements FileStore {
       throw new PathError(`Cannot serve ${quote(root)}: it is not a folder`);
     }
     const excluded = await Promise.all((options.exclude ?? []).map(realPathOfLocal));
-    return new LocalStore(new LocalRoot(realRoot, excluded));
+    return new LocalStore(new LocalRoot(realRoot, excluded, options.maxListedNames));
   }
 
   /** Real path of the served folder (no symbolic links, no trailing slash). */
@@ -71,7 +96,12 @@ export class LocalStore implements FileStore {
    * {@link NotFoundError} when it names nothing.
    */
   async resolve(path: string): Promise<EntryInfo> {
-    return (await this.#root.resolve(parseRemotePath(path), path)).info;
+    return (await this.#root.resolve(parseLocalPath(path), path)).info;
+  }
+
+  /** Names held by the listings in progress now (see `maxListedNames` in {@link open}). */
+  get listedNames(): number {
+    return this.#root.listedNames;
   }
 
   /**
@@ -81,13 +111,16 @@ export class LocalStore implements FileStore {
    * anything that is not a regular file or folder. Only the folder's names are held (and sorted);
    * each entry is looked up when it is reached. An entry that vanishes meanwhile is skipped.
    */
-  async *entries(path: string): AsyncIterable<EntryInfo> {
-    const resolved = await this.#root.resolve(parseRemotePath(path), path);
+  async *entries(path: string, options: WalkOptions = {}): AsyncIterable<EntryInfo> {
+    const resolved = await this.#root.resolve(parseLocalPath(path), path);
     if (resolved.info.type === "file") {
       yield resolved.info;
       return;
     }
-    for await (const child of this.#root.children(resolved.realPath)) yield child.info;
+    const skipped = skippedTo(options, "");
+    for await (const child of this.#root.children(resolved.realPath, path, skipped)) {
+      yield child.info;
+    }
   }
 
   /**
@@ -97,14 +130,17 @@ export class LocalStore implements FileStore {
    * {@link entries}, and entries whose full remote path would exceed {@link MAX_PATH_BYTES} are
    * skipped too. Throws {@link PathError} when `path` is a file.
    */
-  async *walk(path: string): AsyncIterable<EntryInfo & { path: string }> {
-    const components = parseRemotePath(path);
+  async *walk(
+    path: string,
+    options: WalkOptions = {},
+  ): AsyncIterable<EntryInfo & { path: string }> {
+    const components = parseLocalPath(path);
     const start = await this.#root.resolve(components, path);
     if (start.info.type !== "dir") {
       throw new PathError(`Cannot walk ${quote(path)}: it is not a folder`);
     }
     const baseBytes = components.length === 0 ? 0 : utf8Length(components.join("/")) + 1;
-    yield* this.#walkFolder(start.realPath, "", baseBytes, new Set([start.id]));
+    yield* this.#walkFolder(start.realPath, "", baseBytes, new Set([start.id]), path, options);
   }
 
   async *#walkFolder(
@@ -112,8 +148,11 @@ export class LocalStore implements FileStore {
     relative: string,
     baseBytes: number,
     ancestors: Set<string>,
+    shown: string,
+    options: WalkOptions,
   ): AsyncIterable<EntryInfo & { path: string }> {
-    for await (const child of this.#root.children(folder)) {
+    const skipped = skippedTo(options, relative);
+    for await (const child of this.#root.children(folder, shown, skipped)) {
       if (child.symlink && child.info.type === "dir") continue;
       const path = relative === "" ? child.info.name : `${relative}/${child.info.name}`;
       if (baseBytes + utf8Length(path) > MAX_PATH_BYTES) continue;
@@ -124,7 +163,7 @@ export class LocalStore implements FileStore {
       // The folder may have been replaced by a link since it was listed: look again.
       if (!(await this.#root.isStillRealFolder(child.realPath))) continue;
       ancestors.add(id);
-      yield* this.#walkFolder(child.realPath, path, baseBytes, ancestors);
+      yield* this.#walkFolder(child.realPath, path, baseBytes, ancestors, shown, options);
       ancestors.delete(id);
     }
   }
@@ -134,7 +173,7 @@ export class LocalStore implements FileStore {
    * it was replaced between the check and the open. The caller closes the file.
    */
   async openRead(path: string): Promise<StoredFile> {
-    const resolved = await this.#root.resolve(parseRemotePath(path), path);
+    const resolved = await this.#root.resolve(parseLocalPath(path), path);
     if (resolved.info.type !== "file") {
       throw new IsFolderError(`${sanitizeForDisplay(path)} is a folder`);
     }
@@ -188,7 +227,7 @@ export class LocalStore implements FileStore {
    * that folder does not exist. The served folder itself is its own target.
    */
   async #target(path: string): Promise<{ lexical: string; name: string } | null> {
-    const components = parseRemotePath(path);
+    const components = parseLocalPath(path);
     const name = components.pop();
     if (name === undefined) return { lexical: this.#root.path, name: "" };
     let folder: string;
@@ -211,7 +250,7 @@ export class LocalStore implements FileStore {
    * {@link PathError} when a file stands above it, or for an excluded path.
    */
   async makeFolder(path: string, options: { mode?: number; mtime?: number } = {}): Promise<void> {
-    const components = parseRemotePath(path);
+    const components = parseLocalPath(path);
     const name = components.pop();
     let folder = this.#root.path;
     if (name !== undefined) {
@@ -242,7 +281,7 @@ export class LocalStore implements FileStore {
    * folder itself.
    */
   async beginUpload(path: string): Promise<PendingFile> {
-    const components = parseRemotePath(path);
+    const components = parseLocalPath(path);
     const name = components.pop();
     if (name === undefined) {
       throw new PathError(`Cannot receive ${quote(path)}: it is the served folder itself`);
@@ -254,7 +293,34 @@ export class LocalStore implements FileStore {
 
   #assertWritable(realPath: string, path: string): void {
     if (this.#root.isExcluded(realPath)) {
-      throw new PathError(`Refused path ${quote(path)}: it is excluded from the served folder`);
+      throw hiddenPath(path, "it is excluded from the served folder");
     }
   }
+}
+
+/**
+ * The components of a remote path, each also a name this platform can store: on Windows, no
+ * `aux.c`, no `trailing.`, no `C:x` (see `validateLocalName`), for reads as for writes, so that
+ * no name can mean something else to the file system than it says.
+ */
+function parseLocalPath(path: string): string[] {
+  const components = parseRemotePath(path);
+  if (Deno.build.os === "windows") {
+    for (const component of components) validateLocalName(component);
+  }
+  return components;
+}
+
+/** `options.onSkipped` for the children of the folder at `relative`, given their bare names. */
+function skippedTo(
+  options: WalkOptions,
+  relative: string,
+): ((name: string, reason: string) => void) | undefined {
+  const onSkipped = options.onSkipped;
+  if (onSkipped === undefined) return undefined;
+  return (name, reason) =>
+    onSkipped({
+      name: sanitizeForDisplay(relative === "" ? name : `${relative}/${name}`),
+      reason,
+    });
 }

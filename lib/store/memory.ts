@@ -32,7 +32,14 @@ import {
   newFolder,
 } from "./_memory_files.ts";
 import { settle } from "../_fs.ts";
-import type { EntryInfo, FileStore, PendingFile, StoredFile, TargetKind } from "./store.ts";
+import {
+  type EntryInfo,
+  type FileStore,
+  hiddenPath,
+  type PendingFile,
+  type StoredFile,
+  type TargetKind,
+} from "./store.ts";
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -209,7 +216,7 @@ export class MemoryStore implements FileStore {
       node = child;
     }
     if (this.#isExcluded(components)) {
-      throw new PathError(`Refused path ${quote(shown)}: it is excluded from the served folder`);
+      throw hiddenPath(shown, "it is excluded from the served folder");
     }
     return node;
   }
@@ -273,7 +280,7 @@ export class MemoryStore implements FileStore {
 
   #assertWritable(components: readonly string[], shown: string): void {
     if (this.#isExcluded(components)) {
-      throw new PathError(`Refused path ${quote(shown)}: it is excluded from the served folder`);
+      throw hiddenPath(shown, "it is excluded from the served folder");
     }
   }
 

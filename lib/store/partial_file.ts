@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { lstatOrNull, settle, writeAll, writeAllSync } from "../_fs.ts";
 import { hashFilePrefix } from "../transfer/hashing.ts";
 import { BusyError, ExistsError, PathError } from "../errors.ts";
-import { partialNameFor, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import { partialNameFor, sanitizeForDisplay, validateLocalName } from "../protocol/remote_path.ts";
 import type { CommitOptions, PendingFile } from "./store.ts";
 
 export type { CommitOptions } from "./store.ts";
@@ -58,6 +58,7 @@ export class PartialFile implements PendingFile {
    * permission on `dir`.
    */
   static async open(dir: string, name: string, shown = join(dir, name)): Promise<PartialFile> {
+    validateLocalName(name); // a name this platform can store (see remote_path.ts)
     const path = join(dir, partialNameFor(name));
     // Most transfers start afresh: a partial file this call creates is new, a regular file with
     // one link, and nobody else's; only the lock is still to take. Two system calls instead of five.

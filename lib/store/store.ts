@@ -10,6 +10,9 @@
  * @module
  */
 import type { Hash } from "node:crypto";
+import { NotFoundError, PathError } from "../errors.ts";
+import type { SkippedEntry } from "../protocol/messages.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 
 /** One file or folder as shown to the other side. */
 export interface EntryInfo {
@@ -105,12 +108,12 @@ export interface FileStore {
    * itself when `path` is a file. Hidden: partial files, excluded paths, refused names, links
    * that leave the root or lead nowhere, anything but regular files and folders.
    */
-  entries(path: string): AsyncIterable<EntryInfo>;
+  entries(path: string, options?: WalkOptions): AsyncIterable<EntryInfo>;
   /**
    * Every file and folder below the folder at `path`, depth first in name order, each with its
    * POSIX path relative to `path`; linked folders are not entered. `PathError` for a file.
    */
-  walk(path: string): AsyncIterable<EntryInfo & { path: string }>;
+  walk(path: string, options?: WalkOptions): AsyncIterable<EntryInfo & { path: string }>;
   /** Opens the regular file at `path` for reading; `IsFolderError` (a `PathError`) for a folder. */
   openRead(path: string): Promise<StoredFile>;
   /**
@@ -144,4 +147,34 @@ export interface FileStore {
    * only looked at by {@link PendingFile.commit}.
    */
   beginUpload(path: string): Promise<PendingFile>;
+}
+
+/** Options of `FileStore.entries` and `FileStore.walk`. */
+export interface WalkOptions {
+  /**
+   * Told of each entry that exists but cannot be listed because of its name (the path rules
+   * refuse it, or it is not valid UTF-8): its path relative to the listed folder, escaped for
+   * display, and why. Partial files, excluded paths and links that leave the folder stay hidden.
+   */
+  onSkipped?: (entry: SkippedEntry) => void;
+}
+
+/** The answer of every store for a remote `path` that does not exist. */
+export function notFound(path: string, cause?: unknown): NotFoundError {
+  return new NotFoundError(`Cannot find "${sanitizeForDisplay(path)}": no such file or folder`, {
+    cause,
+  });
+}
+
+/**
+ * The answer of every store for a remote `path` that may not be served or written for `reason`
+ * (it leads outside the served folder, is excluded, a partial file, a link loop, a dangling link, a
+ * device...): the very {@link NotFoundError} a missing path gets, so that no answer tells what
+ * exists on the server's disk. The reason stays in `cause`, for the server's log.
+ */
+export function hiddenPath(path: string, reason: string, cause?: unknown): NotFoundError {
+  return notFound(
+    path,
+    new PathError(`Refused path "${sanitizeForDisplay(path)}": ${reason}`, { cause }),
+  );
 }

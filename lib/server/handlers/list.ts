@@ -4,7 +4,7 @@
  * @module
  */
 import { ListingWriter } from "../../protocol/listing.ts";
-import type { ListEntry, ListRequest } from "../../protocol/messages.ts";
+import type { ListEntry, ListRequest, SkippedEntry } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { EntryInfo } from "../../store/local.ts";
 import type { RequestContext } from "../context.ts";
@@ -14,17 +14,28 @@ export async function list(request: ListRequest, context: RequestContext): Promi
   context.rights.requireReading();
   const { store, send } = context;
   const listing = new ListingWriter(send);
-  const add = (entry: ListEntry) => listing.add(entry);
+  // Entries that cannot be listed (their names) are named in the listing, never left out silently.
+  const skipped: SkippedEntry[] = [];
+  const options = { onSkipped: (entry: SkippedEntry) => skipped.push(entry) };
+  const add = async (entry: ListEntry) => {
+    for (const entry of skipped.splice(0)) await listing.skip(entry);
+    await listing.add(entry);
+  };
   if (request.recursive) {
     const info = await store.resolve(request.path);
     if (info.type !== "dir") {
       await add(toEntry(info, ""));
     } else {
-      for await (const entry of store.walk(request.path)) await add(toEntry(entry, entry.path));
+      for await (const entry of store.walk(request.path, options)) {
+        await add(toEntry(entry, entry.path));
+      }
     }
   } else {
-    for await (const entry of store.entries(request.path)) await add(toEntry(entry, entry.name));
+    for await (const entry of store.entries(request.path, options)) {
+      await add(toEntry(entry, entry.name));
+    }
   }
+  for (const entry of skipped.splice(0)) await listing.skip(entry);
   await listing.end();
   context.log(`list ${sanitizeForDisplay(request.path) || "."}`);
 }

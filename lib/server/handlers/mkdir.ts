@@ -15,6 +15,7 @@ import { uploadTarget } from "../upload_target.ts";
 /** Answers `mkdir` with `mkdir-done`; an existing folder is fine, anything else is `exists`. */
 export async function mkdir(request: MkdirRequest, context: RequestContext): Promise<void> {
   context.rights.requireWriting();
+  context.rights.requireUploadFolder(request.dir, context.uploadPrefix);
   const { store } = context;
   const path = await uploadTarget(store, context.uploadPrefix, request.dir, request.name);
   try {

@@ -229,6 +229,7 @@ async function admit(
   rights.requireWriting();
   rights.requireReplacing(request.force);
   rights.requireUploadSize(request.size);
+  rights.requireUploadFolder(request.dir, context.uploadPrefix);
   const relative = await uploadTarget(
     context.store,
     context.uploadPrefix,
