@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { DENO, MAIN, startServe } from "../tests/_helpers.ts";
+import { DENO, FERRY_V8_FLAGS, MAIN, startServe } from "../tests/_helpers.ts";
 import type { PrivateSshd } from "./_openssh.ts";
 import {
   cell,
@@ -209,10 +209,10 @@ async function ferryTreeRun(
 ): Promise<TreeSample> {
   await using server = await startServe(setup.files, {
     codeFile: setup.codeFile,
-    permissions: [...setup.serverPermissions],
+    permissions: [...FERRY_V8_FLAGS, ...setup.serverPermissions],
   });
   const out = join(setup.received, "ferry-tree");
-  const common = ["run", "--no-prompt", `--allow-net=127.0.0.1:${server.port}`];
+  const common = ["run", "--no-prompt", ...FERRY_V8_FLAGS, `--allow-net=127.0.0.1:${server.port}`];
   const tail = ["--quiet", "--code-file", setup.codeFile];
   let args: string[];
   let landed: string;

@@ -28,7 +28,15 @@ import { parseArgs } from "node:util";
 import { join, resolve } from "node:path";
 import { codeSecret } from "../lib/code.ts";
 import { FerryClient } from "../lib/client/client.ts";
-import { DENO, MAIN, makeCodeFile, makeFile, sha256File, startServe } from "../tests/_helpers.ts";
+import {
+  DENO,
+  FERRY_V8_FLAGS,
+  MAIN,
+  makeCodeFile,
+  makeFile,
+  sha256File,
+  startServe,
+} from "../tests/_helpers.ts";
 import { ensureSshd, PrivateSshd, SSH_CIPHER } from "./_openssh.ts";
 import {
   cell,
@@ -217,9 +225,9 @@ async function ferryRun(
   const name = fileName(size);
   await using server = await startServe(bench.files, {
     codeFile: bench.codeFile,
-    permissions: [...(extraDenoFlags.server ?? []), ...serverPermissions(bench)],
+    permissions: [...FERRY_V8_FLAGS, ...(extraDenoFlags.server ?? []), ...serverPermissions(bench)],
   });
-  const common = [`--allow-net=127.0.0.1:${server.port}`];
+  const common = [...FERRY_V8_FLAGS, `--allow-net=127.0.0.1:${server.port}`];
   const args = direction === "download"
     ? [
       "run",
@@ -357,7 +365,13 @@ async function startup(bench: Bench): Promise<{ ms: number; rss: number | undefi
   const times: number[] = [];
   const rss: number[] = [];
   for (let index = 0; index < 6; index++) {
-    const result = await runMeasured(DENO, ["run", "--no-prompt", MAIN, "--version"], {
+    const result = await runMeasured(DENO, [
+      "run",
+      "--no-prompt",
+      ...FERRY_V8_FLAGS,
+      MAIN,
+      "--version",
+    ], {
       method: bench.method,
       scratch: bench.scratch,
     });
@@ -372,7 +386,7 @@ async function startup(bench: Bench): Promise<{ ms: number; rss: number | undefi
 async function latency(bench: Bench): Promise<number[]> {
   await using server = await startServe(bench.files, {
     codeFile: bench.codeFile,
-    permissions: serverPermissions(bench),
+    permissions: [...FERRY_V8_FLAGS, ...serverPermissions(bench)],
   });
   const secret = codeSecret(bench.code);
   const once = async () => {
@@ -404,7 +418,7 @@ async function concurrentDownloads(
 ): Promise<ConcurrencyResult> {
   await using server = await startServe(bench.files, {
     codeFile: bench.codeFile,
-    permissions: serverPermissions(bench),
+    permissions: [...FERRY_V8_FLAGS, ...serverPermissions(bench)],
   });
   const secret = codeSecret(bench.code);
   const outDir = join(bench.received, `concurrent-${clients}`);
