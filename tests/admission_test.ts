@@ -46,6 +46,25 @@ Deno.test("admission: one address holds at most its share of handshakes; the nex
   assert.equal(admission.handshakes, 3);
 });
 
+Deno.test("admission: a newcomer from an address at its share closes that address's oldest stale handshake, never a fresh one", () => {
+  let now = 0;
+  const admission = new Admission({ maxHandshakesPerAddress: 2, staleMs: 1000 }, () => now);
+  const [old, older] = [connection("10.3.0.1"), connection("10.3.0.1")];
+  admission.startHandshake(old);
+  now = 500;
+  admission.startHandshake(older);
+  assert.match(admission.startHandshake(connection("10.3.0.1"))!, /from your address/); // all fresh
+  now = 1200; // the first is stale now, the second not yet
+  const newcomer = connection("10.3.0.1");
+  assert.equal(admission.startHandshake(newcomer), undefined);
+  assert.deepEqual([old.evicted !== undefined, older.evicted, newcomer.evicted], [
+    true,
+    undefined,
+    undefined,
+  ]);
+  assert.equal(admission.handshakes, 2);
+});
+
 Deno.test("admission: when all handshake slots are taken, the oldest handshake of the address holding the most is closed, never a lone newcomer's", () => {
   const admission = new Admission({ maxHandshakesPerAddress: 5, maxHandshakes: 4 });
   const honest = connection("127.0.0.1");
@@ -184,6 +203,31 @@ Deno.test("hostile client: one address gets 16 connections in their handshake; i
     assert.ok(performance.now() - started < 2000, "refused at once, not at the deadline");
     assert.equal(reply[5], RefusalStatus.busy, "the hello's status byte says busy");
     assert.match(reply.toString("latin1"), /too many connections from your address/);
+  } finally {
+    await attacker.stop();
+  }
+});
+
+Deno.test("hostile client: a client behind the same address as 16 stalled handshakes still gets in", async () => {
+  await using dir = await tempDir();
+  await using server = await startTestServer(dir.path, { penalty: { freeFailures: 1_000_000 } });
+  const attacker = holdSlots(
+    "127.0.0.1",
+    server.port,
+    DEFAULT_ADMISSION_OPTIONS.maxHandshakesPerAddress,
+  );
+  try {
+    await new Promise((resolve) => setTimeout(resolve, DEFAULT_ADMISSION_OPTIONS.staleMs + 200));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const client = await FerryClient.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+        secret: server.secret,
+      });
+      assert.deepEqual(await client.list(""), []);
+      await client.close();
+      await new Promise((resolve) => setTimeout(resolve, DEFAULT_ADMISSION_OPTIONS.staleMs));
+    }
   } finally {
     await attacker.stop();
   }

@@ -4,7 +4,8 @@
  * `PerSourceMaxStartups`:
  *
  * - one address may hold at most {@link AdmissionOptions.maxHandshakesPerAddress} connections in
- *   their handshake; more from it are refused at once (`busy`);
+ *   their handshake; a newcomer from it closes that address's oldest stale handshake (see below),
+ *   or is refused at once (`busy`) when none is stale;
  * - all addresses together hold at most {@link AdmissionOptions.maxHandshakes}; when a new
  *   connection finds them full, one is closed to make room: the oldest handshake of the address
  *   holding the most that have run longer than {@link AdmissionOptions.staleMs}, or, when none
@@ -97,14 +98,17 @@ export class Admission {
     if (this.#sessions >= this.#options.maxSessions) {
       return "too many connections, try again later";
     }
-    const own = this.#perAddress.get(connection.address) ?? 0;
+    let own = this.#perAddress.get(connection.address) ?? 0;
     if (own >= this.#options.maxHandshakesPerAddress) {
-      return "too many connections from your address, try again later";
+      // Its own stale handshake makes room (an honest client behind the same NAT as a crowd
+      // still gets in); with none stale, the address is busy.
+      const stale = this.#oldestStaleOf(connection.address);
+      if (stale === undefined) return "too many connections from your address, try again later";
+      this.#evict(stale);
+      own--;
     }
     if (this.#handshaking.size >= this.#options.maxHandshakes) {
-      const victim = this.#victim();
-      this.endHandshake(victim);
-      victim.evict("handshake closed to make room for newer connections");
+      this.#evict(this.#victim());
     }
     this.#handshaking.set(connection, this.#now());
     this.#perAddress.set(connection.address, own + 1);
@@ -132,6 +136,21 @@ export class Admission {
   /** Gives back a session slot taken with {@link startSession}. */
   endSession(): void {
     if (this.#sessions > 0) this.#sessions--;
+  }
+
+  #evict(victim: Handshaking): void {
+    this.endHandshake(victim);
+    victim.evict("handshake closed to make room for newer connections");
+  }
+
+  /** The oldest handshake of `address` that has run longer than `staleMs`, if any. */
+  #oldestStaleOf(address: string): Handshaking | undefined {
+    const staleBefore = this.#now() - this.#options.staleMs;
+    for (const [connection, started] of this.#handshaking) {
+      if (started > staleBefore) return undefined; // oldest first: the rest are newer
+      if (connection.address === address) return connection;
+    }
+    return undefined;
   }
 
   /**

@@ -51,7 +51,23 @@ export class UploadClaim {
 
   /** Whether the sender has been quiet for `takeoverMs` (plus any grace it was given). */
   quiet(takeoverMs: number): boolean {
-    return this.#claims.now() - this.#quietFrom >= takeoverMs + this.#graceMs;
+    return this.#msUntilQuiet(takeoverMs) <= 0;
+  }
+
+  /** The refusal of a second upload of this target while this one is not quiet. */
+  busy(takeoverMs: number): RequestError {
+    const wait = Math.ceil(this.#msUntilQuiet(takeoverMs) / 1000);
+    const hint = Number.isFinite(wait)
+      ? `; if that upload was cut, run the command again in ${wait} s to take it over`
+      : "";
+    return new RequestError(
+      "busy",
+      `${sanitizeForDisplay(this.target)} is being uploaded by another client${hint}`,
+    );
+  }
+
+  #msUntilQuiet(takeoverMs: number): number {
+    return takeoverMs + this.#graceMs - (this.#claims.now() - this.#quietFrom);
   }
 
   /** Ends the claim (the upload was committed, refused or cut); the target is free again. */
@@ -109,12 +125,7 @@ export class UploadClaims {
   async claim(target: string, endHolder: (reason: string) => void): Promise<UploadClaim> {
     const holder = this.#held.get(target);
     if (holder !== undefined) {
-      if (!holder.quiet(this.#takeoverMs)) {
-        throw new RequestError(
-          "busy",
-          `${sanitizeForDisplay(target)} is being uploaded by another client`,
-        );
-      }
+      if (!holder.quiet(this.#takeoverMs)) throw holder.busy(this.#takeoverMs);
       await holder.takeOver();
       holder.release(); // if it has not let go in time, its claim ends anyway
       if (this.#held.has(target)) {
