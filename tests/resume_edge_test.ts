@@ -726,20 +726,20 @@ Deno.test("re-running a cut folder download skips the files already complete, re
   });
 
   await t.step(
-    "a local file that differs (same size or not) is still refused naming --force",
+    "a local file that differs (same size or not) is kept and named with --force; the command exits 1",
     async () => {
       const a = join(out, "photos", "a.bin");
       await Deno.writeFile(a, inverted(await Deno.readFile(a)));
       const changed = await sha256File(a);
       failed(
         await ferry("get", server, ["photos", "-o", out]),
-        /a\.bin already exists: use --force/,
+        /photos\/a\.bin \(already exists locally and differs: use --force to replace it\)/,
       );
       assert.equal(await sha256File(a), changed);
       await Deno.truncate(a, 10);
       failed(
         await ferry("get", server, ["photos", "-o", out]),
-        /a\.bin already exists: use --force/,
+        /photos\/a\.bin \(already exists locally and differs: use --force to replace it\)/,
       );
       assert.equal(await sizeOf(a), 10);
       assert.deepEqual(await partialsBelow(out), []);
@@ -749,7 +749,7 @@ Deno.test("re-running a cut folder download skips the files already complete, re
   );
 });
 
-Deno.test("re-running a cut download of several files skips the complete ones, refusing any that differ before moving a byte", async () => {
+Deno.test("re-running a cut download of several files skips the complete ones, and keeps and names any that differ while the rest land", async () => {
   await using dir = await tempDir();
   const srv = join(dir.path, "srv");
   const out = join(dir.path, "out");
@@ -773,17 +773,20 @@ Deno.test("re-running a cut download of several files skips the complete ones, r
   assert.equal(await sha256File(join(out, "one.bin")), await sha256File(join(srv, "one.bin")));
   assert.equal(await sha256File(join(out, "two.bin")), await sha256File(join(srv, "two.bin")));
 
-  // A changed `two.bin` is refused before `three.bin` moves.
+  // A changed `two.bin` leaves the local one as it is, named; `three.bin` still lands.
   await makeFile(join(srv, "three.bin"), 1000, 19);
   await makeFile(join(srv, "two.bin"), MiB, 20);
+  const localTwo = await sha256File(join(out, "two.bin"));
   failed(
     await ferry("get", server, ["three.bin", "two.bin", "-o", out]),
-    /two\.bin already exists: use --force/,
+    /^ferry: 1 of the 2 paths could not be downloaded: two\.bin \(already exists locally and differs: use --force/,
   );
-  assert.ok(!await exists(join(out, "three.bin")));
+  assert.equal(await sha256File(join(out, "three.bin")), await sha256File(join(srv, "three.bin")));
+  assert.equal(await sha256File(join(out, "two.bin")), localTwo);
   assert.deepEqual(await partialsBelow(out), []);
 
   // A local folder where the remote path is a file is said so, with or without --force.
+  await Deno.remove(join(out, "three.bin"));
   await Deno.mkdir(join(out, "three.bin"));
   failed(await ferry("get", server, ["three.bin", "-o", out]), /three\.bin exists and is a folder/);
   failed(

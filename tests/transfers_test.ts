@@ -793,6 +793,75 @@ Deno.test("`get` refuses an existing local file naming --force; with --force it 
   assert.deepEqual(await names(out), ["doc.bin"]);
 });
 
+Deno.test("a folder `get` passes over a local file that differs, names it, lands the rest and exits 1", async () => {
+  await using dir = await tempDir();
+  const srv = join(dir.path, "srv");
+  const out = join(dir.path, "out");
+  await Deno.mkdir(join(srv, "docs", "sub"), { recursive: true });
+  await Deno.mkdir(join(out, "docs"), { recursive: true });
+  const served = ["a.txt", "b.txt", "c.txt", "sub/d.txt"];
+  for (const name of served) await Deno.writeTextFile(join(srv, "docs", name), `remote ${name}\n`);
+  const mine = join(out, "docs", "b.txt");
+  await Deno.writeTextFile(mine, "my own b, not the server's\n");
+  await using serve = await startServe(srv);
+
+  const result = await ferry("get", serve, ["docs", "-o", out]);
+  assert.equal(result.code, 1, result.stderr);
+  // Named as it is met, then again in the final error.
+  assert.match(
+    result.stderr,
+    /^ferry: not downloaded: docs\/b\.txt \(already exists locally and differs: use --force to replace it\)$/m,
+  );
+  assert.match(
+    result.stderr,
+    /^ferry: 1 of the entries of docs could not be downloaded.*docs\/b\.txt/m,
+  );
+  assert.equal(await Deno.readTextFile(mine), "my own b, not the server's\n");
+  for (const name of ["a.txt", "c.txt", "sub/d.txt"]) {
+    assert.equal(await Deno.readTextFile(join(out, "docs", name)), `remote ${name}\n`, name);
+    assert.match(result.stdout, new RegExp(`^Downloaded docs/${name.replace(".", "\\.")} `, "m"));
+  }
+  assert.deepEqual(await names(join(out, "docs")), ["a.txt", "b.txt", "c.txt", "sub"]);
+
+  // With --force the same command replaces it and succeeds.
+  const forced = await ferry("get", serve, ["docs", "-o", out, "--force"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(await Deno.readTextFile(mine), "remote b.txt\n");
+});
+
+Deno.test("a `get` of several paths passes over one that differs locally and fetches the others, then exits 1", async () => {
+  await using dir = await tempDir();
+  const srv = join(dir.path, "srv");
+  const out = join(dir.path, "out");
+  await Deno.mkdir(join(srv, "docs"), { recursive: true });
+  await Deno.mkdir(out);
+  await Deno.writeTextFile(join(srv, "one.txt"), "remote one\n");
+  await Deno.writeTextFile(join(srv, "two.txt"), "remote two\n");
+  await Deno.writeTextFile(join(srv, "docs", "three.txt"), "remote three\n");
+  await Deno.writeTextFile(join(out, "one.txt"), "my one\n");
+  await using serve = await startServe(srv);
+
+  const result = await ferry("get", serve, ["one.txt", "two.txt", "docs", "-o", out, "--json"]);
+  assert.equal(result.code, 1, result.stderr);
+  const events = jsonEvents(result.stdout);
+  assert.deepEqual(events.filter((event) => event.event === "not-transferred"), [{
+    event: "not-transferred",
+    direction: "get",
+    name: "one.txt",
+    reason: "already exists locally and differs: use --force to replace it",
+  }]);
+  assert.deepEqual(
+    events.filter((event) => event.event === "done").map((event) => event.name),
+    ["two.txt", "docs/three.txt"],
+  );
+  assert.equal(events.at(-1)!.event, "error");
+  assert.equal(events.at(-1)!.code, "incomplete");
+  assert.match(result.stderr, /^ferry: 1 of the 3 paths could not be downloaded: one\.txt \(/);
+  assert.equal(await Deno.readTextFile(join(out, "one.txt")), "my one\n");
+  assert.equal(await Deno.readTextFile(join(out, "two.txt")), "remote two\n");
+  assert.equal(await Deno.readTextFile(join(out, "docs", "three.txt")), "remote three\n");
+});
+
 Deno.test("`put` refuses an existing remote file naming --force; with --force it replaces it atomically", async () => {
   await using dir = await tempDir();
   const srv = join(dir.path, "srv");

@@ -1,8 +1,9 @@
 /**
  * Downloading many paths: several files and folders per command, folders recursively, local
- * targets checked before anything is fetched, files already complete skipped. Names that come
- * from the server are validated, and local folders are created one component at a time without
- * following symlinks, so a hostile server cannot make a download land outside the output folder.
+ * targets checked before anything is fetched, files already complete skipped, local files that
+ * differ kept and named while the rest still land. Names that come from the server are validated,
+ * and local folders are created one component at a time without following symlinks, so a hostile
+ * server cannot make a download land outside the output folder.
  * Shared by `ferry get` and the `connect` shell's `get`.
  *
  * @module
@@ -71,7 +72,8 @@ export async function checkDownloadTargets(
 /**
  * Leaves an existing local file that already holds exactly the remote file's bytes (same size and
  * SHA-256, as after a re-run of a cut command) and reports it as `done` with `skipped: true`.
- * Returns `undefined` when there is no such file; a file that differs is refused as before.
+ * Returns `undefined` when there is no such file; the caller decides what becomes of one that
+ * differs (without `--force` it is never replaced).
  */
 async function skipIfIdentical(
   client: FerryClient,
@@ -109,8 +111,20 @@ async function remoteFileSize(
     : undefined;
 }
 
+/** Why a local file in the way of a download is left as it is (no `--force`). */
+function conflictReason(remoteIsFile: boolean): string {
+  return remoteIsFile
+    ? "already exists locally and differs: use --force to replace it"
+    : "already exists locally: use --force to replace it";
+}
+
 /**
  * Downloads each remote path (files, or folders recursively) into `options.outputDir`.
+ *
+ * A local file in the way that holds other bytes than the remote one is left untouched unless
+ * `force`. One path given alone then fails at once ({@link ExistsError}); with several paths, or
+ * inside a folder, the conflict is reported as a `not-transferred` event, the rest are still
+ * downloaded, and the call ends with an {@link IncompleteError} naming each conflict.
  * Permission: net to the server; read and write on the output folder.
  */
 export async function getPaths(
@@ -119,36 +133,67 @@ export async function getPaths(
   options: GetOptions,
 ): Promise<TransferResult[]> {
   // Local files in the way are compared with the remote ones before anything moves: identical
-  // ones (a re-run after a cut) are skipped, any other stops the command here.
+  // ones (a re-run after a cut) are skipped; one that differs stops a single-path command here,
+  // and is passed over, and named, among several.
   const skipped = new Map<string, TransferResult>();
+  const conflicts: { name: string; reason: string }[] = [];
+  const refused = new Set<string>();
   for (const remotePath of options.force ? [] : remotePaths) {
     const target = join(options.outputDir, remoteBaseName(remotePath));
     const existing = await lstatOrNull(target);
     if (existing === null || existing.isDirectory) continue;
     const size = existing.isFile ? await remoteFileSize(client, remotePath) : undefined;
     const result = await skipIfIdentical(client, remotePath, target, size, options);
-    if (!result) throw new ExistsError(`${target} already exists: use --force to replace it`);
-    skipped.set(remotePath, result);
+    if (result) {
+      skipped.set(remotePath, result);
+      continue;
+    }
+    if (remotePaths.length === 1) {
+      throw new ExistsError(`${target} already exists: use --force to replace it`);
+    }
+    const name = sanitizeForDisplay(remotePath);
+    const reason = conflictReason(size !== undefined);
+    conflicts.push({ name, reason });
+    refused.add(remotePath);
+    options.onEvent?.({ event: "not-transferred", direction: "get", name, reason });
   }
+  const incomplete: IncompleteError[] = [];
   const results: TransferResult[] = [];
   for (const remotePath of remotePaths) {
+    if (refused.has(remotePath)) continue;
     const name = remoteBaseName(remotePath);
     const skip = skipped.get(remotePath);
     if (skip) {
       results.push(skip);
       continue;
     }
-    if ((await lstatOrNull(join(options.outputDir, name)))?.isDirectory) {
-      // The folder of an earlier, perhaps cut, run: continue it.
-      results.push(...await downloadFolder(client, remotePath, name, options));
-      continue;
-    }
     try {
-      results.push(await downloadFile(client, remotePath, options.outputDir, name, options));
+      if ((await lstatOrNull(join(options.outputDir, name)))?.isDirectory) {
+        // The folder of an earlier, perhaps cut, run: continue it.
+        results.push(...await downloadFolder(client, remotePath, name, options));
+        continue;
+      }
+      try {
+        results.push(await downloadFile(client, remotePath, options.outputDir, name, options));
+      } catch (error) {
+        if (!(error instanceof RemoteError && error.code === WireError.isDir)) throw error;
+        results.push(...await downloadFolder(client, remotePath, name, options));
+      }
     } catch (error) {
-      if (!(error instanceof RemoteError && error.code === WireError.isDir)) throw error;
-      results.push(...await downloadFolder(client, remotePath, name, options));
+      // A folder that landed but for some entries (each already named) lets the next path go on:
+      // the session is still in step.
+      if (!(error instanceof IncompleteError) || remotePaths.length === 1) throw error;
+      incomplete.push(error);
     }
+  }
+  if (conflicts.length > 0) {
+    const first = `${conflicts.length} of the ${remotePaths.length} paths could not be ` +
+      `downloaded: ${listShortly(conflicts)}`;
+    throw new IncompleteError([first, ...incomplete.map((error) => error.message)].join("; "));
+  }
+  if (incomplete.length === 1) throw incomplete[0];
+  if (incomplete.length > 1) {
+    throw new IncompleteError(incomplete.map((error) => error.message).join("; "));
   }
   return results;
 }
@@ -346,16 +391,27 @@ async function downloadFolder(
       const present = await namesIn(folder);
       if (!options.force && present.has(fileName)) {
         // A file already there (a re-run): compared on its own, once the answers in flight are in.
+        // One that differs is kept, named, and passed over: the rest of the folder still lands.
         await pipeline.drain();
-        const skipped = await skipIfIdentical(
-          client,
-          path,
-          join(folder, fileName),
-          entry.size,
-          options,
-        );
-        if (skipped) {
-          pipeline.add(skipped);
+        const target = join(folder, fileName);
+        const existing = await lstatOrNull(target);
+        if (existing !== null) {
+          let skipped: TransferResult | undefined;
+          try {
+            skipped = await skipIfIdentical(client, path, target, entry.size, options);
+          } catch (error) {
+            if (!(error instanceof RemoteError)) throw error;
+            notTransferred(sanitizeForDisplay(path), error.message);
+            continue;
+          }
+          if (skipped) {
+            pipeline.add(skipped);
+            continue;
+          }
+          notTransferred(
+            sanitizeForDisplay(path),
+            existing.isDirectory ? "a local folder has this name" : conflictReason(existing.isFile),
+          );
           continue;
         }
       }
