@@ -71,6 +71,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return ExitCode.ok;
   } catch (error) {
     // The reader of our output went away (`ferry ls | head`): nothing more to say to anyone.
+    // A transfer cut short by it fails instead (`OutputClosedError`, from the reporter).
     if (error instanceof Deno.errors.BrokenPipe) return ExitCode.ok;
     return reportError(error, spec, args.includes("--json"));
   }
@@ -98,7 +99,12 @@ function reportError(error: unknown, spec: CommandSpec | undefined, json: boolea
   const message = describeError(error);
   if (json) {
     const code = error instanceof FerryError ? error.code : "error";
-    printLine(JSON.stringify({ event: "error", code, message }));
+    try {
+      printLine(JSON.stringify({ event: "error", code, message }));
+    } catch (printing) {
+      // Standard output is closed (the error may say so): stderr still gets the line below.
+      if (!(printing instanceof Deno.errors.BrokenPipe)) throw printing;
+    }
   }
   printError(`ferry: ${message.split("\n")[0]}`);
   if (error instanceof UsageError) {

@@ -113,6 +113,16 @@ export class IncompleteError extends FerryError {
   override readonly code: string = "incomplete";
 }
 
+/**
+ * Standard output was closed (its reader went away, as `ferry get ... --json | head -2` does)
+ * while a transfer was still reporting: the transfer stops there, keeping any partial file for
+ * a resume, and the command fails, since it did not finish. Exit 1.
+ */
+export class OutputClosedError extends FerryError {
+  /** Always `output-closed`. */
+  override readonly code: string = "output-closed";
+}
+
 /** The server refused a request; `code` is the server's reason code (for example `read-only`). */
 export class RemoteError extends FerryError {
   /** The server's reason (`docs/PROTOCOL.md` §4.2); compare it with `WireError` constants. */

@@ -25,6 +25,8 @@ import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import type { WireErrorCode } from "../lib/protocol/wire_errors.ts";
 import {
   canMountTmpfs,
+  DENO,
+  MAIN,
   makeCodeFile,
   makeFile,
   names,
@@ -962,6 +964,50 @@ Deno.test("`--json` progress events come at a modest rate, not one per record", 
   assert.ok(progress.length >= 2, result.stdout);
   assert.ok(progress.length <= Math.floor(seconds / 0.5) + 2, result.stdout);
   assert.equal(progress.at(-1)!.bytes, size);
+});
+
+Deno.test("`get --json | head -2`: a reader that closes stdout early stops the download, which exits 1 and resumes later", async () => {
+  await using dir = await tempDir();
+  const srv = join(dir.path, "srv");
+  const out = join(dir.path, "out");
+  await Deno.mkdir(srv);
+  await Deno.mkdir(out);
+  const size = 8 * MiB;
+  await makeFile(join(srv, "big.bin"), size, 53);
+  await using serve = await startServe(srv);
+  await using relay = new Relay(serve.port, { down: { bytesPerSecond: 4 * MiB } });
+  const child = new Deno.Command(DENO, {
+    args: ["run", "--no-prompt", "-A", MAIN, "get", relay.address, "big.bin", "-o", out, "--json"]
+      .concat(["--code-file", serve.codeFile]),
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  // Read two lines (`start`, the first `progress`), then close the pipe, as `head -2` does.
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let read = "";
+  while (read.split("\n").length <= 2) {
+    const chunk = await lines.read();
+    if (chunk.done) break;
+    read += chunk.value;
+  }
+  await lines.cancel();
+  const status = await child.status;
+  const complete = await sizeOf(join(out, "big.bin")) === size;
+
+  // Never exit 0 with only part of the file.
+  assert.ok(status.code !== 0 || complete, `exit ${status.code} with a partial file`);
+  // What it does: it stops, says why on stderr, exits 1 and keeps the partial file for a resume.
+  assert.equal(status.code, 1, await stderr);
+  assert.match(await stderr, /^ferry: Standard output was closed before the transfer finished/m);
+  assert.ok(!complete);
+  const kept = (await sizeOf(partialPath(out, "big.bin")))!;
+  assert.ok(kept > 0 && kept < size, `kept ${kept}`);
+  const done = doneEvent(await ferry("get", serve, ["big.bin", "-o", out, "--json"]));
+  assert.ok((done.resumedFrom as number) > 0, `resumed from ${done.resumedFrom}`);
+  assert.equal(await sha256File(join(out, "big.bin")), await sha256File(join(srv, "big.bin")));
 });
 
 Deno.test("`--json` reports a failure as one error event with code and message", async () => {

@@ -5,11 +5,18 @@
  * is a terminal and neither `--quiet` nor `--json` is given, so pipes and logs never receive
  * control characters. With `--json`, stdout carries one JSON object per line for each event.
  *
+ * When the reader of stdout goes away early (`ferry get HOST FILE --json | head -2`), a transfer
+ * stops at its next line of output and the command exits 1 (`OutputClosedError`), its partial
+ * file kept for a resume: a transfer that did not finish never exits 0. The summary line printed
+ * once every file has landed is the exception: losing it loses nothing, and the status stays 0,
+ * as it does for `ferry ls | head`.
+ *
  * @module
  */
 import process from "node:process";
 import { loadProgressBars } from "../deps.ts";
 import type { TransferEvent } from "../client/events.ts";
+import { OutputClosedError } from "../errors.ts";
 
 type ProgressBars = Awaited<ReturnType<typeof loadProgressBars>>;
 
@@ -87,8 +94,25 @@ export class TransferReporter {
     return new TransferReporter(options, drawsBars ? await loadProgressBars() : undefined);
   }
 
-  /** Handles one event (pass as `onEvent`). */
+  /**
+   * Handles one event (pass as `onEvent`). When standard output was closed by its reader, throws
+   * {@link OutputClosedError}: the transfer stops at once (a partial file stays for a resume) and
+   * the command fails, for a transfer that did not finish must never end with status 0.
+   */
   readonly onEvent = (event: TransferEvent): void => {
+    try {
+      this.#print(event);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      throw new OutputClosedError(
+        "Standard output was closed before the transfer finished, so it stopped: " +
+          "run the command again to resume it",
+        { cause: error },
+      );
+    }
+  };
+
+  #print(event: TransferEvent): void {
     if (this.#options.json) return this.#json(event);
     switch (event.event) {
       case "start":
@@ -129,7 +153,7 @@ export class TransferReporter {
         );
         break;
     }
-  };
+  }
 
   #barStart = 0;
   #barOffset = 0;
