@@ -79,6 +79,12 @@ export class ConnectionError extends FerryError {
 }
 
 /**
+ * A connection that was made ended without an orderly close: the peer stopped or closed it in the
+ * middle of a message, or the socket failed. `main.ts` words it, during a transfer, as what to do.
+ */
+export class ConnectionLostError extends ConnectionError {}
+
+/**
  * The server turned the connection away before the handshake, saying why: `status` is the hello's
  * status byte (1 busy, 2 slow down after failed attempts, 3 shutting down).
  */

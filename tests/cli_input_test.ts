@@ -425,7 +425,7 @@ Deno.test("against one `ferry serve`: odd arguments to ls, get and put", async (
     "`ferry get` with -o naming a file exits 2 and says it is not a folder",
     async () => {
       const result = await runFerry(["get", serve.address, "a.txt", "-o", join(srv, "a.txt")]);
-      assertOneLine(result, 2, /^ferry: Output .*a\.txt is not a folder$/);
+      assertOneLine(result, 2, /^ferry: Local output .*a\.txt is not a folder$/);
     },
   );
 

@@ -493,20 +493,43 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
     deepStrictEqual(await tree(out.path), ["a.txt"]);
   });
 
-  await t.step("`ferry get` into a missing output folder is a usage error (exit 2)", async () => {
+  await t.step(
+    "`ferry get -o` a missing folder makes it, with its parents, like mkdir -p",
+    async () => {
+      await using out = await tempDir();
+      const target = join(out.path, "new", "deeper");
+      const result = await runFerry(["get", address, "a.txt", "-o", target, ...withCode]);
+      assertExit(result, 0);
+      strictEqual(await sha256File(join(target, "a.txt")), await sha256File(join(root, "a.txt")));
+      deepStrictEqual(await tree(out.path), ["new/", "new/deeper/", "new/deeper/a.txt"]);
+    },
+  );
+
+  await t.step(
+    "`ferry get -o` below a local file exits 2, says local, and makes nothing",
+    async () => {
+      await using out = await tempDir();
+      await Deno.writeTextFile(join(out.path, "file.txt"), "in the way");
+      const target = join(out.path, "file.txt", "sub", "dir");
+      const result = await runFerry(["get", address, "a.txt", "-o", target, ...withCode]);
+      assertExit(result, 2);
+      match(
+        result.stderr,
+        /^ferry: Cannot create the local output folder .*file\.txt\/sub\/dir: .*file\.txt is not a folder\n/,
+      );
+      assertNoStack(result);
+      deepStrictEqual(await tree(out.path), ["file.txt"]);
+    },
+  );
+
+  await t.step("`ferry get -o` a missing folder makes nothing when it cannot connect", async () => {
     await using out = await tempDir();
-    const result = await runFerry([
-      "get",
-      address,
-      "a.txt",
-      "-o",
-      join(out.path, "missing"),
-      ...withCode,
-    ]);
-    assertExit(result, 2);
-    match(result.stderr, /^ferry: .*missing/);
-    assertNoStack(result);
-    ok(!await exists(join(out.path, "missing")));
+    const target = join(out.path, "never");
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    const result = await runFerry(["get", "127.0.0.1:1", "a.txt", "-o", target, ...withCode]);
+    assertExit(result, 1);
+    assertOneLineError(result);
+    ok(!await exists(target), "no folder made before the connection was");
   });
 
   await t.step("`ferry get` of a remote path that does not exist fails (exit 1)", async () => {
@@ -556,6 +579,30 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
       await sha256File(join(local.path, "report.bin")),
     );
   });
+
+  await t.step(
+    "`ferry put --to` a remote folder that does not exist fails (exit 1), says it is the server's, and sends nothing",
+    async () => {
+      const before = await tree(root);
+      for (const source of [join(local.path, "notes.txt"), local.path]) { // a file, a folder
+        const result = await runFerry([
+          "put",
+          address,
+          source,
+          "--to",
+          "no-such/folder",
+          ...withCode,
+        ]);
+        assertExit(result, 1);
+        assertOneLineError(result);
+        match(
+          result.stderr,
+          /^ferry: The remote folder "no-such\/folder" does not exist on the server: create it there first/,
+        );
+      }
+      deepStrictEqual(await tree(root), before);
+    },
+  );
 
   await t.step("`ferry put` keeps an existing remote file unless --force", async () => {
     const remote = join(root, "uploaded_notes.txt");
@@ -751,6 +798,23 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
         await sha256File(join(root, "big.bin")),
       );
       ok(await exists(join(out.path, "folder", "empty")));
+    },
+  );
+
+  await t.step(
+    "client `get` makes a missing -o folder with only --allow-read=<out>,<code> --allow-write=<out>",
+    async () => {
+      await using base = await tempDir();
+      const out = join(base.path, "new", "deeper");
+      const result = await runFerry(["get", address, "a.txt", "-o", out, ...withCode], {
+        permissions: [
+          `--allow-net=${address}`,
+          `--allow-read=${out},${codeFile}`,
+          `--allow-write=${out}`,
+        ],
+      });
+      assertExit(result, 0);
+      strictEqual(await sha256File(join(out, "a.txt")), await sha256File(join(root, "a.txt")));
     },
   );
 

@@ -589,9 +589,10 @@ Deno.test("`put` and `get` check every local argument before connecting: a missi
   const put = await ferry("put", serve, ["here.txt", "missing.txt"], { cwd: dir.path });
   assert.equal(put.code, 2, put.stderr);
   assert.match(put.stderr, /missing\.txt/);
-  const get = await ferry("get", serve, ["a.txt", "-o", join(dir.path, "no-such-dir")]);
+  // A missing -o folder is made (mkdir -p), but not below a file.
+  const get = await ferry("get", serve, ["a.txt", "-o", join(dir.path, "here.txt", "sub")]);
   assert.equal(get.code, 2, get.stderr);
-  assert.match(get.stderr, /no-such-dir/);
+  assert.match(get.stderr, /local output folder .*here\.txt\/sub/);
   // An existing local file is compared with the server's (a re-run skips identical files): this
   // one differs, so it is refused before a byte moves, and kept.
   const exists = await ferry("get", serve, ["a.txt", "-o", dir.path]);

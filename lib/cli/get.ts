@@ -18,7 +18,7 @@ import {
   VERIFY,
 } from "./options.ts";
 import { TransferReporter } from "./output.ts";
-import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
+import { checkRemoteArgument, openClient, outputOptions, transferring } from "./remote.ts";
 
 /** What `ferry get` accepts. */
 export const getSpec = {
@@ -34,7 +34,7 @@ export const getSpec = {
       short: "o",
       type: "string",
       value: "DIR",
-      description: "Folder to download into",
+      description: "Folder to download into (made, with its parents, if missing)",
       default: ".",
     },
     FORCE_LOCAL,
@@ -83,12 +83,14 @@ export async function runGet(
   const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"]);
   try {
-    await getPaths(client, remotePaths, {
-      outputDir,
-      force,
-      verify: flags.verify,
-      onEvent: reporter.onEvent,
-    });
+    await transferring(() =>
+      getPaths(client, remotePaths, {
+        outputDir,
+        force,
+        verify: flags.verify,
+        onEvent: reporter.onEvent,
+      })
+    );
   } finally {
     reporter.abort();
   }

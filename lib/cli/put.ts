@@ -18,7 +18,7 @@ import {
   VERIFY,
 } from "./options.ts";
 import { TransferReporter } from "./output.ts";
-import { checkRemoteArgument, openClient, outputOptions } from "./remote.ts";
+import { checkRemoteArgument, openClient, outputOptions, transferring } from "./remote.ts";
 
 /** What `ferry put` accepts. */
 export const putSpec = {
@@ -33,7 +33,7 @@ export const putSpec = {
       name: "to",
       type: "string",
       value: "REMOTE_DIR",
-      description: "Folder on the server to upload into",
+      description: "Folder on the server to upload into (it must exist there)",
       default: "the top",
     },
     FORCE_REMOTE,
@@ -81,12 +81,14 @@ export async function runPut(
   const reporter = await TransferReporter.create(outputOptions(flags));
   await using client = await openClient(address, flags["code-file"]);
   try {
-    await putPaths(client, plan, {
-      remoteDir,
-      force: flags.force,
-      verify: flags.verify,
-      onEvent: reporter.onEvent,
-    });
+    await transferring(() =>
+      putPaths(client, plan, {
+        remoteDir,
+        force: flags.force,
+        verify: flags.verify,
+        onEvent: reporter.onEvent,
+      })
+    );
   } finally {
     reporter.abort();
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import { FerryClient } from "../client/client.ts";
-import { PathError, RefusedError, UsageError } from "../errors.ts";
+import { ConnectionLostError, PathError, RefusedError, UsageError } from "../errors.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { clientSecret, type HostPort } from "./common.ts";
@@ -41,6 +41,24 @@ export async function openClient(
       printError(`ferry: ${why}, retrying in ${seconds} s`);
       await wait(seconds);
     }
+  }
+}
+
+/**
+ * Runs the transfer of `ferry get` or `ferry put` over an open session. A connection lost during
+ * it (the server stopped, or the socket failed: "Connection closed in the middle of a message")
+ * becomes one line that says what happened and what to do; the partial file stays for the
+ * resume. Any other error passes through.
+ */
+export async function transferring<T>(transfer: () => Promise<T>): Promise<T> {
+  try {
+    return await transfer();
+  } catch (error) {
+    if (!(error instanceof ConnectionLostError)) throw error;
+    throw new ConnectionLostError(
+      "The server closed the connection during the transfer: run the same command again to resume",
+      { cause: error },
+    );
   }
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ConnectionError, ProtocolError, RemoteError } from "../errors.ts";
+import { ConnectionError, ConnectionLostError, ProtocolError, RemoteError } from "../errors.ts";
 import { type ReceivedRecord, RecordType } from "../protocol/framing.ts";
 import type { SecureChannel } from "../protocol/handshake.ts";
 import {
@@ -86,7 +86,7 @@ export class ClientConversation {
 
   /**
    * The next record; `extraMs` more are allowed when the server first hashes a kept prefix. The
-   * end record means the server left: {@link ConnectionError}.
+   * end record means the server left: {@link ConnectionLostError}.
    */
   async next(extraMs = 0): Promise<ReceivedRecord> {
     // Measured from the last progress, not the last record: a server that sends empty records
@@ -103,7 +103,7 @@ export class ClientConversation {
       this.#watchdog.pause();
     }
     if (record.type === RecordType.end) {
-      throw new ConnectionError("The server closed the connection");
+      throw new ConnectionLostError("The server closed the connection");
     }
     this.#progressBefore = this.#progressAt;
     if (record.type !== RecordType.data || record.payload.length > 0) {

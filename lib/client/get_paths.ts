@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import type { FerryClient, RequestedDownload, TransferResult } from "./client.ts";
 import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from "../errors.ts";
@@ -19,7 +19,7 @@ import { CommitGroup } from "../store/commit_group.ts";
 
 /** Options of {@link getPaths}. */
 export interface GetOptions {
-  /** Local folder that receives the downloads (must exist). */
+  /** Local folder that receives the downloads (made, with its parents, if it is missing). */
   outputDir: string;
   /** Replace existing local files (atomically). */
   force: boolean;
@@ -40,25 +40,30 @@ function remoteBaseName(remotePath: string): string {
 }
 
 /**
- * Checks, before connecting, that downloads can land: the output folder exists and nothing but a
- * folder or a regular file is in the way (unless `force`). An existing regular file is compared
- * with the remote one by {@link getPaths} before anything moves. Permission: read on `outputDir`.
+ * Checks, before connecting, that downloads can land: the output folder is a folder, or is
+ * missing and can be made (the nearest existing folder on its way is a folder: {@link getPaths}
+ * makes the rest once connected, like `mkdir -p`), and nothing but a folder or a regular file is
+ * in the way (unless `force`). An existing regular file is compared with the remote one by
+ * {@link getPaths} before anything moves. Permission: read on `outputDir` and its parents.
  */
 export async function checkDownloadTargets(
   remotePaths: readonly string[],
   outputDir: string,
   force: boolean,
 ): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(outputDir);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Output folder ${outputDir} does not exist`);
+  const info = statOrNull(outputDir);
+  if (info === null) {
+    // Nothing of it can be in the way yet; a file where one of its parents should be is. Parents
+    // ferry may not read (run with --allow-read=DIR only) are left to the mkdir to judge.
+    const existing = nearestExisting(outputDir);
+    if (existing !== undefined && !existing.info.isDirectory) {
+      throw new UsageError(
+        `Cannot create the local output folder ${outputDir}: ${existing.path} is not a folder`,
+      );
     }
-    throw error;
+    return;
   }
-  if (!info.isDirectory) throw new UsageError(`Output ${outputDir} is not a folder`);
+  if (!info.isDirectory) throw new UsageError(`Local output ${outputDir} is not a folder`);
   for (const remotePath of remotePaths) {
     const name = remoteBaseName(remotePath);
     const target = join(outputDir, name);
@@ -99,6 +104,52 @@ async function skipIfIdentical(
   return reportDone("get", sanitizeForDisplay(remotePath), result, options);
 }
 
+/** `Deno.statSync(path)`, or `null` when nothing is there (a dangling link, a file as a parent). */
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return null;
+    }
+    throw error;
+  }
+}
+
+/**
+ * The nearest of `path`'s parents that exists, as an absolute path, or `undefined` when ferry may
+ * not look at the parents.
+ */
+function nearestExisting(path: string): { path: string; info: Deno.FileInfo } | undefined {
+  let current = dirname(resolve(path));
+  for (;;) {
+    let info: Deno.FileInfo | null;
+    try {
+      info = statOrNull(current);
+    } catch (error) {
+      if (
+        error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+      ) {
+        return undefined;
+      }
+      throw error;
+    }
+    if (info !== null) return { path: current, info };
+    const parent = dirname(current);
+    if (parent === current) return undefined;
+    current = parent;
+  }
+}
+
+/**
+ * Makes the output folder and its missing parents (`mkdir -p`), so that `-o new/folder` works as
+ * `wget -P` does; an existing one is left as it is. Permission: write on the first missing parent.
+ */
+function ensureOutputFolder(outputDir: string): void {
+  if (statOrNull(outputDir)?.isDirectory) return;
+  Deno.mkdirSync(outputDir, { recursive: true });
+}
+
 /** Size of the remote file `remotePath`, or `undefined` when it is not a file. */
 async function remoteFileSize(
   client: FerryClient,
@@ -119,19 +170,22 @@ function conflictReason(remoteIsFile: boolean): string {
 }
 
 /**
- * Downloads each remote path (files, or folders recursively) into `options.outputDir`.
+ * Downloads each remote path (files, or folders recursively) into `options.outputDir`, made first
+ * with its missing parents if need be (checked by {@link checkDownloadTargets}).
  *
  * A local file in the way that holds other bytes than the remote one is left untouched unless
  * `force`. One path given alone then fails at once ({@link ExistsError}); with several paths, or
  * inside a folder, the conflict is reported as a `not-transferred` event, the rest are still
  * downloaded, and the call ends with an {@link IncompleteError} naming each conflict.
- * Permission: net to the server; read and write on the output folder.
+ * Permission: net to the server; read and write on the output folder (on its first missing parent
+ * if it is new).
  */
 export async function getPaths(
   client: FerryClient,
   remotePaths: readonly string[],
   options: GetOptions,
 ): Promise<TransferResult[]> {
+  ensureOutputFolder(options.outputDir);
   // Local files in the way are compared with the remote ones before anything moves: identical
   // ones (a re-run after a cut) are skipped; one that differs stops a single-path command here,
   // and is passed over, and named, among several.

@@ -16,7 +16,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { writeAll as writeAllBytes } from "../_fs.ts";
-import { ConnectionError, ProtocolError } from "../errors.ts";
+import { ConnectionError, ConnectionLostError, ProtocolError } from "../errors.ts";
 import { releaseBuffer } from "../_memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
@@ -102,7 +102,7 @@ export class ByteReader {
       }
       if (count === null) {
         if (this.#end === this.#start) return null;
-        throw new ConnectionError("Connection closed in the middle of a message");
+        throw new ConnectionLostError("Connection closed in the middle of a message");
       }
       this.#end += count;
     }
@@ -122,11 +122,11 @@ export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void>
   }
 }
 
-/** Turns a socket error into a {@link ConnectionError} with one readable line. */
+/** Turns a socket error into a {@link ConnectionLostError} with one readable line. */
 export function connectionLost(error: unknown): ConnectionError {
   if (error instanceof ConnectionError || error instanceof ProtocolError) return error;
   const detail = error instanceof Error ? error.message.split("\n", 1)[0] : String(error);
-  return new ConnectionError(`Connection lost: ${detail}`, { cause: error });
+  return new ConnectionLostError(`Connection lost: ${detail}`, { cause: error });
 }
 
 function nonceFor(iv: Uint8Array, sequence: number): Uint8Array {
@@ -184,7 +184,7 @@ export class RecordReader {
     if (this.#ended) return { type: RecordType.end, payload: new Uint8Array(0) };
     const header = await this.#input.readExact(RECORD_HEADER_BYTES);
     if (header === null) {
-      throw new ConnectionError("Connection closed by the peer without an orderly end");
+      throw new ConnectionLostError("Connection closed by the peer without an orderly end");
     }
     const type = header[0]!;
     const length = ((header[1]! << 24) | (header[2]! << 16) | (header[3]! << 8) | header[4]!) >>>
@@ -199,7 +199,7 @@ export class RecordReader {
     }
     const aad = header.slice();
     const body = await this.#input.readExact(length);
-    if (body === null) throw new ConnectionError("Connection closed in the middle of a record");
+    if (body === null) throw new ConnectionLostError("Connection closed in the middle of a record");
     const plaintextLength = length - RECORD_TAG_BYTES;
     const decipher = createDecipheriv(
       "chacha20-poly1305",
