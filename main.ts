@@ -11,6 +11,7 @@ import {
   formatHelp,
   formatUsage,
   parseCommand,
+  refuseSecretArguments,
   suggest,
 } from "./lib/cli/args.ts";
 import { COMMANDS, findCommand } from "./lib/cli/commands.ts";
@@ -79,6 +80,7 @@ export async function main(args: readonly string[]): Promise<number> {
 
 /** Throws the usage error for a word that is not a command (an option before the command, a typo). */
 function unknownCommand(word: string): never {
+  refuseSecretArguments([word]);
   const name = sanitizeForDisplay(word);
   if (name.startsWith("-")) {
     throw new UsageError(

@@ -44,6 +44,9 @@ const GROUP_SIZE = 4;
 /** Shown in messages to describe the shape of a code; deliberately not a random-looking code. */
 const EXAMPLE_CODE = "ABCD-EFGH-JKMN-PQRS";
 
+/** Four groups of three to five letters or digits, separated like a code: a near miss of one. */
+const CODE_SHAPE = /^[0-9a-z]{3,5}(?:[\s_-][0-9a-z]{3,5}){3}$/i;
+
 /** Separators people type or paste between groups; any whitespace counts. */
 const SEPARATOR = /^[\s_-]$/u;
 const ASCII_DIGIT = /^[0-9]$/;
@@ -162,6 +165,34 @@ export function normaliseCodeFrom(input: string, where: string): string {
     );
   }
   return symbols;
+}
+
+/**
+ * Whether `text` may be a connection code typed where something else was expected (a host, a
+ * path, an option): it is a valid code in any spelling {@link normaliseCode} accepts, or it has a
+ * code's shape, four dash- or space-separated groups of three to five letters and digits (a code
+ * with a typo in it is still a secret). Used to refuse such words without printing them. Needs no
+ * permissions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { looksLikeCode } from "./code.ts";
+ *
+ * assert.equal(looksLikeCode("7k3m-q9xd-2hfr-wb6t"), true);
+ * assert.equal(looksLikeCode("7K3M-Q9XD-2HFR-WB6"), true); // one character short: still a code
+ * assert.equal(looksLikeCode("192.168.1.20"), false);
+ * assert.equal(looksLikeCode("./7K3MQ9XD2HFRWB6T"), false); // a path, written as one
+ * ```
+ */
+export function looksLikeCode(text: string): boolean {
+  if (CODE_SHAPE.test(text)) return true;
+  try {
+    normaliseCode(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Splits canonical symbols into dash-separated groups of four. */

@@ -9,6 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { looksLikeCode } from "../code.ts";
 import { UsageError } from "../errors.ts";
 
 /** One flag of a command. */
@@ -146,6 +147,7 @@ export function parseCommand<Spec extends CommandSpec>(
   spec: Spec,
   argv: readonly string[],
 ): ParsedCommand<Spec> {
+  refuseSecretArguments(argv, spec);
   const all = [...spec.options, HELP_OPTION];
   const options: Record<string, { type: "boolean" | "string"; short?: string }> = {};
   for (const option of all) {
@@ -195,6 +197,59 @@ export function parseCommand<Spec extends CommandSpec>(
     }
   }
   return result;
+}
+
+/**
+ * The ways to give ferry a connection code, as the hint after a code found on the command line:
+ * a file or the environment, which other local users cannot read the way they read a process's
+ * arguments.
+ */
+export const CODE_HINT = [
+  "Give the code to ferry in a file or the environment, never on the command line (other users of",
+  "this machine can read command lines): save it in ./.connection_code readable by you only",
+  "(chmod 600 .connection_code), or pass --code-file PATH, or set the FERRY_CODE environment variable.",
+].join("\n");
+
+/**
+ * Refuses a command line that holds a connection code, before anything else looks at it: an
+ * option `--code` or `--code=X` (there is none: codes are never taken on the command line), and
+ * any word that {@link looksLikeCode}, whether a positional argument, an option's value or an
+ * unknown option. The error never contains the word; it says where it is and how to give the code
+ * instead. A file or host whose name looks like a code can still be named, as `./NAME` or
+ * `NAME:PORT`. Needs no permissions.
+ *
+ * @param argv The words to check.
+ * @param spec The command they are for; with it the error is a {@link CommandUsageError}.
+ * @throws {UsageError} If a word is or may be a connection code.
+ */
+export function refuseSecretArguments(argv: readonly string[], spec?: CommandSpec): void {
+  const refuse = (message: string): never => {
+    throw spec ? new CommandUsageError(spec, message) : new UsageError(message);
+  };
+  const where = (index: number) =>
+    spec ? `Argument ${index + 1} after "ferry ${spec.name}"` : "A word on the command line";
+  argv.forEach((word, index) => {
+    if (/^--?code(?:=|$)/i.test(word)) {
+      refuse(
+        `There is no option --code: ferry never takes the connection code on the command line\n${CODE_HINT}`,
+      );
+    }
+    const candidates = [word];
+    if (word.startsWith("-")) {
+      const bare = word.replace(/^-+/, "");
+      const equals = bare.indexOf("=");
+      candidates.push(
+        bare,
+        ...(equals >= 0 ? [bare.slice(0, equals), bare.slice(equals + 1)] : []),
+      );
+    }
+    if (candidates.some(looksLikeCode)) {
+      refuse(
+        `${where(index)} looks like a connection code, so it is not shown or used\n` +
+          `${CODE_HINT}\nIf it is a name and not a code, write it as ./NAME (a path) or NAME:PORT (a host).`,
+      );
+    }
+  });
 }
 
 function explainParseError(spec: CommandSpec, error: unknown, argv: readonly string[]): string {

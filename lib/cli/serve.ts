@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import { codeSecret, generateCode } from "../code.ts";
 import { DEFAULT_CODE_FILE, resolveCode, writeCodeFile } from "../code_file.ts";
@@ -137,6 +137,24 @@ async function serverCode(
   return { codeFile: path };
 }
 
+/**
+ * Warns on stderr when `root` holds a `.git` folder at its top: serving it shares the whole history,
+ * including files deleted since and anything once committed by mistake. Only a warning: serving a
+ * repository on purpose is allowed. Permission: read on `root`.
+ */
+function warnOfGitFolder(root: string): void {
+  let git: Deno.FileInfo | null;
+  try {
+    git = lstatOrNull(join(root, ".git"));
+  } catch {
+    return; // unreadable: the server will say so when it must
+  }
+  if (!git?.isDirectory) return;
+  printError(
+    `ferry: warning: ${root} holds a .git folder: its whole history, and any secret ever committed, will be shared with everyone who has the code; serve a subfolder instead if that is not what you want`,
+  );
+}
+
 /** A failure to bind `hostname:port` as one line naming the address ("address already in use"). */
 function listenError(error: unknown, hostname: string, port: number): unknown {
   const cannotListen = error instanceof Deno.errors.AddrInUse ||
@@ -211,6 +229,7 @@ export async function runServe(
       why: "to store uploads",
     }]),
   ]);
+  warnOfGitFolder(root);
   const code = await serverCode(codeFile);
   // A safety net: a bug in one connection's handling must not stop the others. Errors that reach
   // here are logged (one line, no stack) and the server keeps serving.
