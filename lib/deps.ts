@@ -11,5 +11,3 @@ export { sha512 } from "npm:@noble/hashes@2.4.0/sha2.js";
 export { hkdf } from "npm:@noble/hashes@2.4.0/hkdf.js";
 export { hmac } from "npm:@noble/hashes@2.4.0/hmac.js";
 export { concatBytes } from "npm:@noble/hashes@2.4.0/utils.js";
-/** Progress bars, loaded only when a terminal will show them (it costs ~4 MB of memory). */
-export const loadProgressBars = async () => (await import("npm:cli-progress@3.12.0")).default;

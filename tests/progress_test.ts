@@ -36,14 +36,17 @@ function shellQuote(word: string): string {
 }
 
 /** Runs `ferry ARGS...` under a pseudo-terminal; returns its exit status and everything it drew. */
-async function runInTerminal(args: string[]): Promise<{ code: number; screen: string }> {
+async function runInTerminal(
+  args: string[],
+  columns = 160,
+): Promise<{ code: number; screen: string }> {
   // `deno run -q`: on a terminal with a size, Deno itself clears a line (`ESC[0G ESC[2K ESC[J`)
   // while it loads modules; -q silences the runtime, so what remains is ferry's own output.
   const command = ["env", "NO_COLOR=1", DENO, "run", "-q", "--no-prompt", "-A", MAIN, ...args]
     .map(shellQuote).join(" ");
   if (TERMINAL === "script") {
     const output = await new Deno.Command("script", {
-      args: ["-qfec", `stty cols 160 rows 40; ${command}`, "/dev/null"],
+      args: ["-qfec", `stty cols ${columns} rows 40; ${command}`, "/dev/null"],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -64,7 +67,7 @@ async function runInTerminal(args: string[]): Promise<{ code: number; screen: st
     "new-session",
     "-d",
     "-x",
-    "160",
+    String(columns),
     "-y",
     "40",
     `${tmuxCall} wait-for go; ${command}; echo $? > ${
@@ -157,5 +160,51 @@ Deno.test({
       assert.doesNotMatch(run.screen, BAR);
     }
     assert.equal((await Deno.stat(join(dir.path, "j", "data.bin"))).size, 16 * MiB);
+  },
+});
+
+/** What a terminal shows of `screen`, line by line: each redraw (after `\r`) on its own, escape codes removed. */
+function drawnLines(screen: string): string[] {
+  // deno-lint-ignore no-control-regex
+  return screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/[\r\n]+/).filter((line) =>
+    line !== ""
+  );
+}
+
+Deno.test({
+  name:
+    "on a 50-column terminal, the bar fits the width and keeps percent, rate and ETA; a folder shows one overall bar and a summary",
+  ignore: TERMINAL === undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const srv = join(dir.path, "srv");
+    const out = join(dir.path, "out");
+    await Deno.mkdir(join(srv, "folder"), { recursive: true });
+    await Deno.mkdir(out);
+    await makeLargeFile(join(srv, "a-file-with-a-rather-long-name.bin"), 64 * MiB);
+    for (const name of ["one.bin", "two.bin", "three.bin"]) {
+      await makeLargeFile(join(srv, "folder", name), 16 * MiB);
+    }
+    await using serve = await startServe(srv);
+
+    const single = await runInTerminal(
+      client("get", serve, ["a-file-with-a-rather-long-name.bin", "-o", out]),
+      50,
+    );
+    assert.equal(single.code, 0, single.screen);
+    const bars = drawnLines(single.screen).filter((line) => line.includes("%"));
+    assert.ok(bars.length > 0, single.screen);
+    for (const line of bars) {
+      assert.ok(line.length <= 49, `${line.length} columns: ${line}`);
+      assert.match(line, /\d+% .*ETA \S+$/, line);
+    }
+    assert.ok(bars.some((line) => /\/s ETA/.test(line)), bars.join("\n"));
+
+    const folder = await runInTerminal(client("get", serve, ["folder", "-o", out]), 50);
+    assert.equal(folder.code, 0, folder.screen);
+    const lines = drawnLines(folder.screen);
+    assert.ok(lines.some((line) => /^\d\/3 files \[/.test(line)), lines.join("\n"));
+    assert.ok(!lines.some((line) => /one\.bin|two\.bin|three\.bin/.test(line)), lines.join("\n"));
+    assert.match(folder.screen, /Downloaded 3 files \(48\.0 MiB\) in /);
   },
 });

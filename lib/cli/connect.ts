@@ -139,7 +139,13 @@ export async function runShellLine(
       try {
         if (await isDirectory(local)) {
           await checkDownloadTargets([remote], local, force);
-          await getPaths(client, [remote], { outputDir: local, force, onEvent: reporter.onEvent });
+          await getPaths(client, [remote], {
+            outputDir: local,
+            force,
+            onEvent: reporter.onEvent,
+            onListed: (files, bytes) => reporter.expect(files, bytes),
+          });
+          reporter.summary();
         } else {
           // A file name: download the remote file under that name, into a folder that exists.
           if (!await isDirectory(dirname(local))) {
@@ -186,11 +192,14 @@ export async function runShellLine(
       }
       const plan = await planUpload([words[0]!]);
       try {
+        const files = plan.items.filter((item) => item.kind === "file");
+        reporter.expect(files.length, files.reduce((sum, item) => sum + item.size, 0));
         await putPaths(client, plan, {
           remoteDir: words[1] ?? "",
           force,
           onEvent: reporter.onEvent,
         });
+        reporter.summary();
       } finally {
         reporter.abort();
       }

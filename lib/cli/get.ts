@@ -4,7 +4,7 @@
  * @module
  */
 import { checkDownloadTargets, getPaths } from "../client/get_paths.ts";
-import { UsageError } from "../errors.ts";
+import { IncompleteError, UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
@@ -80,7 +80,10 @@ export async function runGet(
     landing.set(name, remotePath);
   }
   await checkDownloadTargets(remotePaths, outputDir, force);
-  const reporter = await TransferReporter.create(outputOptions(flags));
+  const reporter = await TransferReporter.create({
+    ...outputOptions(flags),
+    many: remotePaths.length > 1,
+  });
   await using client = await openClient(address, flags["code-file"]);
   try {
     await transferring(() =>
@@ -89,8 +92,13 @@ export async function runGet(
         force,
         verify: flags.verify,
         onEvent: reporter.onEvent,
+        onListed: (files, bytes) => reporter.expect(files, bytes),
       })
     );
+  } catch (error) {
+    // Some files were not moved (each already named): the rest did, and the summary says so.
+    if (error instanceof IncompleteError) reporter.summary();
+    throw error;
   } finally {
     reporter.abort();
   }

@@ -5,6 +5,11 @@
  * is a terminal and neither `--quiet` nor `--json` is given, so pipes and logs never receive
  * control characters. With `--json`, stdout carries one JSON object per line for each event.
  *
+ * One file gets its own bar and a line saying where it landed. Several files (a folder, several
+ * paths) get one overall bar (files done of total, bytes, rate, ETA) and one summary line at the
+ * end; what could not be moved is still named on stderr as it is met. `--quiet` prints errors
+ * only.
+ *
  * When the reader of stdout goes away early (`ferry get HOST FILE --json | head -2`), a transfer
  * stops at its next line of output and the command exits 1 (`OutputClosedError`), its partial
  * file kept for a resume: a transfer that did not finish never exits 0. The summary line printed
@@ -13,12 +18,9 @@
  *
  * @module
  */
-import process from "node:process";
-import { loadProgressBars } from "../deps.ts";
 import type { TransferEvent } from "../client/events.ts";
 import { OutputClosedError } from "../errors.ts";
-
-type ProgressBars = Awaited<ReturnType<typeof loadProgressBars>>;
+import { type BarFields, formatBar, formatEta, RateMeter, truncate } from "./progress_bar.ts";
 
 /** How output should look. */
 export interface OutputOptions {
@@ -26,6 +28,12 @@ export interface OutputOptions {
   quiet: boolean;
   /** Draw progress bars (stderr is a terminal). */
   progress: boolean;
+  /**
+   * Several files move (several paths were named): one overall bar and a summary line instead of
+   * a bar and a line per file. A folder's first `mkdir` event, or more than one expected file
+   * ({@link TransferReporter.expect}), turns this on as well.
+   */
+  many?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -72,26 +80,80 @@ export function formatRate(bytes: number, seconds: number): string {
 
 /** Interval between two `--json` progress events of one file. */
 const JSON_PROGRESS_INTERVAL_MS = 500;
+/** Interval between two redraws of a progress bar. */
+const REDRAW_INTERVAL_MS = 100;
+/** Terminal width assumed when it cannot be asked. */
+const DEFAULT_COLUMNS = 80;
+
+/** The width of the terminal that shows stderr, or {@link DEFAULT_COLUMNS}. */
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns || DEFAULT_COLUMNS;
+  } catch {
+    return DEFAULT_COLUMNS;
+  }
+}
+
+/** What the bar of one file (or of the whole transfer) knows. */
+interface BarState {
+  /** File name or `3/50 files`. */
+  label: () => string;
+  /** Bytes present on the receiving side, and of how many (0: unknown). */
+  present: number;
+  total: number;
+  /** Smoothed rate of the bytes that move. */
+  meter: RateMeter;
+  /** Bytes moved (for the meter). */
+  moved: number;
+}
 
 /** Turns transfer events into text lines, progress bars or JSON lines. */
 export class TransferReporter {
   #options: OutputOptions;
-  #bars: ProgressBars | undefined;
-  #bar: InstanceType<ProgressBars["SingleBar"]> | undefined;
+  #many: boolean;
   #lastJsonProgress = 0;
-  #files = 0;
-  #bytes = 0;
   #started = performance.now();
+  // Counts of the whole transfer.
+  #files = 0;
+  #skipped = 0;
+  #notTransferred = 0;
+  #moved = 0;
+  #present = 0;
+  #expectedFiles = 0;
+  #expectedBytes = 0;
+  /** Per file in flight: bytes present so far and how many of them were moved. */
+  #inFlight = new Map<string, { present: number; moved: number }>();
+  // What is on screen.
+  #bar: BarState | undefined;
+  #checking: string | undefined;
+  #drawn = false;
+  #lastDraw = -Infinity;
+  /** The direction of the transfer, as its last event named it. */
+  #direction: "get" | "put" = "get";
 
-  private constructor(options: OutputOptions, bars: ProgressBars | undefined) {
+  private constructor(options: OutputOptions) {
     this.#options = options;
-    this.#bars = bars;
+    this.#many = options.many ?? false;
   }
 
-  /** A reporter for `options`; the progress-bar library is loaded only if bars will be drawn. */
-  static async create(options: OutputOptions): Promise<TransferReporter> {
-    const drawsBars = options.progress && !options.quiet && !options.json;
-    return new TransferReporter(options, drawsBars ? await loadProgressBars() : undefined);
+  /** A reporter for `options`. */
+  static create(options: OutputOptions): Promise<TransferReporter> {
+    return Promise.resolve(new TransferReporter(options));
+  }
+
+  /** Whether bars are drawn: on a terminal, without `--quiet` or `--json`. */
+  get #draws(): boolean {
+    return this.#options.progress && !this.#options.quiet && !this.#options.json;
+  }
+
+  /**
+   * Adds `files` files of `bytes` bytes to what the transfer is expected to move (the overall
+   * bar's total and ETA); more than one file in all makes it a many-file transfer.
+   */
+  expect(files: number, bytes: number): void {
+    this.#expectedFiles += files;
+    this.#expectedBytes += bytes;
+    if (this.#expectedFiles > 1) this.#many = true;
   }
 
   /**
@@ -113,18 +175,44 @@ export class TransferReporter {
   };
 
   #print(event: TransferEvent): void {
+    this.#count(event);
     if (this.#options.json) return this.#json(event);
     switch (event.event) {
+      case "checking":
+        this.#checking = `checking ${formatBytes(event.bytes)} already here of ${event.name}...`;
+        this.#draw(true);
+        break;
       case "start":
-        if (this.#bars) this.#startBar(this.#bars, event);
+        this.#checking = undefined;
+        if (!this.#draws) break;
+        if (this.#many) {
+          this.#bar ??= this.#overallBar();
+        } else {
+          this.#bar = {
+            label: () => event.name,
+            present: event.offset,
+            total: event.size,
+            meter: new RateMeter(0, performance.now()),
+            moved: 0,
+          };
+        }
+        this.#draw(true);
         break;
       case "progress":
-        this.#bar?.update(event.bytes, { rate: this.#rate(event.bytes) });
+        if (this.#bar && !this.#many) {
+          this.#bar.moved += Math.max(0, event.bytes - this.#bar.present);
+          this.#bar.present = event.bytes;
+        }
+        this.#draw(event.bytes >= event.size); // the last one always shows (100%)
         break;
       case "done": {
-        this.#stopBar();
-        this.#files++;
-        this.#bytes += event.transferred;
+        if (this.#many) {
+          this.#draw(false);
+          break;
+        }
+        this.#erase();
+        this.#bar = undefined;
+        if (this.#options.quiet) break;
         // The text says where the file landed: for `put`, the server's name (with its prefix).
         const landed = event.remote ?? event.name;
         if (event.skipped) {
@@ -144,54 +232,131 @@ export class TransferReporter {
         break;
       }
       case "mkdir":
+        if (!this.#many) {
+          this.#many = true;
+          if (this.#draws) this.#bar = this.#overallBar();
+        }
         break;
       case "not-transferred":
-        this.#stopBar();
+        this.#erase();
         printError(
           `ferry: not ${event.direction === "get" ? "downloaded" : "uploaded"}: ${event.name} ` +
             `(${event.reason})`,
         );
+        this.#draw(true);
         break;
     }
   }
 
-  #barStart = 0;
-  #barOffset = 0;
-
-  #rate(bytes: number): string {
-    return formatRate(bytes - this.#barOffset, (performance.now() - this.#barStart) / 1000);
-  }
-
-  #startBar(bars: ProgressBars, event: Extract<TransferEvent, { event: "start" }>): void {
-    this.#stopBar();
-    this.#barStart = performance.now();
-    this.#barOffset = event.offset;
-    this.#bar = new bars.SingleBar({
-      stream: process.stderr,
-      format: `${
-        event.name.slice(0, 40)
-      } [{bar}] {percentage}% {done}/{size} {rate} ETA {eta_formatted}`,
-      barsize: 24,
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 50,
-    }, bars.Presets.shades_classic);
-    this.#bar.start(Math.max(event.size, 1), event.offset, {
-      rate: "-",
-      done: formatBytes(event.offset),
-      size: formatBytes(event.size),
-    });
-    const update = this.#bar.update.bind(this.#bar);
-    this.#bar.update =
-      ((value: number, payload?: Record<string, unknown>) =>
-        update(value, { ...payload, done: formatBytes(value) })) as typeof update;
-  }
-
-  #stopBar(): void {
-    if (this.#bar) {
-      this.#bar.stop();
-      this.#bar = undefined;
+  /** Keeps the counts of the whole transfer, whatever is printed. */
+  #count(event: TransferEvent): void {
+    this.#direction = event.direction;
+    switch (event.event) {
+      case "start":
+        this.#present += event.offset;
+        this.#inFlight.set(event.name, { present: event.offset, moved: 0 });
+        break;
+      case "progress": {
+        const file = this.#inFlight.get(event.name);
+        if (!file) break;
+        const delta = Math.max(0, event.bytes - file.present);
+        file.present = event.bytes;
+        file.moved += delta;
+        this.#present += delta;
+        this.#moved += delta;
+        break;
+      }
+      case "done": {
+        const file = this.#inFlight.get(event.name) ?? { present: 0, moved: 0 };
+        this.#inFlight.delete(event.name);
+        this.#present += Math.max(0, event.size - file.present);
+        this.#moved += Math.max(0, event.transferred - file.moved);
+        if (event.skipped) this.#skipped++;
+        else this.#files++;
+        break;
+      }
+      case "not-transferred":
+        this.#notTransferred++;
+        break;
+      default:
+        break;
     }
+  }
+
+  /** The bar of a many-file transfer, reading the counts of the whole transfer. */
+  #overallBar(): BarState {
+    return {
+      label: () => {
+        const done = this.#files + this.#skipped;
+        const total = Math.max(this.#expectedFiles, done + this.#inFlight.size);
+        return `${done}/${total} files`;
+      },
+      present: 0,
+      total: 0,
+      meter: new RateMeter(this.#moved, performance.now()),
+      moved: 0,
+    };
+  }
+
+  /** The fields of the bar on screen now. */
+  #fields(bar: BarState): BarFields {
+    const many = this.#many;
+    const present = many ? this.#present : bar.present;
+    const total = many ? this.#expectedBytes : bar.total;
+    const rate = bar.meter.sample(many ? this.#moved : bar.moved, performance.now());
+    const known = total > 0 && present <= total;
+    const fraction = known
+      ? present / total
+      : many && this.#expectedFiles > 0
+      ? (this.#files + this.#skipped) / this.#expectedFiles
+      : total === 0 && !many
+      ? 1
+      : 0;
+    const eta = !known
+      ? "-"
+      : present >= total
+      ? "0s"
+      : rate
+      ? formatEta((total - present) / rate)
+      : "-";
+    return {
+      label: bar.label(),
+      fraction,
+      amount: known ? `${formatBytes(present)}/${formatBytes(total)}` : formatBytes(present),
+      rate: rate === undefined ? "-" : `${formatBytes(rate)}/s`,
+      eta,
+    };
+  }
+
+  /** Redraws the line on screen, at most every {@link REDRAW_INTERVAL_MS} unless `now`. */
+  #draw(now: boolean): void {
+    if (!this.#draws) return;
+    const time = performance.now();
+    if (!now && time - this.#lastDraw < REDRAW_INTERVAL_MS) return;
+    const width = terminalColumns();
+    let line: string | undefined;
+    if (this.#checking !== undefined) {
+      const text = this.#bar && this.#many
+        ? `${this.#bar.label()}, ${this.#checking}`
+        : this.#checking[0]!.toUpperCase() + this.#checking.slice(1);
+      line = truncate(text, width - 1);
+    } else if (this.#bar) {
+      line = formatBar(this.#fields(this.#bar), width);
+    }
+    if (line === undefined) return;
+    this.#lastDraw = time;
+    writeAllSync(
+      Deno.stderr,
+      encoder.encode(`${this.#drawn ? "" : HIDE_CURSOR}\r${line}${CLEAR_TO_END}`),
+    );
+    this.#drawn = true;
+  }
+
+  /** Clears the line of the bar, if one is drawn. */
+  #erase(): void {
+    if (!this.#drawn) return;
+    writeAllSync(Deno.stderr, encoder.encode(`\r${CLEAR_TO_END}${SHOW_CURSOR}`));
+    this.#drawn = false;
   }
 
   #json(event: TransferEvent): void {
@@ -204,27 +369,79 @@ export class TransferReporter {
       }
       this.#lastJsonProgress = now;
     }
-    if (event.event === "done") {
-      this.#files++;
-      this.#bytes += event.transferred;
-    }
     printLine(JSON.stringify(event));
   }
 
-  /** Prints the summary line after several files (text mode only). */
+  /**
+   * Prints the summary line of a many-file transfer (text mode, without `--quiet`): how many
+   * files moved, how many bytes, how long and how fast, and how many were skipped or not moved.
+   */
   summary(): void {
-    this.#stopBar();
-    if (this.#options.json || this.#files < 2) return;
+    this.#erase();
+    this.#bar = undefined;
+    if (this.#options.json || this.#options.quiet || !this.#many) return;
     const seconds = (performance.now() - this.#started) / 1000;
     printLine(
-      `${this.#files} files, ${formatBytes(this.#bytes)} in ${seconds.toFixed(2)} s (${
-        formatRate(this.#bytes, seconds)
-      })`,
+      summaryLine({
+        direction: this.#direction,
+        files: this.#files,
+        bytes: this.#moved,
+        seconds,
+        skipped: this.#skipped,
+        notTransferred: this.#notTransferred,
+      }),
     );
   }
 
   /** Removes a progress bar left on screen (before an error is printed). */
   abort(): void {
-    this.#stopBar();
+    this.#erase();
+    this.#bar = undefined;
+    this.#checking = undefined;
   }
+}
+
+const HIDE_CURSOR = "\x1b[?25l";
+const SHOW_CURSOR = "\x1b[?25h";
+const CLEAR_TO_END = "\x1b[K";
+
+/** What a many-file transfer's summary line reports. */
+export interface SummaryCounts {
+  direction: "get" | "put";
+  /** Files moved (skipped ones not included). */
+  files: number;
+  /** Bytes that crossed the wire. */
+  bytes: number;
+  seconds: number;
+  /** Files that were already complete on the other side. */
+  skipped: number;
+  /** Files and folders that were not moved. */
+  notTransferred: number;
+}
+
+/**
+ * The summary line of a many-file transfer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summaryLine } from "./output.ts";
+ * assert.equal(
+ *   summaryLine({ direction: "get", files: 2, bytes: 2048, seconds: 2, skipped: 1, notTransferred: 0 }),
+ *   "Downloaded 2 files (2.00 KiB) in 2.00 s, 1.00 KiB/s; 1 skipped (already complete)",
+ * );
+ * ```
+ */
+export function summaryLine(counts: SummaryCounts): string {
+  const verb = counts.direction === "get" ? "Downloaded" : "Uploaded";
+  let line = `${verb} ${counts.files} file${counts.files === 1 ? "" : "s"} (${
+    formatBytes(counts.bytes)
+  }) in ${counts.seconds.toFixed(2)} s, ${formatRate(counts.bytes, counts.seconds)}`;
+  if (counts.skipped > 0) line += `; ${counts.skipped} skipped (already complete)`;
+  if (counts.notTransferred > 0) {
+    line += `; ${counts.notTransferred} not ${
+      counts.direction === "get" ? "downloaded" : "uploaded"
+    }`;
+  }
+  return line;
 }

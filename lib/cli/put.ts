@@ -4,7 +4,7 @@
  * @module
  */
 import { planUpload, putPaths } from "../client/put_paths.ts";
-import { UsageError } from "../errors.ts";
+import { IncompleteError, UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
 import { parseHostPort } from "./common.ts";
@@ -78,7 +78,12 @@ export async function runPut(
     }
     sources.set(item.name, item.localPath);
   }
-  const reporter = await TransferReporter.create(outputOptions(flags));
+  const reporter = await TransferReporter.create({
+    ...outputOptions(flags),
+    many: localPaths.length > 1,
+  });
+  const files = plan.items.filter((item) => item.kind === "file");
+  reporter.expect(files.length, files.reduce((sum, item) => sum + item.size, 0));
   await using client = await openClient(address, flags["code-file"]);
   try {
     await transferring(() =>
@@ -89,6 +94,10 @@ export async function runPut(
         onEvent: reporter.onEvent,
       })
     );
+  } catch (error) {
+    // Some files were not moved (each already named): the rest did, and the summary says so.
+    if (error instanceof IncompleteError) reporter.summary();
+    throw error;
   } finally {
     reporter.abort();
   }

@@ -82,6 +82,7 @@ export async function requestDownload(
   const started = performance.now();
   const partial = await PartialFile.open(localDir, name);
   try {
+    if (partial.size > 0) options.onChecking?.({ bytes: partial.size });
     const kept = partial.size === 0
       ? NOTHING_KEPT
       : await conversation.whileWorking(() =>

@@ -32,6 +32,17 @@ export type TransferEvent =
   | { event: "mkdir"; direction: "get" | "put"; name: string }
   | {
     /**
+     * The first `bytes` of a file already on the receiving side (a cut transfer's partial file)
+     * are being hashed before the transfer resumes, which takes a while for a big one; its
+     * `start` follows.
+     */
+    event: "checking";
+    direction: "get" | "put";
+    name: string;
+    bytes: number;
+  }
+  | {
+    /**
      * A file or folder of a many-file transfer that was not moved, and why (a name the other
      * side cannot store, a file it refused or cannot read): the command ends non-zero, after the
      * rest, naming each again.
@@ -62,6 +73,8 @@ export function fileTransferOptions(
   return {
     force: options.force,
     verify: options.verify,
+    onChecking: ({ bytes }) =>
+      options.onEvent?.({ event: "checking", direction, name: shown, bytes }),
     onStart: ({ size, offset }) =>
       options.onEvent?.({ event: "start", direction, name: shown, size, offset }),
     onProgress: ({ bytes, size }) =>

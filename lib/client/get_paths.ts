@@ -27,6 +27,8 @@ export interface GetOptions {
   verify?: boolean;
   /** Receives every `TransferEvent`. */
   onEvent?: (event: TransferEvent) => void;
+  /** Told the number and total size of the files of each folder, once it is listed. */
+  onListed?: (files: number, bytes: number) => void;
 }
 
 /** Final component of a remote path, or a usage error for the root itself. */
@@ -408,6 +410,8 @@ async function downloadFolder(
   }
   await ensureLocalFolder(options.outputDir, [name]);
   options.onEvent?.({ event: "mkdir", direction: "get", name: sanitizeForDisplay(name) });
+  const files = entries.filter((entry) => entry.type !== "dir");
+  options.onListed?.(files.length, files.reduce((sum, entry) => sum + entry.size, 0));
   // Each local folder is made (and checked) once, then found here by its remote relative path;
   // what it held is read once too, instead of looking up every file's name.
   const folders = new Map<string, string>([["", join(options.outputDir, name)]]);

@@ -51,6 +51,11 @@ export interface TransferOptions {
   targetAbsent?: boolean;
   /** Called with the number of bytes present so far (at most every chunk). */
   onProgress?: (progress: Progress) => void;
+  /**
+   * Called before the first `bytes` of the file already on the receiving side are hashed to
+   * resume it (a partial file of a cut transfer), which may take seconds.
+   */
+  onChecking?: (info: { bytes: number }) => void;
   /** Called once the size and starting offset are known. */
   onStart?: (info: { size: number; offset: number }) => void;
 }

@@ -57,6 +57,7 @@ export async function upload(
     if (options.force || !(error instanceof RemoteError) || error.code !== WireError.exists) {
       throw error;
     }
+    options.onChecking?.({ bytes: size });
     const sha256 = await conversation.whileWorking(async () =>
       peekHex(await hashFilePrefix(file, size))
     );
@@ -78,6 +79,7 @@ export async function upload(
     };
   }
   // The server waits for put-start while this side hashes the prefix it offered.
+  if (first.offset > 0) options.onChecking?.({ bytes: first.offset });
   const accepted = await acceptKeptPrefix(file, size, {
     offset: first.offset,
     sha256: first.prefixSha256,
