@@ -23,7 +23,7 @@ const MAX_CODE_FILE_BYTES = 1024;
 /**
  * Reads a code file and returns its code, normalised. The file may also be a pipe (for example
  * `/dev/stdin`); only its first kilobyte is read. A file readable by group or others is accepted
- * as it is. Needs `--allow-read` for `path`.
+ * (the commands warn of it: see {@link codeFileWarning}). Needs `--allow-read` for `path`.
  *
  * @throws {UsageError} If the file does not exist, is a folder, is not UTF-8 text, is too large, or
  *   holds an invalid code. The message names `path` and never contains the file's contents.
@@ -187,24 +187,32 @@ export interface CodeRefresh {
  * 1. `options.codeFile` (the `--code-file` flag): must exist, no fallback.
  * 2. The `FERRY_CODE` environment variable, if set and not empty.
  * 3. `./.connection_code` in the current folder.
+ * 4. `options.ask`, if given: the person at the terminal types it (nothing is saved).
  *
  * Without `options.env`, `FERRY_CODE` is read only when env permission for it is already granted
  * (checked with `Deno.permissions.querySync`, never prompting); otherwise it is skipped. Needs
  * `--allow-read` for the code file; optionally `--allow-env=FERRY_CODE`.
  *
  * @param options.env Reads an environment variable; replaces the permission check and `Deno.env`.
- * @returns The normalised code and a description of where it came from: `--code-file <path>`,
- *   `FERRY_CODE` or `./.connection_code`.
+ * @param options.ask Asks for the code when no other source has one.
+ * @returns The normalised code; a description of where it came from: `--code-file <path>`,
+ *   `FERRY_CODE`, `./.connection_code` or `the prompt`; and `path`, the code file it was read
+ *   from, if any.
  * @throws {UsageError} If the chosen source holds an invalid code, the `--code-file` does not
  *   exist, or there is no source at all. The message never contains the code.
  */
 export async function resolveCode(
-  options: { codeFile?: string; env?: (name: string) => string | undefined } = {},
-): Promise<{ code: string; source: string }> {
+  options: {
+    codeFile?: string;
+    env?: (name: string) => string | undefined;
+    ask?: () => Promise<string>;
+  } = {},
+): Promise<{ code: string; source: string; path?: string }> {
   if (options.codeFile !== undefined) {
     return {
       code: await readCodeFile(options.codeFile),
       source: `--code-file ${options.codeFile}`,
+      path: options.codeFile,
     };
   }
 
@@ -216,11 +224,35 @@ export async function resolveCode(
   const defaultPath = `./${DEFAULT_CODE_FILE}`;
   const text = await readCodeText(defaultPath);
   if (text === undefined) {
+    if (options.ask !== undefined) {
+      return { code: normaliseCodeFrom(await options.ask(), ""), source: "the prompt" };
+    }
     throw new UsageError(
-      `No connection code: ${defaultPath} does not exist; run \`ferry code\` on the server and copy the code, or set ${ENV_VARIABLE}`,
+      `No connection code: ${defaultPath} does not exist; store the code you were given with \`ferry code --save\` (it asks for it without showing it), or set ${ENV_VARIABLE}`,
     );
   }
-  return { code: normaliseCodeFrom(text, ` in ${defaultPath}`), source: defaultPath };
+  return {
+    code: normaliseCodeFrom(text, ` in ${defaultPath}`),
+    source: defaultPath,
+    path: defaultPath,
+  };
+}
+
+/**
+ * The warning to give when the code file at `path` can be read by users other than its owner
+ * (`mode & 0o077`): `ferry: warning: PATH can be read by other users: chmod 600 PATH`. None on
+ * Windows (no such modes), or when `path` cannot be examined. Needs `--allow-read` for `path`.
+ */
+export async function codeFileWarning(path: string): Promise<string | undefined> {
+  if (Deno.build.os === "windows") return undefined;
+  let mode: number | null;
+  try {
+    mode = (await Deno.stat(path)).mode;
+  } catch {
+    return undefined;
+  }
+  if (mode === null || (mode & 0o077) === 0) return undefined;
+  return `ferry: warning: ${path} can be read by other users: chmod 600 ${path}`;
 }
 
 /** The text of a small code file, or `undefined` if it does not exist. */

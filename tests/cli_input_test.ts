@@ -395,7 +395,7 @@ Deno.test("against one `ferry serve`: odd arguments to ls, get and put", async (
 
   await t.step("a repeated --code-file: the last one wins (a wrong one last exits 3)", async () => {
     const wrong = join(dir.path, "code-wrong");
-    await Deno.writeTextFile(wrong, "ABCD-EFGH-JKMN-PQRS\n");
+    await Deno.writeTextFile(wrong, "ABCD-EFGH-JKMN-PQRS\n", { mode: 0o600 });
     const [rightLast, wrongLast] = await Promise.all([
       runFerry(["ls", serve.address, "--code-file", wrong, "--code-file", serve.codeFile]),
       runFerry(["ls", serve.address, "--code-file", serve.codeFile, "--code-file", wrong]),

@@ -668,7 +668,8 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
   const wrongCode = generateCode();
   wrongCodes.push(wrongCode);
   const wrongFile = join(home.path, "wrong.code");
-  await Deno.writeTextFile(wrongFile, `${wrongCode}\n`);
+  // Owner-only, as a code file should be: a readable one adds a warning line on stderr.
+  await Deno.writeTextFile(wrongFile, `${wrongCode}\n`, { mode: 0o600 });
   const cwdCode = join(home.path, ".connection_code");
 
   await t.step("--code-file beats FERRY_CODE, which beats ./.connection_code", async () => {

@@ -437,7 +437,11 @@ Deno.test("resolveCode() prefers --code-file over FERRY_CODE and ./.connection_c
   await writeCodeFile(path, CODE);
   await writeCodeFile(DEFAULT_CODE_FILE, generateCode());
   const result = await resolveCode({ codeFile: path, env: () => OTHER_CODE });
-  assert.deepEqual(result, { code: "7K3MQ9XD2HFRWB6T", source: `--code-file ${path}` });
+  assert.deepEqual(result, {
+    code: "7K3MQ9XD2HFRWB6T",
+    source: `--code-file ${path}`,
+    path,
+  });
 });
 
 Deno.test("resolveCode() prefers FERRY_CODE over ./.connection_code", async () => {
@@ -461,7 +465,11 @@ Deno.test("resolveCode() falls back to ./.connection_code in the current folder"
   await writeCodeFile(DEFAULT_CODE_FILE, CODE);
   for (const value of [undefined, ""]) {
     const result = await resolveCode({ env: () => value });
-    assert.deepEqual(result, { code: "7K3MQ9XD2HFRWB6T", source: "./.connection_code" });
+    assert.deepEqual(result, {
+      code: "7K3MQ9XD2HFRWB6T",
+      source: "./.connection_code",
+      path: "./.connection_code",
+    });
   }
 });
 
@@ -485,6 +493,7 @@ Deno.test({
     assert.deepEqual(await resolveCode(), {
       code: "7K3MQ9XD2HFRWB6T",
       source: "./.connection_code",
+      path: "./.connection_code",
     });
   },
 });
@@ -494,8 +503,21 @@ Deno.test("resolveCode() with no source says how to get a code", async () => {
   using _cwd = insideDir(dir.path);
   const error = await rejectionFrom(UsageError, () => resolveCode({ env: () => undefined }));
   assert.match(error.message, /^No connection code: \.\/\.connection_code does not exist/);
-  assert.match(error.message, /`ferry code`/);
+  assert.match(error.message, /`ferry code --save`/);
   assert.match(error.message, /FERRY_CODE/);
+});
+
+Deno.test("resolveCode() with no source asks, if it may, and saves nothing", async () => {
+  await using dir = await tempDir();
+  using _cwd = insideDir(dir.path);
+  const result = await resolveCode({ env: () => undefined, ask: () => Promise.resolve(CODE) });
+  assert.deepEqual(result, { code: "7K3MQ9XD2HFRWB6T", source: "the prompt" });
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(dir.path)), []);
+  const asked = await resolveCode({
+    env: () => CODE,
+    ask: () => Promise.reject(new Error("asked although FERRY_CODE is set")),
+  });
+  assert.equal(asked.source, "FERRY_CODE");
 });
 
 Deno.test("resolveCode() does not fall back when --code-file is missing", async () => {

@@ -206,8 +206,9 @@ export function parseCommand<Spec extends CommandSpec>(
  */
 export const CODE_HINT = [
   "Give the code to ferry in a file or the environment, never on the command line (other users of",
-  "this machine can read command lines): save it in ./.connection_code readable by you only",
-  "(chmod 600 .connection_code), or pass --code-file PATH, or set the FERRY_CODE environment variable.",
+  "this machine can read command lines): store it with `ferry code --save`, which asks for it",
+  "without showing it (or reads it from standard input: `ferry code --save < FILE`) and writes",
+  "./.connection_code readable by you only; or pass --code-file PATH, or set FERRY_CODE.",
 ].join("\n");
 
 /**

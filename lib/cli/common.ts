@@ -4,10 +4,12 @@
  * @module
  */
 import { codeSecret } from "../code.ts";
-import { resolveCode } from "../code_file.ts";
+import { codeFileWarning, resolveCode } from "../code_file.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT } from "../protocol/constants.ts";
+import { promptHiddenCode } from "./code_input.ts";
+import { printError } from "./output.ts";
 
 /** A server address from the command line. */
 export interface HostPort {
@@ -115,9 +117,23 @@ export function parseSeconds(text: string, name: string): number {
 
 /**
  * The PAKE secret for a client command: from `--code-file`, else `FERRY_CODE` (if the env
- * permission is granted), else `./.connection_code`. Permission: read on the code file.
+ * permission is granted), else `./.connection_code`, else, when stdin is a terminal, typed at a
+ * prompt that does not echo it (and not saved). A code file others can read is used with a
+ * warning on stderr. Permission: read on the code file.
  */
 export async function clientSecret(codeFile: string | undefined): Promise<Uint8Array> {
-  const { code } = await resolveCode({ codeFile });
+  const ask = Deno.stdin.isTerminal() ? () => promptHiddenCode() : undefined;
+  const { code, path } = await resolveCode({ codeFile, ask });
+  await warnOfReadableCodeFile(path);
   return codeSecret(code);
+}
+
+/**
+ * Prints {@link codeFileWarning}'s warning for the code file at `path`, if it has one. Needs
+ * `--allow-read` for `path`.
+ */
+export async function warnOfReadableCodeFile(path: string | undefined): Promise<void> {
+  if (path === undefined) return;
+  const warning = await codeFileWarning(path);
+  if (warning !== undefined) printError(warning);
 }

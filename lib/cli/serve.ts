@@ -13,7 +13,13 @@ import { validateName } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { startServer } from "../server/server.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
+import {
+  parseCount,
+  parsePort,
+  parseSeconds,
+  parseSize,
+  warnOfReadableCodeFile,
+} from "./common.ts";
 import { CODE_ENV, CODE_FILE } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
@@ -125,7 +131,10 @@ async function serverCode(
   codeFile: string | undefined,
 ): Promise<{ codeFile: string } | { secret: Uint8Array }> {
   const path = codeFile ?? DEFAULT_CODE_FILE;
-  if (await lstatOrNull(path) !== null) return { codeFile: path };
+  if (await lstatOrNull(path) !== null) {
+    await warnOfReadableCodeFile(path);
+    return { codeFile: path };
+  }
   if (codeFile === undefined) {
     const fromEnv = await resolveCode({}).catch(() => undefined);
     if (fromEnv?.source === "FERRY_CODE") return { secret: codeSecret(fromEnv.code) };
