@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { parseCommand } from "../lib/cli/args.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
 import { serveSpec } from "../lib/cli/serve.ts";
+import { FerryClient } from "../lib/client/client.ts";
+import { ConnectionError } from "../lib/errors.ts";
 import {
   canMountTmpfs,
   makeCodeFile,
@@ -213,7 +215,8 @@ Deno.test("`parseHostPort()` accepts IPv6 in brackets and international names, a
       ["[::1]x", /expected HOST, HOST:PORT or \[IPv6\]:PORT/],
       ["[]:80", /expected an IPv6 address between \[ and \]/],
       ["[127.0.0.1]:80", /expected an IPv6 address/],
-      ["::1:45441", /write an IPv6 address with a port as \[ADDRESS\]:PORT/],
+      ["::1:45441", /: write \[::1\]:45441 for port 45441$/],
+      ["::1:99999", /write an IPv6 address with a port as \[ADDRESS\]:PORT/],
       ["host:", /the port after ":" is missing/],
       ["[::1]:", /the port after ":" is missing/],
       [":7878", /the host before ":" is missing/],
@@ -231,6 +234,53 @@ Deno.test("`parseHostPort()` accepts IPv6 in brackets and international names, a
     match(message, why, text);
     ok(message.startsWith(`Invalid server address "${text}": `), message);
   }
+});
+
+Deno.test("`parseHostPort()` refuses a bare IPv6 address ending in a port-like group, with a hint to bracket it", () => {
+  // `::1:9003` is a valid address, but the user almost surely meant ::1 with port 9003.
+  let message = "";
+  try {
+    parseHostPort("::1:9003");
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  strictEqual(
+    message,
+    'Invalid server address "::1:9003": write [::1]:9003 for port 9003, ' +
+      "or [::1:9003] for that whole address with the default port 7878",
+  );
+  // Written unambiguously, both readings are accepted.
+  deepStrictEqual(parseHostPort("[::1]:9003"), { hostname: "::1", port: 9003 });
+  deepStrictEqual(parseHostPort("[::1:9003]"), { hostname: "::1:9003", port: 7878 });
+  // A last group that cannot be a port (hex, or a prefix that is no address) stays an address.
+  deepStrictEqual(parseHostPort("fe80::1:abcd"), { hostname: "fe80::1:abcd", port: 7878 });
+  deepStrictEqual(parseHostPort("2001:db8::1234"), { hostname: "2001:db8::1234", port: 7878 });
+});
+
+Deno.test("`ferry ls ::1:9003` exits 2 with a hint to write [::1]:9003", async () => {
+  await using cwd = await tempDir();
+  const result = await runFerry(["ls", "::1:9003"], { cwd: cwd.path });
+  assertOneLine(
+    result,
+    2,
+    /^ferry: Invalid server address "::1:9003": write \[::1\]:9003 for port 9003/,
+  );
+});
+
+Deno.test("`FerryClient.connect()` names an IPv6 server in brackets when it cannot connect", async () => {
+  let caught: unknown;
+  try {
+    await FerryClient.connect({
+      hostname: "::1",
+      port: 9003,
+      secret: new Uint8Array(32),
+      dial: () => Promise.reject(new Error("Connection refused (os error 111)")),
+    });
+  } catch (error) {
+    caught = error;
+  }
+  ok(caught instanceof ConnectionError, String(caught));
+  strictEqual(caught.message, "Cannot connect to [::1]:9003: Connection refused");
 });
 
 Deno.test("`parseCommand()` hands out flags typed and converted as the spec declares them", () => {
@@ -265,7 +315,7 @@ Deno.test("a malformed HOST[:PORT] exits 2 in one line before any code is read",
   const cases: [string, RegExp][] = [
     ["[::1", /^ferry: Invalid server address "\[::1": /],
     ["[]:80", /^ferry: Invalid server address "\[\]:80": /],
-    ["::1:45441", /^ferry: Invalid server address "::1:45441": write an IPv6 address/],
+    ["::1:45441", /^ferry: Invalid server address "::1:45441": write \[::1\]:45441 for port/],
     ["host:", /^ferry: Invalid server address "host:": the port after ":" is missing$/],
     [":7878", /^ferry: Invalid server address ":7878": the host before ":" is missing$/],
     ["host:0", /^ferry: Invalid port 0: expected 1 to 65535$/],
