@@ -16,7 +16,14 @@ import {
 } from "./lib/cli/args.ts";
 import { COMMANDS, findCommand } from "./lib/cli/commands.ts";
 import { printError, printLine } from "./lib/cli/output.ts";
-import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
+import {
+  describeError,
+  ExitCode,
+  exitCodeFor,
+  FerryError,
+  ServerInterruptedError,
+  UsageError,
+} from "./lib/errors.ts";
 import { sanitizeForDisplay } from "./lib/protocol/remote_path.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -98,6 +105,7 @@ function unknownCommand(word: string): never {
 }
 
 function reportError(error: unknown, spec: CommandSpec | undefined, json: boolean): number {
+  if (error instanceof ServerInterruptedError) return exitCodeFor(error); // said already
   const message = describeError(error);
   if (json) {
     const code = error instanceof FerryError ? error.code : "error";
