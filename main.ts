@@ -10,9 +10,11 @@ import {
   CommandUsageError,
   formatHelp,
   formatUsage,
+  GLOBAL_OPTIONS,
   parseCommand,
   refuseSecretArguments,
   suggest,
+  suggestOption,
 } from "./lib/cli/args.ts";
 import { COMMANDS, findCommand } from "./lib/cli/commands.ts";
 import { printError, printLine } from "./lib/cli/output.ts";
@@ -89,6 +91,13 @@ export async function main(args: readonly string[]): Promise<number> {
 function unknownCommand(word: string): never {
   refuseSecretArguments([word]);
   const name = sanitizeForDisplay(word);
+  const option = name.startsWith("-") ? suggestOption(name, GLOBAL_OPTIONS) : undefined;
+  if (option) {
+    throw new UsageError(
+      `Unknown option ${JSON.stringify(name)}: did you mean ${option}?` +
+        "\nRun 'ferry --help' for the list of commands.",
+    );
+  }
   if (name.startsWith("-")) {
     throw new UsageError(
       `Unknown option ${

@@ -9,7 +9,7 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { parseCommand } from "../lib/cli/args.ts";
+import { GLOBAL_OPTIONS, parseCommand, suggestOption } from "../lib/cli/args.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
 import { serveSpec } from "../lib/cli/serve.ts";
 import { FerryClient } from "../lib/client/client.ts";
@@ -283,6 +283,22 @@ Deno.test("`FerryClient.connect()` names an IPv6 server in brackets when it cann
   strictEqual(caught.message, "Cannot connect to [::1]:9003: Connection refused");
 });
 
+Deno.test("`suggestOption()` names the option within edit distance 2, or whose letter differs in case", () => {
+  strictEqual(suggestOption("--versoin", GLOBAL_OPTIONS), "--version");
+  strictEqual(suggestOption("-v", GLOBAL_OPTIONS), "--version");
+  strictEqual(suggestOption("--hlep", GLOBAL_OPTIONS), "--help");
+  strictEqual(suggestOption("--verbose", GLOBAL_OPTIONS), undefined);
+  strictEqual(suggestOption("-x", GLOBAL_OPTIONS), undefined);
+  const options = serveSpec.options;
+  strictEqual(suggestOption("--read-onyl", options), "--read-only");
+  strictEqual(suggestOption("--max-uplod=2G", options), "--max-upload");
+  strictEqual(suggestOption("--prot", options), "--port");
+  strictEqual(suggestOption("--pot", options), "--port");
+  strictEqual(suggestOption("--paranoid", options), undefined);
+  // One letter is no typo of a two-letter name.
+  strictEqual(suggestOption("--x", [{ name: "to" }]), undefined);
+});
+
 Deno.test("`parseCommand()` hands out flags typed and converted as the spec declares them", () => {
   const { positionals, flags } = parseCommand(serveSpec, [
     "shared",
@@ -352,6 +368,25 @@ Deno.test("the top level: no arguments, `help CMD`, options before the command, 
   await t.step("an option before the command exits 2 and says options go after it", async () => {
     const result = await runFerry(["--json", "ls", "127.0.0.1"]);
     assertError(result, 2, /^ferry: Unknown option "--json": options go after the command/);
+  });
+  await t.step("`ferry --versoin` and `ferry -v` exit 2 and suggest --version", async () => {
+    for (const typo of ["--versoin", "-v", "--verison"]) {
+      const result = await runFerry([typo]);
+      assertError(
+        result,
+        2,
+        new RegExp(`^ferry: Unknown option "${typo}": did you mean --version\\?$`),
+      );
+      strictEqual(result.stdout, "");
+    }
+  });
+  await t.step("`ferry ls -v` exits 2 and says --version goes before the command", async () => {
+    const result = await runFerry(["ls", "127.0.0.1", "-v"]);
+    assertError(
+      result,
+      2,
+      /^ferry: Unknown option -v: did you mean --version\? It goes before the command: ferry --version$/,
+    );
   });
   await t.step("`ferry completions` without a shell exits 2 and names SHELL", async () => {
     const [none, unknown] = await Promise.all([
