@@ -14,6 +14,8 @@ import { parseHostPort } from "../lib/cli/common.ts";
 import { serveSpec } from "../lib/cli/serve.ts";
 import { FerryClient } from "../lib/client/client.ts";
 import { ConnectionError } from "../lib/errors.ts";
+import { codeSecret } from "../lib/code.ts";
+import { fakeServer } from "./_fake_server.ts";
 import {
   canMountTmpfs,
   makeCodeFile,
@@ -784,4 +786,51 @@ Deno.test("the `connect` shell fed a messy script", async (t) => {
     assertOneLine(result, 2, /^ferry: Unknown command "frob": type help for the list$/);
     strictEqual(result.stdout, "");
   });
+});
+
+Deno.test("`ferry ls --json` reports an error as one JSON object line, like every command's error event", async () => {
+  await using served = await tempDir();
+  await using server = await startServe(served.path);
+  const result = await runFerry([
+    "ls",
+    server.address,
+    "no-such",
+    "--json",
+    "--code-file",
+    server.codeFile,
+  ]);
+  strictEqual(result.code, 1, show(result));
+  const lines = result.stdout.trimEnd().split("\n");
+  strictEqual(lines.length, 1, show(result));
+  const event = JSON.parse(lines[0]!);
+  deepStrictEqual(Object.keys(event), ["event", "code", "message"]);
+  strictEqual(event.event, "error");
+  strictEqual(event.code, "not-found");
+});
+
+Deno.test("`ferry ls --json` cut short mid-listing closes the array of what came, then prints the error event", async () => {
+  await using dir = await tempDir();
+  const codeFile = join(dir.path, "code");
+  const code = await makeCodeFile(codeFile);
+  await using server = fakeServer(codeSecret(code), async ({ reader }, send) => {
+    await reader.next(); // the list request
+    const entry = { name: "a.txt", type: "file" as const, size: 1, mtime: 0, mode: 0o644 };
+    await send({ t: "listing", entries: [entry], done: false });
+    await send({ t: "error", code: "io", message: "The server could not complete the request" });
+    await reader.next().catch(() => {});
+  });
+  const result = await runFerry([
+    "ls",
+    `127.0.0.1:${server.port}`,
+    "--json",
+    "--code-file",
+    codeFile,
+  ]);
+  strictEqual(result.code, 1, show(result));
+  const [listing, error, ...rest] = result.stdout.trimEnd().split("\n").map((line) =>
+    JSON.parse(line)
+  );
+  deepStrictEqual(listing.map((entry: { name: string }) => entry.name), ["a.txt"]);
+  strictEqual(error.event, "error");
+  deepStrictEqual(rest, []);
 });
