@@ -10,13 +10,22 @@ import {
   CommandUsageError,
   formatHelp,
   formatUsage,
+  GLOBAL_OPTIONS,
   parseCommand,
   refuseSecretArguments,
   suggest,
+  suggestOption,
 } from "./lib/cli/args.ts";
 import { COMMANDS, findCommand } from "./lib/cli/commands.ts";
 import { printError, printLine } from "./lib/cli/output.ts";
-import { describeError, ExitCode, exitCodeFor, FerryError, UsageError } from "./lib/errors.ts";
+import {
+  describeError,
+  ExitCode,
+  exitCodeFor,
+  FerryError,
+  ServerInterruptedError,
+  UsageError,
+} from "./lib/errors.ts";
 import { sanitizeForDisplay } from "./lib/protocol/remote_path.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -82,6 +91,13 @@ export async function main(args: readonly string[]): Promise<number> {
 function unknownCommand(word: string): never {
   refuseSecretArguments([word]);
   const name = sanitizeForDisplay(word);
+  const option = name.startsWith("-") ? suggestOption(name, GLOBAL_OPTIONS) : undefined;
+  if (option) {
+    throw new UsageError(
+      `Unknown option ${JSON.stringify(name)}: did you mean ${option}?` +
+        "\nRun 'ferry --help' for the list of commands.",
+    );
+  }
   if (name.startsWith("-")) {
     throw new UsageError(
       `Unknown option ${
@@ -98,6 +114,7 @@ function unknownCommand(word: string): never {
 }
 
 function reportError(error: unknown, spec: CommandSpec | undefined, json: boolean): number {
+  if (error instanceof ServerInterruptedError) return exitCodeFor(error); // said already
   const message = describeError(error);
   if (json) {
     const code = error instanceof FerryError ? error.code : "error";

@@ -36,6 +36,12 @@ export class InterruptedError extends FerryError {
   override readonly code: string = "interrupted";
 }
 
+/**
+ * Ctrl-C stopped `ferry serve` gracefully, and it has said "Server stopped." as for SIGTERM:
+ * exit 130 with nothing more to print.
+ */
+export class ServerInterruptedError extends InterruptedError {}
+
 /** A remote or received path is not acceptable (`..`, absolute, control characters, escapes the root). */
 export class PathError extends FerryError {
   /** Always `invalid-path`. */

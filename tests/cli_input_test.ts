@@ -9,9 +9,13 @@
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { parseCommand } from "../lib/cli/args.ts";
+import { GLOBAL_OPTIONS, parseCommand, suggestOption } from "../lib/cli/args.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
 import { serveSpec } from "../lib/cli/serve.ts";
+import { FerryClient } from "../lib/client/client.ts";
+import { ConnectionError } from "../lib/errors.ts";
+import { codeSecret } from "../lib/code.ts";
+import { fakeServer } from "./_fake_server.ts";
 import {
   canMountTmpfs,
   makeCodeFile,
@@ -213,7 +217,8 @@ Deno.test("`parseHostPort()` accepts IPv6 in brackets and international names, a
       ["[::1]x", /expected HOST, HOST:PORT or \[IPv6\]:PORT/],
       ["[]:80", /expected an IPv6 address between \[ and \]/],
       ["[127.0.0.1]:80", /expected an IPv6 address/],
-      ["::1:45441", /write an IPv6 address with a port as \[ADDRESS\]:PORT/],
+      ["::1:45441", /: write \[::1\]:45441 for port 45441$/],
+      ["::1:99999", /write an IPv6 address with a port as \[ADDRESS\]:PORT/],
       ["host:", /the port after ":" is missing/],
       ["[::1]:", /the port after ":" is missing/],
       [":7878", /the host before ":" is missing/],
@@ -231,6 +236,69 @@ Deno.test("`parseHostPort()` accepts IPv6 in brackets and international names, a
     match(message, why, text);
     ok(message.startsWith(`Invalid server address "${text}": `), message);
   }
+});
+
+Deno.test("`parseHostPort()` refuses a bare IPv6 address ending in a port-like group, with a hint to bracket it", () => {
+  // `::1:9003` is a valid address, but the user almost surely meant ::1 with port 9003.
+  let message = "";
+  try {
+    parseHostPort("::1:9003");
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  strictEqual(
+    message,
+    'Invalid server address "::1:9003": write [::1]:9003 for port 9003, ' +
+      "or [::1:9003] for that whole address with the default port 7878",
+  );
+  // Written unambiguously, both readings are accepted.
+  deepStrictEqual(parseHostPort("[::1]:9003"), { hostname: "::1", port: 9003 });
+  deepStrictEqual(parseHostPort("[::1:9003]"), { hostname: "::1:9003", port: 7878 });
+  // A last group that cannot be a port (hex, or a prefix that is no address) stays an address.
+  deepStrictEqual(parseHostPort("fe80::1:abcd"), { hostname: "fe80::1:abcd", port: 7878 });
+  deepStrictEqual(parseHostPort("2001:db8::1234"), { hostname: "2001:db8::1234", port: 7878 });
+});
+
+Deno.test("`ferry ls ::1:9003` exits 2 with a hint to write [::1]:9003", async () => {
+  await using cwd = await tempDir();
+  const result = await runFerry(["ls", "::1:9003"], { cwd: cwd.path });
+  assertOneLine(
+    result,
+    2,
+    /^ferry: Invalid server address "::1:9003": write \[::1\]:9003 for port 9003/,
+  );
+});
+
+Deno.test("`FerryClient.connect()` names an IPv6 server in brackets when it cannot connect", async () => {
+  let caught: unknown;
+  try {
+    await FerryClient.connect({
+      hostname: "::1",
+      port: 9003,
+      secret: new Uint8Array(32),
+      dial: () => Promise.reject(new Error("Connection refused (os error 111)")),
+    });
+  } catch (error) {
+    caught = error;
+  }
+  ok(caught instanceof ConnectionError, String(caught));
+  strictEqual(caught.message, "Cannot connect to [::1]:9003: Connection refused");
+});
+
+Deno.test("`suggestOption()` names the option within edit distance 2, or whose letter differs in case", () => {
+  strictEqual(suggestOption("--versoin", GLOBAL_OPTIONS), "--version");
+  strictEqual(suggestOption("-v", GLOBAL_OPTIONS), "--version");
+  strictEqual(suggestOption("--hlep", GLOBAL_OPTIONS), "--help");
+  strictEqual(suggestOption("--verbose", GLOBAL_OPTIONS), undefined);
+  strictEqual(suggestOption("-x", GLOBAL_OPTIONS), undefined);
+  const options = serveSpec.options;
+  strictEqual(suggestOption("--read-onyl", options), "--read-only");
+  strictEqual(suggestOption("--max-uplod=2G", options), "--max-upload");
+  strictEqual(suggestOption("--prot", options), "--port");
+  strictEqual(suggestOption("--pot", options), "--port");
+  strictEqual(suggestOption("--paranoid", options), undefined);
+  // One letter is no typo of a two-letter name.
+  strictEqual(suggestOption("--x", [{ name: "to" }]), undefined);
 });
 
 Deno.test("`parseCommand()` hands out flags typed and converted as the spec declares them", () => {
@@ -265,7 +333,7 @@ Deno.test("a malformed HOST[:PORT] exits 2 in one line before any code is read",
   const cases: [string, RegExp][] = [
     ["[::1", /^ferry: Invalid server address "\[::1": /],
     ["[]:80", /^ferry: Invalid server address "\[\]:80": /],
-    ["::1:45441", /^ferry: Invalid server address "::1:45441": write an IPv6 address/],
+    ["::1:45441", /^ferry: Invalid server address "::1:45441": write \[::1\]:45441 for port/],
     ["host:", /^ferry: Invalid server address "host:": the port after ":" is missing$/],
     [":7878", /^ferry: Invalid server address ":7878": the host before ":" is missing$/],
     ["host:0", /^ferry: Invalid port 0: expected 1 to 65535$/],
@@ -302,6 +370,25 @@ Deno.test("the top level: no arguments, `help CMD`, options before the command, 
   await t.step("an option before the command exits 2 and says options go after it", async () => {
     const result = await runFerry(["--json", "ls", "127.0.0.1"]);
     assertError(result, 2, /^ferry: Unknown option "--json": options go after the command/);
+  });
+  await t.step("`ferry --versoin` and `ferry -v` exit 2 and suggest --version", async () => {
+    for (const typo of ["--versoin", "-v", "--verison"]) {
+      const result = await runFerry([typo]);
+      assertError(
+        result,
+        2,
+        new RegExp(`^ferry: Unknown option "${typo}": did you mean --version\\?$`),
+      );
+      strictEqual(result.stdout, "");
+    }
+  });
+  await t.step("`ferry ls -v` exits 2 and says --version goes before the command", async () => {
+    const result = await runFerry(["ls", "127.0.0.1", "-v"]);
+    assertError(
+      result,
+      2,
+      /^ferry: Unknown option -v: did you mean --version\? It goes before the command: ferry --version$/,
+    );
   });
   await t.step("`ferry completions` without a shell exits 2 and names SHELL", async () => {
     const [none, unknown] = await Promise.all([
@@ -699,4 +786,51 @@ Deno.test("the `connect` shell fed a messy script", async (t) => {
     assertOneLine(result, 2, /^ferry: Unknown command "frob": type help for the list$/);
     strictEqual(result.stdout, "");
   });
+});
+
+Deno.test("`ferry ls --json` reports an error as one JSON object line, like every command's error event", async () => {
+  await using served = await tempDir();
+  await using server = await startServe(served.path);
+  const result = await runFerry([
+    "ls",
+    server.address,
+    "no-such",
+    "--json",
+    "--code-file",
+    server.codeFile,
+  ]);
+  strictEqual(result.code, 1, show(result));
+  const lines = result.stdout.trimEnd().split("\n");
+  strictEqual(lines.length, 1, show(result));
+  const event = JSON.parse(lines[0]!);
+  deepStrictEqual(Object.keys(event), ["event", "code", "message"]);
+  strictEqual(event.event, "error");
+  strictEqual(event.code, "not-found");
+});
+
+Deno.test("`ferry ls --json` cut short mid-listing closes the array of what came, then prints the error event", async () => {
+  await using dir = await tempDir();
+  const codeFile = join(dir.path, "code");
+  const code = await makeCodeFile(codeFile);
+  await using server = fakeServer(codeSecret(code), async ({ reader }, send) => {
+    await reader.next(); // the list request
+    const entry = { name: "a.txt", type: "file" as const, size: 1, mtime: 0, mode: 0o644 };
+    await send({ t: "listing", entries: [entry], done: false });
+    await send({ t: "error", code: "io", message: "The server could not complete the request" });
+    await reader.next().catch(() => {});
+  });
+  const result = await runFerry([
+    "ls",
+    `127.0.0.1:${server.port}`,
+    "--json",
+    "--code-file",
+    codeFile,
+  ]);
+  strictEqual(result.code, 1, show(result));
+  const [listing, error, ...rest] = result.stdout.trimEnd().split("\n").map((line) =>
+    JSON.parse(line)
+  );
+  deepStrictEqual(listing.map((entry: { name: string }) => entry.name), ["a.txt"]);
+  strictEqual(error.event, "error");
+  deepStrictEqual(rest, []);
 });

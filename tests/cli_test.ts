@@ -925,6 +925,16 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
     match(text, / put incoming\/uploaded_report\.bin: \d+ bytes received$/m);
   });
 
+  await t.step(
+    "`ferry serve` does not log a folder `get` as refused: is-dir is how the client learns to list it",
+    () => {
+      const text = log();
+      // The folder download above asked `get folder` first, as every folder download does.
+      match(text, / get folder\/sub\/y\.bin: \d+ bytes sent$/m);
+      ok(!/ get refused: folder is a folder/.test(text), text);
+    },
+  );
+
   await t.step("`ferry serve` never logs the code, right or wrong, in any spelling", () => {
     const text = log();
     for (const code of [rightCode, ...wrongCodes]) {

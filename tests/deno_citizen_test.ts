@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { VERSION } from "../lib/version.ts";
+import { WIRE_ERROR_CODES } from "../lib/protocol/wire_errors.ts";
 import { DENO, MAIN, runFerry, startServe, tempDir } from "./_helpers.ts";
 
 /** A message a person can act on: names the missing flag, one line, no stack trace. */
@@ -159,4 +160,21 @@ Deno.test("`ferry ls | head -1` ends quietly with status 0 when the pipe closes 
   assert.equal(output.code, 0, stderr);
   assert.equal(stderr, "");
   assert.match(new TextDecoder().decode(output.stdout), /^file\s/);
+});
+
+Deno.test("README documents every `--json` event and every error code an error event can carry", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("### JSON output"), readme.indexOf("## Security"));
+  assert.ok(section.length > 0, "the README has a JSON output section");
+  const events = await Deno.readTextFile(new URL("../lib/client/events.ts", import.meta.url));
+  const names = new Set([...events.matchAll(/event: "([\w-]+)"/g)].map((match) => match[1]!));
+  for (const name of ["start", "progress", "done", "mkdir", "not-transferred"]) {
+    assert.ok(names.has(name), `events.ts still declares ${name}`);
+  }
+  for (const name of [...names, "error"]) {
+    assert.match(section, new RegExp("`" + name + "`"), `event ${name} is documented`);
+  }
+  for (const code of WIRE_ERROR_CODES) {
+    assert.match(section, new RegExp("`" + code + "`"), `error code ${code} is documented`);
+  }
 });

@@ -75,5 +75,17 @@ Deno.test("Ctrl-C on `ferry serve` stops it gracefully with status 130", async (
   const status = await server.stop("SIGINT");
   assert.equal(status.code, 130, server.log());
   await until(() => server.log().includes("Stopping"), "the server to say it stops");
-  assert.match(server.log(), /Server stopped by Ctrl-C|stopped/);
+  assert.match(server.log(), /Server stopped/);
 });
+
+for (const [signal, status] of [["SIGINT", 130], ["SIGTERM", 0]] as const) {
+  Deno.test(`${signal} on \`ferry serve\` ends with the calm line "Server stopped." (exit ${status})`, async () => {
+    await using served = await tempDir();
+    await using server = await startServe(served.path);
+    const result = await server.stop(signal);
+    assert.equal(result.code, status, server.log());
+    const lines = server.log().trimEnd().split("\n");
+    assert.equal(lines.at(-1), "Server stopped.", server.log());
+    assert.ok(!/^ferry: /m.test(server.log()), server.log());
+  });
+}

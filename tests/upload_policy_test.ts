@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Rights } from "../lib/server/rights.ts";
+import { formatBytes, formatBytesPair } from "../lib/units.ts";
 import { runFerry, startServe, tempDir } from "./_helpers.ts";
 
 Deno.test("`put --force` with an empty upload prefix cannot replace the code file in the served folder", async () => {
@@ -99,4 +101,29 @@ Deno.test("an upload sent with mode 000 is stored owner-readable and writable, a
   ]);
   assert.equal(get.code, 0, get.stderr);
   assert.equal(await Deno.readTextFile(join(out.path, "uploaded_locked.txt")), "mine");
+});
+
+Deno.test("`Rights.requireUploadSize()` refuses a too-large upload in sizes a person reads", () => {
+  const rights = new Rights("read-write", 1024 * 1024);
+  assert.throws(
+    () => rights.requireUploadSize(3 * 1024 * 1024),
+    { message: "Upload of 3.00 MiB refused: the server accepts at most 1.00 MiB" },
+  );
+  // One byte over: the rounded sizes look the same, so the exact counts are added.
+  assert.throws(
+    () => rights.requireUploadSize(1024 * 1024 + 1),
+    {
+      message: "Upload of 1.00 MiB (1048577 bytes) refused: " +
+        "the server accepts at most 1.00 MiB (1048576 bytes)",
+    },
+  );
+  rights.requireUploadSize(1024 * 1024);
+});
+
+Deno.test("`formatBytes()` and `formatBytesPair()` write byte counts in binary multiples", () => {
+  assert.equal(formatBytes(512), "512 B");
+  assert.equal(formatBytes(1536), "1.50 KiB");
+  assert.equal(formatBytes(3 * 1024 ** 3), "3.00 GiB");
+  assert.deepEqual(formatBytesPair(2048, 1024), ["2.00 KiB", "1.00 KiB"]);
+  assert.deepEqual(formatBytesPair(1025, 1024), ["1.00 KiB (1025 bytes)", "1.00 KiB (1024 bytes)"]);
 });

@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { looksLikeCode } from "../code.ts";
 import { UsageError } from "../errors.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 
 /** One flag of a command. */
 export interface OptionSpec {
@@ -125,6 +126,45 @@ export function suggest(input: string, candidates: readonly string[]): string | 
   }
   const limit = Math.max(2, Math.floor(input.length / 3));
   return bestDistance <= limit ? best : undefined;
+}
+
+/** The options ferry takes before any command: `--help` and `--version`. */
+export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
+  HELP_OPTION,
+  { name: "version", short: "V", type: "boolean", description: "Print the version" },
+];
+
+/**
+ * The option a mistyped `flag` most likely meant, as `--name`: for a long flag, the option whose
+ * name is within edit distance 2 (`--versoin` → `--version`); for a one-letter flag, the option
+ * whose letter differs only in case (`-v` → `--version`, whose letter is `-V`). `undefined` when
+ * nothing is close. Needs no permissions.
+ *
+ * @example
+ * ```ts
+ * import { GLOBAL_OPTIONS, suggestOption } from "./args.ts";
+ * if (suggestOption("-v", GLOBAL_OPTIONS) !== "--version") throw new Error("suggestOption");
+ * ```
+ */
+export function suggestOption(
+  flag: string,
+  options: readonly Pick<OptionSpec, "name" | "short">[],
+): string | undefined {
+  const short = /^-([^-=])(?:=|$)/.exec(flag)?.[1];
+  if (short !== undefined) {
+    const other = short === short.toLowerCase() ? short.toUpperCase() : short.toLowerCase();
+    const option = options.find((candidate) => candidate.short === other);
+    return option && `--${option.name}`;
+  }
+  const bare = flag.replace(/^-+/, "").split("=", 1)[0]!.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const { name } of options) {
+    const distance = editDistance(bare, name);
+    // "x" is two edits from "to", but no typo of it.
+    if (distance < bestDistance && distance < bare.length) [best, bestDistance] = [name, distance];
+  }
+  return best && `--${best}`;
 }
 
 /** A usage error that remembers which command's usage to print with it. */
@@ -257,12 +297,14 @@ function explainParseError(spec: CommandSpec, error: unknown, argv: readonly str
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: string }).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    // Shown as typed: refuseSecretArguments has already refused any word like a code.
     const match = /Unknown option '([^']+)'/.exec(message);
-    const flag = match?.[1] ?? argv.find((word) => word.startsWith("-")) ?? "";
-    const bare = flag.replace(/^-+/, "").split("=")[0]!;
-    const names = [...spec.options, HELP_OPTION].map((option) => option.name);
-    const guess = suggest(bare, names);
-    return `Unknown option ${flag}` + (guess ? `: did you mean --${guess}?` : "");
+    const flag = sanitizeForDisplay(match?.[1] ?? argv.find((word) => word.startsWith("-")) ?? "");
+    const guess = suggestOption(flag, [...spec.options, HELP_OPTION]);
+    if (guess) return `Unknown option ${flag}: did you mean ${guess}?`;
+    const global = suggestOption(flag, GLOBAL_OPTIONS);
+    return `Unknown option ${flag}` +
+      (global ? `: did you mean ${global}? It goes before the command: ferry ${global}` : "");
   }
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     // "Option '--port' argument is ambiguous", "Option '-o' argument is ambiguous",

@@ -29,7 +29,8 @@ export function parsePort(text: string, allowZero = false): number {
 
 /**
  * Parses `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address (`::1`) takes the default
- * port. A name in another script (`bücher.example`) becomes its ASCII (punycode) form.
+ * port. A bare IPv6 address whose last group could be a port (`::1:9003`) is refused with a hint
+ * to write `[::1]:9003` (or `[::1:9003]` for the address itself). A name in another script (`bücher.example`) becomes its ASCII (punycode) form.
  */
 export function parseHostPort(text: string): HostPort {
   const invalid = (why: string) =>
@@ -48,6 +49,20 @@ export function parseHostPort(text: string): HostPort {
   }
   if (/[[\]]/.test(text)) throw invalid("expected HOST, HOST:PORT or [IPv6]:PORT");
   if (colons > 1) {
+    // `::1:9003` is most likely ::1 with port 9003, though it is also an address of its own.
+    const last = text.lastIndexOf(":");
+    const address = text.slice(0, last);
+    const tail = text.slice(last + 1);
+    const portLike = /^\d{1,5}$/.test(tail) && Number(tail) >= 1 && Number(tail) <= 65535 &&
+      isIPv6(address);
+    if (portLike) {
+      throw invalid(
+        `write [${address}]:${tail} for port ${tail}` +
+          (isIPv6(text)
+            ? `, or [${text}] for that whole address with the default port ${DEFAULT_PORT}`
+            : ""),
+      );
+    }
     if (!isIPv6(text)) throw invalid("write an IPv6 address with a port as [ADDRESS]:PORT");
     return { hostname: text, port };
   }

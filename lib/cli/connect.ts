@@ -15,6 +15,7 @@ import { ConnectionError, describeError, RemoteError, UsageError } from "../erro
 import type { FerryClient } from "../client/client.ts";
 import { checkDownloadTargets, getPaths } from "../client/get_paths.ts";
 import { planUpload, putPaths } from "../client/put_paths.ts";
+import { formatAddress } from "../net/address.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
@@ -222,7 +223,9 @@ export async function runConnect(
   const interactive = Deno.stdin.isTerminal();
   if (interactive) {
     printError(
-      `Connected to ${address.hostname}:${address.port} (${client.welcome.mode}). Type help for commands.`,
+      `Connected to ${
+        formatAddress(address.hostname, address.port)
+      } (${client.welcome.mode}). Type help for commands.`,
     );
   }
   const lines = createInterface({

@@ -61,7 +61,9 @@ function entryAsJson(entry: ListEntry): string {
 
 /**
  * Prints a listing batch by batch as it arrives, so a huge folder lists in constant memory: one
- * line per entry, or with `json` one JSON array on one line (`[]` when empty).
+ * line per entry, or with `json` one JSON array on one line (`[]` when empty). A JSON listing cut
+ * short by an error is closed as the array of the entries that came, so that stdout stays JSON
+ * lines: the caller prints the `error` event on the next line.
  */
 export async function printListing(
   batches: AsyncIterable<ListEntry[]>,
@@ -74,10 +76,15 @@ export async function printListing(
     return;
   }
   let opened = false;
-  for await (const batch of batches) {
-    if (batch.length === 0) continue;
-    printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
-    opened = true;
+  try {
+    for await (const batch of batches) {
+      if (batch.length === 0) continue;
+      printText((opened ? "," : "[") + batch.map(entryAsJson).join(","));
+      opened = true;
+    }
+  } catch (error) {
+    if (opened) printLine("]");
+    throw error;
   }
   printLine(opened ? "]" : "[]");
 }

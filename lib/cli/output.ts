@@ -21,6 +21,10 @@
 import type { TransferEvent } from "../client/events.ts";
 import { OutputClosedError } from "../errors.ts";
 import { type BarFields, formatBar, formatEta, RateMeter, truncate } from "./progress_bar.ts";
+import { formatBytes } from "../units.ts";
+
+/** A byte count as a person reads it (`3.00 MiB`); defined in `lib/units.ts` for the server too. */
+export { formatBytes };
 
 /** How output should look. */
 export interface OutputOptions {
@@ -57,20 +61,6 @@ export function printError(line: string): void {
 function writeAllSync(stream: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.length) offset += stream.writeSync(bytes.subarray(offset));
-}
-
-/** `1536` → `1.5 KiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0
-    ? `${Math.round(value)} B`
-    : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
 /** Bytes per second as text. */

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import { codeSecret, generateCode } from "../code.ts";
 import { DEFAULT_CODE_FILE, resolveCode, writeCodeFile } from "../code_file.ts";
-import { describeError, FerryError, InterruptedError, UsageError } from "../errors.ts";
+import { describeError, FerryError, ServerInterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
 import { validateName } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
@@ -289,8 +289,9 @@ export async function runServe(
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onTerminate);
   }
-  if (signalled === "SIGINT") throw new InterruptedError("Server stopped by Ctrl-C");
   printError("Server stopped.");
+  // The same calm line for both signals; Ctrl-C still exits 130, as every interrupted command.
+  if (signalled === "SIGINT") throw new ServerInterruptedError("Server stopped by Ctrl-C");
 }
 
 /** `ferry serve`: its spec and its runner. */

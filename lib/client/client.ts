@@ -15,6 +15,7 @@
  */
 import { ConnectionError, RefusedError, RemoteError, UsageError } from "../errors.ts";
 import { type Dial, dialTcp } from "../net/dial.ts";
+import { formatAddress } from "../net/address.ts";
 import { clientHandshake, RefusalStatus } from "../protocol/handshake.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import type { ListEntry, Welcome } from "../protocol/messages.ts";
@@ -76,7 +77,7 @@ export class FerryClient {
    */
   static async connect(options: ConnectOptions): Promise<FerryClient> {
     const timeoutMs = options.timeoutMs ?? 15_000;
-    const where = `${options.hostname}:${options.port}`;
+    const where = formatAddress(options.hostname, options.port); // [::1]:7878 for IPv6
     const controller = new AbortController();
     const connectTimer = setTimeout(() => controller.abort(), timeoutMs);
     let conn;

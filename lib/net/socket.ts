@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { formatAddress } from "./address.ts";
 
 /** A connected byte stream, as the handshake and the record layer use it (a `Deno.Conn` is one). */
 export interface Socket {
@@ -64,7 +65,7 @@ export function listenTcp(hostname: string, port: number): Listener {
       const remote = conn.remoteAddr;
       return {
         socket: conn,
-        peer: { address: remote.hostname, label: `${remote.hostname}:${remote.port}` },
+        peer: { address: remote.hostname, label: formatAddress(remote.hostname, remote.port) },
       };
     },
     close(): void {

@@ -9,6 +9,7 @@
 import type { ServeMode } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { RequestError } from "./replies.ts";
+import { formatBytesPair } from "../units.ts";
 
 /** The rights of one session. Each `require*` method throws a {@link RequestError} when refused. */
 export class Rights {
@@ -73,9 +74,10 @@ export class Rights {
   /** `put` of `size` bytes: refused with `too-large` above the server's maximum. */
   requireUploadSize(size: number): void {
     if (this.maxUpload !== undefined && size > this.maxUpload) {
+      const [asked, most] = formatBytesPair(size, this.maxUpload);
       throw new RequestError(
         "too-large",
-        `Upload of ${size} bytes refused: the server accepts at most ${this.maxUpload} bytes`,
+        `Upload of ${asked} refused: the server accepts at most ${most}`,
       );
     }
   }

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { IsFolderError } from "../../errors.ts";
 import type { GetRequest } from "../../protocol/messages.ts";
 import { sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import { MAX_RECORD_PLAINTEXT, RecordType } from "../../protocol/framing.ts";
@@ -32,7 +33,8 @@ export async function get(request: GetRequest, context: RequestContext): Promise
     try {
       await answer(request, context, send);
     } catch (error) {
-      context.log(`get refused: ${describe(error)}`);
+      // `is-dir` is how a client learns to list a folder it downloads: normal, not a refusal.
+      if (!(error instanceof IsFolderError)) context.log(`get refused: ${describe(error)}`);
       await send(replyFor(error));
     }
   });
