@@ -29,6 +29,11 @@ export interface GetOptions {
   onEvent?: (event: TransferEvent) => void;
   /** Told the number and total size of the files of each folder, once it is listed. */
   onListed?: (files: number, bytes: number) => void;
+  /**
+   * Local name of the one remote path (`ferry get --as`), instead of its own last component: a
+   * {@link UsageError} with several paths.
+   */
+  localName?: string;
 }
 
 /** Final component of a remote path, or a usage error for the root itself. */
@@ -42,6 +47,24 @@ function remoteBaseName(remotePath: string): string {
 }
 
 /**
+ * The local name a download of `remotePath`, one of `remotePaths`, lands under: `localName`
+ * (`--as`) when given, which names the only path, else the remote path's last component.
+ */
+function localNameOf(
+  remotePath: string,
+  remotePaths: readonly string[],
+  localName: string | undefined,
+): string {
+  const name = remoteBaseName(remotePath);
+  if (localName === undefined) return name;
+  if (remotePaths.length !== 1) {
+    throw new UsageError("A local name (--as) is for one remote path only");
+  }
+  validateLocalName(localName);
+  return localName;
+}
+
+/**
  * Checks, before connecting, that downloads can land: the output folder is a folder, or is
  * missing and can be made (the nearest existing folder on its way is a folder: {@link getPaths}
  * makes the rest once connected, like `mkdir -p`), and nothing but a folder or a regular file is
@@ -52,6 +75,7 @@ export async function checkDownloadTargets(
   remotePaths: readonly string[],
   outputDir: string,
   force: boolean,
+  localName?: string,
 ): Promise<void> {
   const info = statOrNull(outputDir);
   if (info === null) {
@@ -67,7 +91,7 @@ export async function checkDownloadTargets(
   }
   if (!info.isDirectory) throw new UsageError(`Local output ${outputDir} is not a folder`);
   for (const remotePath of remotePaths) {
-    const name = remoteBaseName(remotePath);
+    const name = localNameOf(remotePath, remotePaths, localName);
     const target = join(outputDir, name);
     const existing = await lstatOrNull(target);
     if (existing && !existing.isDirectory && !existing.isFile && !force) {
@@ -195,7 +219,7 @@ export async function getPaths(
   const conflicts: { name: string; reason: string }[] = [];
   const refused = new Set<string>();
   for (const remotePath of options.force ? [] : remotePaths) {
-    const target = join(options.outputDir, remoteBaseName(remotePath));
+    const target = join(options.outputDir, localNameOf(remotePath, remotePaths, options.localName));
     const existing = await lstatOrNull(target);
     if (existing === null || existing.isDirectory) continue;
     const size = existing.isFile ? await remoteFileSize(client, remotePath) : undefined;
@@ -217,7 +241,7 @@ export async function getPaths(
   const results: TransferResult[] = [];
   for (const remotePath of remotePaths) {
     if (refused.has(remotePath)) continue;
-    const name = remoteBaseName(remotePath);
+    const name = localNameOf(remotePath, remotePaths, options.localName);
     const skip = skipped.get(remotePath);
     if (skip) {
       results.push(skip);
