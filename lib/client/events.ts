@@ -82,6 +82,29 @@ export function fileTransferOptions(
   };
 }
 
+/** An entry a many-file transfer left out, and why: named in its final `IncompleteError`. */
+export interface LeftOut {
+  /** Its path, escaped for display. */
+  name: string;
+  /** Why it was not moved. */
+  reason: string;
+}
+
+/**
+ * The recorder of what a many-file transfer leaves out: each entry goes into `leftOut` (for the
+ * final error) and out as a `not-transferred` event at once.
+ */
+export function leaveOut(
+  direction: Direction,
+  leftOut: LeftOut[],
+  options: { onEvent?: (event: TransferEvent) => void },
+): (name: string, reason: string) => void {
+  return (name, reason) => {
+    leftOut.push({ name, reason });
+    options.onEvent?.({ event: "not-transferred", direction, name, reason });
+  };
+}
+
 /**
  * Reports a finished file as its `done` event (with the server's name of an upload as `remote`)
  * and passes the result on.

@@ -14,7 +14,13 @@ import type { FerryClient, RequestedDownload, TransferResult } from "./client.ts
 import { ExistsError, IncompleteError, PathError, RemoteError, UsageError } from "../errors.ts";
 import { parseRemotePath, sanitizeForDisplay, validateLocalName } from "../protocol/remote_path.ts";
 import { WireError } from "../protocol/wire_errors.ts";
-import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
+import {
+  fileTransferOptions,
+  leaveOut,
+  type LeftOut,
+  reportDone,
+  type TransferEvent,
+} from "./events.ts";
 import { CommitGroup } from "../store/commit_group.ts";
 
 /** Options of {@link getPaths}. */
@@ -216,7 +222,8 @@ export async function getPaths(
   // ones (a re-run after a cut) are skipped; one that differs stops a single-path command here,
   // and is passed over, and named, among several.
   const skipped = new Map<string, TransferResult>();
-  const conflicts: { name: string; reason: string }[] = [];
+  const conflicts: LeftOut[] = [];
+  const conflict = leaveOut("get", conflicts, options);
   const refused = new Set<string>();
   for (const remotePath of options.force ? [] : remotePaths) {
     const target = join(options.outputDir, localNameOf(remotePath, remotePaths, options.localName));
@@ -231,11 +238,8 @@ export async function getPaths(
     if (remotePaths.length === 1) {
       throw new ExistsError(`${target} already exists: use --force to replace it`);
     }
-    const name = sanitizeForDisplay(remotePath);
-    const reason = conflictReason(size !== undefined);
-    conflicts.push({ name, reason });
+    conflict(sanitizeForDisplay(remotePath), conflictReason(size !== undefined));
     refused.add(remotePath);
-    options.onEvent?.({ event: "not-transferred", direction: "get", name, reason });
   }
   const incomplete: IncompleteError[] = [];
   const results: TransferResult[] = [];
@@ -416,11 +420,8 @@ async function downloadFolder(
 ): Promise<TransferResult[]> {
   const remoteRoot = parseRemotePath(remotePath);
   // Whatever is not moved is named as it is met and again at the end, and the command fails.
-  const notMoved: { name: string; reason: string }[] = [];
-  const notTransferred = (name: string, reason: string) => {
-    notMoved.push({ name, reason });
-    options.onEvent?.({ event: "not-transferred", direction: "get", name, reason });
-  };
+  const notMoved: LeftOut[] = [];
+  const notTransferred = leaveOut("get", notMoved, options);
   const shownBelow = (name: string) => sanitizeForDisplay(remotePath) + "/" + name;
   const entries = await client.list(remotePath, {
     recursive: true,
@@ -563,7 +564,7 @@ export async function ensureLocalFolder(
 const NAMED_IN_ERROR = 20;
 
 /** `name (reason); ...` for the first entries, then how many more (each had its own line). */
-export function listShortly(entries: readonly { name: string; reason: string }[]): string {
+export function listShortly(entries: readonly LeftOut[]): string {
   const named = entries.slice(0, NAMED_IN_ERROR).map(({ name, reason }) => `${name} (${reason})`);
   const more = entries.length - named.length;
   return named.join("; ") + (more > 0 ? `; and ${more} more, each named above` : "");

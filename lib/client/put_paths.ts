@@ -15,11 +15,18 @@ import { STREAMED_UPLOAD_MAX_BYTES } from "./upload_stream.ts";
 import { DEFAULT_CODE_FILE } from "../code_file.ts";
 import {
   nameProblem,
+  notUtf8Problem,
   PARTIAL_PREFIX,
   sanitizeForDisplay,
   validateName,
 } from "../protocol/remote_path.ts";
-import { fileTransferOptions, reportDone, type TransferEvent } from "./events.ts";
+import {
+  fileTransferOptions,
+  leaveOut,
+  type LeftOut,
+  reportDone,
+  type TransferEvent,
+} from "./events.ts";
 
 /** Options of {@link putPaths}. */
 export interface PutOptions {
@@ -132,9 +139,7 @@ async function walkLocal(
     // Never sent from inside a folder: a connection code (a secret for some server) and the
     // hidden partial files of transfers in progress or cut.
     if (child.name === DEFAULT_CODE_FILE || child.name.startsWith(PARTIAL_PREFIX)) continue;
-    const problem = child.name.includes("\uFFFD")
-      ? "its name is not valid UTF-8 (or holds U+FFFD)"
-      : nameProblem(child.name);
+    const problem = notUtf8Problem(child.name) ?? nameProblem(child.name);
     if (problem !== undefined) {
       plan.notTransferred.push({ name: sanitizeForDisplay(path), reason: problem });
       continue;
@@ -181,11 +186,8 @@ export async function putPaths(
   options: PutOptions,
 ): Promise<TransferResult[]> {
   const { items } = plan;
-  const notMoved: { name: string; reason: string }[] = [];
-  const notTransferred = (name: string, reason: string) => {
-    notMoved.push({ name, reason });
-    options.onEvent?.({ event: "not-transferred", direction: "put", name, reason });
-  };
+  const notMoved: LeftOut[] = [];
+  const notTransferred = leaveOut("put", notMoved, options);
   for (const { name, reason } of plan.notTransferred) notTransferred(name, reason);
   for (const item of items) {
     if (item.kind !== "dir") continue;

@@ -43,13 +43,13 @@ import {
 import type { ListEntry, Listing, SkippedEntry } from "./messages.ts";
 import { parseRemotePath } from "./remote_path.ts";
 
+/** Entries a listing names as skipped; past that they are only counted. */
+const MAX_SKIPPED_NAMED = 10_000;
+
 /**
  * An upper estimate of the encoded size of `entry` in a batch: each UTF-16 unit of the name may
  * take up to 6 bytes of JSON (`\u001f`), plus the fixed fields.
  */
-/** Entries a listing names as skipped; past that they are only counted. */
-const MAX_SKIPPED_NAMED = 10_000;
-
 function estimatedBytes(entry: ListEntry): number {
   return entry.name.length * 6 + 100;
 }

@@ -100,6 +100,16 @@ export function validateName(name: string): void {
   if (problem !== undefined) throw new PathError(`Refused name ${quote(name)}: ${problem}`);
 }
 
+/**
+ * Why a name read from a local disk cannot be named exactly, or undefined: a name that is not
+ * valid UTF-8 reaches Deno with U+FFFD in place of its bad bytes, where it could pass for another
+ * file's name, so any name holding U+FFFD is refused. (What else {@link validateName} refuses is
+ * {@link nameProblem}'s.)
+ */
+export function notUtf8Problem(name: string): string | undefined {
+  return name.includes("\uFFFD") ? "its name is not valid UTF-8 (or holds U+FFFD)" : undefined;
+}
+
 /** Why {@link validateName} refuses `name`, or undefined when it accepts it. */
 export function nameProblem(name: string): string | undefined {
   return typeof name === "string" ? componentProblem(name) : "it is not a string";

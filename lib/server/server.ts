@@ -68,7 +68,7 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Connections in their handshake at once, from all addresses (default 64; see admission.ts). */
   maxHandshakes?: number;
-  /** Connections in their handshake at once from one address (default 10). */
+  /** Connections in their handshake at once from one address (default 16). */
   maxHandshakesPerAddress?: number;
   /**
    * An upload whose sender sent nothing for this long may be taken over by a new upload of the

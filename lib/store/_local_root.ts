@@ -12,7 +12,12 @@
  */
 import { join } from "node:path/posix";
 import { BusyError, FerryError, PathError } from "../errors.ts";
-import { nameProblem, PARTIAL_PREFIX, sanitizeForDisplay } from "../protocol/remote_path.ts";
+import {
+  nameProblem,
+  notUtf8Problem,
+  PARTIAL_PREFIX,
+  sanitizeForDisplay,
+} from "../protocol/remote_path.ts";
 import {
   compareNames,
   entryInfo,
@@ -314,14 +319,11 @@ export class LocalRoot {
 /** {@link nameRefusal} of a partial file's name: hidden, never reported. */
 const PARTIAL = "a partial transfer file";
 
-/**
- * Why a name read from the disk cannot be listed, or undefined. A name that is not valid UTF-8
- * reaches Deno with U+FFFD in place of its bad bytes, where it could pass for another file's name,
- * so any name holding U+FFFD is refused.
- */
+/** Why a name read from the disk cannot be listed (see `notUtf8Problem`), or undefined. */
 function nameRefusal(name: string): string | undefined {
   if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return PARTIAL;
-  if (name.includes("\uFFFD")) return "its name is not valid UTF-8 (or holds U+FFFD)";
+  const notUtf8 = notUtf8Problem(name);
+  if (notUtf8 !== undefined) return notUtf8;
   const problem = nameProblem(name);
   return problem === undefined ? undefined : `its name is refused: ${problem}`;
 }
