@@ -10,9 +10,11 @@
  * child Deno in the person's folder, where relative paths and `./.connection_code` mean what
  * they say. The launcher itself touches no network and no shared file.
  *
- * It needs: run access to the Deno it runs on (to start the child), read access (to see whether
- * a code file exists yet) and `--allow-env=INIT_CWD`. Ctrl-C reaches the child from the terminal;
- * SIGTERM is passed on; the launcher exits with the child's status.
+ * It needs: run access to the Deno it runs on, to start the child (the tasks name that binary's
+ * path, printed by `deno eval`: `--allow-run=deno` would allow the `deno` found on PATH, a link or
+ * another Deno, never the same path as `Deno.execPath()`, or nothing at all when only `npx` has
+ * one); read access, to see whether a code file exists yet; and `--allow-env=INIT_CWD`. Ctrl-C reaches the child from the terminal; SIGTERM is passed on; the
+ * launcher exits with the child's status.
  *
  * @module
  */
@@ -26,6 +28,7 @@ import { printError } from "../lib/cli/output.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { formatAddress } from "../lib/net/address.ts";
 import { DEFAULT_PORT } from "../lib/protocol/constants.ts";
+import { sanitizeForDisplay } from "../lib/protocol/remote_path.ts";
 import { CHECKOUT, runFlags } from "./_run_flags.ts";
 
 /** What {@link planTaskRun} decided: the child's permission flags, or why it will not run. */
@@ -93,12 +96,10 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
   switch (command.spec.name) {
     case "serve": {
       if (positionals[0] === undefined && resolve(context.here) === resolve(context.checkout)) {
+        const config = resolve(context.checkout, "deno.json");
         return {
-          refusal: "Not sharing ferry's own checkout (its source and .git history): " +
-            "run the task from the folder to share " +
-            `(cd ~/Public && deno task --config ${
-              resolve(context.checkout, "deno.json")
-            } serve), ` +
+          refusal: "Not sharing ferry's own checkout (its source and .git history): run the " +
+            `task from the folder to share (cd ~/Public && deno task --config ${config} serve), ` +
             "or name it (deno task serve ~/Public; deno task serve . to share the checkout anyway)",
         };
       }
@@ -150,16 +151,16 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
   const comma = grants.unexpressible();
   if (comma !== undefined) {
     return {
-      refusal: `Cannot give ferry access to ${comma} through deno task: Deno's permission ` +
-        "flags split paths at commas. Rename it, or use the installed ferry (see README)",
+      refusal: `Cannot give ferry access to ${sanitizeForDisplay(comma)} through deno task: ` +
+        "Deno's permission flags split paths at commas. Rename it, or use the installed ferry",
     };
   }
   return { permissions: grants.flags() };
 }
 
 /**
- * Runs ferry with `args` in `here` as {@link planTaskRun} plans, and returns its exit status
- * (128 + the signal's number when a signal ended it). Permissions: run on `Deno.execPath()`, read.
+ * Runs ferry with `args` in `here` as {@link planTaskRun} plans, and returns its exit status.
+ * Permissions: run on `Deno.execPath()`, read.
  */
 export async function runTask(args: readonly string[], here: string): Promise<number> {
   const plan = planTaskRun(args, {
@@ -214,27 +215,13 @@ export async function runTask(args: readonly string[], here: string): Promise<nu
     Deno.addSignalListener("SIGTERM", forward);
   }
   try {
-    const status = await child.status;
-    return status.signal === null ? status.code : 128 + signalNumber(status.signal);
+    return (await child.status).code; // 128 + N when signal N ended it
   } finally {
     if (unix) {
       Deno.removeSignalListener("SIGINT", ignore);
       Deno.removeSignalListener("SIGTERM", forward);
     }
   }
-}
-
-/** The number of the signals that end a process on Linux and macOS, for the 128 + N status. */
-function signalNumber(signal: Deno.Signal): number {
-  const numbers: Partial<Record<Deno.Signal, number>> = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGQUIT: 3,
-    SIGKILL: 9,
-    SIGPIPE: 13,
-    SIGTERM: 15,
-  };
-  return numbers[signal] ?? 1;
 }
 
 if (import.meta.main) {
