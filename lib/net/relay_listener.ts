@@ -66,6 +66,8 @@ export interface RelayListenerOptions {
   onEvent?: (event: RelayListenerEvent) => void;
   /** How often `identifiers` is asked again (default 1 s). */
   refreshMs?: number;
+  /** Identifiers the relay refused are asked for again after this long (default 5 s). */
+  retryRefusedMs?: number;
   /** The listener pings the relay after this long without writing (default 10 s). */
   pingMs?: number;
   /** A relay that sends nothing this long is taken for lost (default 30 s). */
@@ -113,6 +115,7 @@ export class RelayListener implements Listener {
   #closed = new AbortController();
   #control: Deno.TcpConn | undefined;
   #opening = 0;
+  #lastReport: string | undefined;
   #running: Promise<void>;
   #where: string;
 
@@ -121,6 +124,7 @@ export class RelayListener implements Listener {
     if (options.token.length !== 32) throw new RangeError("A relay token is 32 bytes");
     this.#options = {
       refreshMs: 1000,
+      retryRefusedMs: 5000,
       pingMs: 10_000,
       silenceMs: 30_000,
       stepTimeoutMs: 10_000,
@@ -211,16 +215,22 @@ export class RelayListener implements Listener {
       await writeAll(conn, reply);
       expectOk(await readExact(conn, 6), this.#where, "registering");
       this.#log("connected, token accepted");
+      this.#lastReport = undefined;
 
       // From here the relay's silence is what ends the connection.
       step.arm(options.silenceMs, "the relay went silent");
       const control = new ControlWriter(conn, options.pingMs);
       let sent: string[] | undefined;
       const inFlight: string[][] = [];
+      // Identifiers another server held are asked for again now and then: they may be free.
+      let refusedAt: number | undefined;
       const refresh = () => {
         const wanted = this.#currentIdentifiers();
-        if (sent !== undefined && sameList(sent, wanted)) return;
+        const retry = refusedAt !== undefined &&
+          performance.now() - refusedAt >= options.retryRefusedMs;
+        if (sent !== undefined && sameList(sent, wanted) && !retry) return;
         sent = wanted;
+        refusedAt = undefined;
         inFlight.push(wanted);
         control.send(encodeSet(wanted));
       };
@@ -244,7 +254,8 @@ export class RelayListener implements Listener {
             throw new Error("the relay answered a registration that was not asked for");
           }
           const statuses = await readExact(conn, count);
-          this.#reportRegistration(asked, statuses);
+          const refused = this.#reportRegistration(asked, statuses);
+          if (refused && inFlight.length === 0) refusedAt = performance.now();
           onRegistered();
         }
       } finally {
@@ -271,7 +282,8 @@ export class RelayListener implements Listener {
     return unique.slice(0, MAX_IDENTIFIERS_PER_CONTROL);
   }
 
-  #reportRegistration(asked: string[], statuses: Uint8Array): void {
+  /** Logs and reports what the relay answered; returns whether it refused any identifier. */
+  #reportRegistration(asked: string[], statuses: Uint8Array): boolean {
     const registered: string[] = [];
     const refused: { identifier: string; reason: "taken" | "limit" }[] = [];
     asked.forEach((identifier, index) => {
@@ -290,8 +302,14 @@ export class RelayListener implements Listener {
           : `${identifier} refused: this address holds as many as the relay allows`
       ),
     ];
-    this.#log(parts.join("; "));
-    this.#options.onEvent?.({ kind: "registered", registered, refused });
+    const line = parts.join("; ");
+    // An answer like the last one (a refused identifier asked for again) is not said again.
+    if (line !== this.#lastReport) {
+      this.#lastReport = line;
+      this.#log(line);
+      this.#options.onEvent?.({ kind: "registered", registered, refused });
+    }
+    return refused.length > 0;
   }
 
   /** Answers a pairing with a data connection, and queues it for `accept()`. */
