@@ -9,7 +9,14 @@ import { join } from "node:path";
 import { writeAll } from "../lib/_fs.ts";
 import { readExact } from "../lib/net/_exact.ts";
 import { FerryClient } from "../lib/client/client.ts";
-import { AuthenticationError, RefusedError, RelayRefusedError } from "../lib/errors.ts";
+import { type ReachOptions, reachServer } from "../lib/client/reach.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  ProtocolError,
+  RefusedError,
+  RelayRefusedError,
+} from "../lib/errors.ts";
 import { relayDial } from "../lib/net/relay_dial.ts";
 import {
   encodeClientRequest,
@@ -20,7 +27,7 @@ import {
 } from "../lib/relay/wire.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { makeFile, sha256File, tempDir } from "./_helpers.ts";
-import { assertStillServes, connectFrom } from "./_hostile.ts";
+import { assertStillServes, connectFrom, startTestServer } from "./_hostile.ts";
 import { LoopbackRelay } from "./_relay.ts";
 import {
   askRelay,
@@ -424,4 +431,163 @@ Deno.test("failures through the relay are counted per client, apart from direct 
   // ...while a client connecting directly from 127.0.0.1 is not slowed by it.
   await assertStillServes(server.port, server.secret);
   ok(server.log.text().includes("via relay"), server.log.text());
+});
+
+Deno.test("a cut relay is an ordinary cut transfer: the server registers again, the download resumes", async () => {
+  const first = await startTestRelay();
+  const { port, token } = first;
+  await using served = await tempDir();
+  await using out = await tempDir();
+  await makeFile(join(served.path, "big.bin"), 48 * MiB, 9);
+  await using server = await startRelayedServer(served.path, first);
+  {
+    await using client = await viaRelay(port, server.secret);
+    let cut: Promise<void> | undefined;
+    await rejects(
+      client.download("big.bin", out.path, "big.bin", {
+        onProgress: ({ bytes }) => {
+          if (bytes > 4 * MiB) cut ??= first.relay.close(); // the relay dies mid-transfer
+        },
+      }),
+      ConnectionError,
+    );
+    await cut;
+  }
+  // The same relay comes back; the server's listener finds it again by itself.
+  await using second = await startTestRelay({}, port, token);
+  await server.events.waitFor(
+    () => server.events.events.filter((event) => event.kind === "registered").length >= 2,
+    "a second registration",
+  );
+  await using client = await viaRelay(port, server.secret);
+  const result = await client.download("big.bin", out.path, "big.bin");
+  ok(result.resumedFrom > 0, `resumed from ${result.resumedFrom}`);
+  ok(result.transferred < 48 * MiB);
+  strictEqual(
+    await sha256File(join(out.path, "big.bin")),
+    await sha256File(join(served.path, "big.bin")),
+  );
+  ok(second.log.text().includes("registered K7QD"));
+});
+
+Deno.test("a hostile relay cannot flood the server: pairings beyond the limit are ignored, nonsense ends the connection", async () => {
+  await using served = await tempDir();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  const dataConnections: Deno.Conn[] = [];
+  let controls = 0;
+  // The fake relay accepts any proof, asks for 200 pairings at once, never answers a data
+  // connection, then sends a message type that does not exist.
+  const handle = async (conn: Deno.Conn) => {
+    const header = await readExact(conn, 6);
+    if (header[5] === RelayRole.data) {
+      dataConnections.push(conn);
+      return;
+    }
+    controls++;
+    await writeAll(conn, Uint8Array.of(0x46, 0x52, 0x4c, 0x59, 1, 0, ...new Uint8Array(32)));
+    await readExact(conn, 48);
+    await writeAll(conn, Uint8Array.of(0x46, 0x52, 0x4c, 0x59, 1, 0));
+    for (let index = 0; index < 200; index++) {
+      await writeAll(conn, Uint8Array.of(3, ...crypto.getRandomValues(new Uint8Array(16))));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await writeAll(conn, Uint8Array.of(99)).catch(() => {});
+  };
+  const serving = (async () => {
+    for await (const conn of listener) void handle(conn).catch(() => {});
+  })().catch(() => {});
+  await using server = await startRelayedServer(served.path, { port, token: new Uint8Array(32) }, {
+    wait: false,
+    alsoTcp: true,
+    listener: { maxOpening: 8, stepTimeoutMs: 2000 },
+  });
+  await server.events.waitFor(
+    (event) => event.kind === "disconnected" && /unknown message/.test(event.reason),
+    "the listener leaving a relay that talks nonsense",
+  );
+  // At most 8 data connections are opened at once (they wait 2 s for an answer that never
+  // comes); the rest of the 200 pairings were ignored.
+  await waitUntil(() => dataConnections.length >= 8);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  strictEqual(dataConnections.length, 8);
+  ok(server.log.text().includes("a pairing was ignored"), server.log.text());
+  ok(controls >= 1);
+  await assertStillServes(server.port, server.secret); // direct clients are served meanwhile
+  listener.close();
+  for (const conn of dataConnections) closeQuietly(conn);
+  await serving;
+});
+
+Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one attempt, the relay comes last", async (t) => {
+  await using relay = await startTestRelay();
+  await using served = await tempDir();
+  await Deno.writeTextFile(join(served.path, "real.txt"), "real");
+  await using server = await startRelayedServer(served.path, relay, { alsoTcp: true });
+  // A fake announcer's port: a ferry server holding another code, and a port that is no ferry
+  // server at all.
+  await using other = await tempDir();
+  await using impostor = await startTestServer(other.path);
+  const garbage = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const garbageServing = (async () => {
+    for await (const conn of garbage) {
+      await writeAll(conn, new TextEncoder().encode("SSH-2.0-OpenSSH_9.2\r\n")).catch(() => {});
+      closeQuietly(conn);
+    }
+  })();
+  const candidates = (...ports: number[]) =>
+    async function* () {
+      for (const port of ports) yield { hostname: "127.0.0.1", port };
+    };
+  const tried: string[] = [];
+  const reach = (find: ReachOptions["find"], secret = server.secret, withRelay = true) =>
+    reachServer({
+      identifier: "K7QD",
+      secret,
+      find,
+      relay: withRelay ? { hostname: "127.0.0.1", port: relay.port } : undefined,
+      onAttempt: (route) => tried.push(`${route.kind}:${route.port}`),
+    });
+
+  await t.step("fakes first, then the real server on the LAN: the direct route wins", async () => {
+    tried.length = 0;
+    const { client, route } = await reach(
+      candidates(impostor.port, garbage.addr.port, server.port),
+    );
+    await using _ = client;
+    deepStrictEqual(route, { kind: "lan", hostname: "127.0.0.1", port: server.port });
+    deepStrictEqual((await client.list("")).map((entry) => entry.name), ["real.txt"]);
+    deepStrictEqual(tried, [
+      `lan:${impostor.port}`,
+      `lan:${garbage.addr.port}`,
+      `lan:${server.port}`,
+    ]);
+    // The impostor got one handshake, which failed for it: one guess, wrong.
+    strictEqual(impostor.log.count(/authentication failed: wrong code/), 1);
+    ok(!relay.log.text().includes("paired"), "the relay was not used");
+  });
+
+  await t.step("only fakes on the LAN: the relay reaches the server", async () => {
+    tried.length = 0;
+    const { client, route } = await reach(candidates(impostor.port));
+    await using _ = client;
+    deepStrictEqual(route, { kind: "relay", hostname: "127.0.0.1", port: relay.port });
+    deepStrictEqual(tried, [`lan:${impostor.port}`, `relay:${relay.port}`]);
+    deepStrictEqual((await client.list("")).map((entry) => entry.name), ["real.txt"]);
+  });
+
+  await t.step("a wrong code fails on every route and is reported as a wrong code", async () => {
+    await rejects(reach(candidates(server.port), codeSecret(generateCode())), AuthenticationError);
+  });
+
+  await t.step("nothing on the LAN and no relay: one line saying where it looked", async () => {
+    await rejects(reach(candidates(), server.secret, false), (error: Error) => {
+      ok(error instanceof ConnectionError, String(error));
+      ok(/^No server announced K7QD on the local network within 3 s/.test(error.message));
+      return true;
+    });
+    await rejects(reach(candidates(garbage.addr.port), server.secret, false), ProtocolError);
+  });
+  garbage.close();
+  await garbageServing.catch(() => {});
 });
