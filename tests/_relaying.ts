@@ -5,6 +5,7 @@
  *
  * @module
  */
+import net from "node:net";
 import { writeAll } from "../lib/_fs.ts";
 import { readExact } from "../lib/net/_exact.ts";
 import { mergeListeners } from "../lib/net/merged_listener.ts";
@@ -159,13 +160,60 @@ export async function startRelayedServer(
   return Object.assign(server, { listener, events });
 }
 
+/** A connection as the helpers use it: a `Deno.Conn`, or a Node socket seen through one. */
+export interface Conn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 /** Connects to the relay on 127.0.0.1:`port`. */
 export function connectRelay(port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: "127.0.0.1", port, transport: "tcp" });
 }
 
+/**
+ * Connects to the relay on 127.0.0.1:`port` from `source`, another loopback address (Deno cannot
+ * choose its source address, so this is a Node socket behind the `read`/`write` of a Deno.Conn).
+ */
+export async function connectRelayFrom(source: string, port: number): Promise<Conn> {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress: source });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  const chunks: Uint8Array[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  socket.on("data", (chunk: Uint8Array) => {
+    chunks.push(new Uint8Array(chunk));
+    wake?.();
+  });
+  socket.on("error", () => {});
+  socket.on("close", () => {
+    ended = true;
+    wake?.();
+  });
+  return {
+    async read(buffer) {
+      while (chunks.length === 0 && !ended) await new Promise<void>((resolve) => wake = resolve);
+      const chunk = chunks.shift();
+      if (chunk === undefined) return null;
+      const count = Math.min(chunk.length, buffer.length);
+      buffer.set(chunk.subarray(0, count));
+      if (count < chunk.length) chunks.unshift(chunk.subarray(count));
+      return count;
+    },
+    write: (bytes) =>
+      new Promise((resolve, reject) =>
+        socket.write(bytes, (error) => error ? reject(error) : resolve(bytes.length))
+      ),
+    close: () => socket.destroy(),
+  };
+}
+
 /** The relay's 6-byte answer's status (`undefined` when the relay closed without answering). */
-export async function readStatus(conn: Deno.Conn): Promise<number | undefined> {
+export async function readStatus(conn: Conn): Promise<number | undefined> {
   try {
     const answer = decodeAnswer(await readExact(conn, 6));
     return answer.kind === "answer" ? answer.status : undefined;
@@ -186,23 +234,26 @@ export async function askRelay(
 
 /** A sharing server's control connection, driven by hand. */
 export interface ManualControl extends AsyncDisposable {
-  conn: Deno.TcpConn;
+  conn: Conn;
   /** Sends `set` and returns the statuses the relay answers (skipping pings and pairings). */
   register(identifiers: string[]): Promise<number[]>;
   /** The next pairing the relay asks for (skipping pings). */
   nextPairing(): Promise<Uint8Array>;
+  /** Settles once the relay has closed the connection (or it failed). */
+  closed: Promise<void>;
 }
 
 /**
- * Opens a control connection and proves `token` with `serverId` (random unless given). Throws
- * with the relay's status when it refuses.
+ * Opens a control connection (from `source`, a loopback address, if given) and proves `token`
+ * with `serverId` (random unless given). Throws with the relay's status when it refuses.
  */
 export async function manualControl(
   port: number,
   token: Uint8Array,
   serverId: Uint8Array = crypto.getRandomValues(new Uint8Array(16)),
+  source?: string,
 ): Promise<ManualControl> {
-  const conn = await connectRelay(port);
+  const conn: Conn = source ? await connectRelayFrom(source, port) : await connectRelay(port);
   await writeAll(conn, encodeHeader(RelayRole.control));
   const first = await readStatus(conn);
   if (first !== RelayStatus.ok) {
@@ -251,6 +302,7 @@ export async function manualControl(
       return await next(answers, "registration answer");
     },
     nextPairing: () => next(pairings, "pairing"),
+    closed: reading,
     async [Symbol.asyncDispose]() {
       try {
         conn.close();

@@ -22,8 +22,9 @@
  * - identifiers belong to the control connection that registered them and vanish with it. A
  *   second server asking for an identifier another server holds is refused (`taken`) rather than
  *   taking it over: a collision of two codes' identifiers must not send one server's clients to
- *   the other. Only the same server (the same random server id, proved with the token) replaces
- *   its own older control connection, as after a reconnection the relay has not noticed yet.
+ *   the other. Only the same server (the same random server id, proved with the token, from the
+ *   same address) replaces its own older control connection, as after a reconnection the relay
+ *   has not noticed yet.
  *
  * Permissions: `--allow-net=<host:port>` to listen.
  *
@@ -143,6 +144,7 @@ interface Control {
   conn: Deno.TcpConn;
   address: string;
   label: string;
+  /** The server id and the address it came from: what a reconnection must match. */
   serverId: string;
   identifiers: Set<string>;
   pending: Set<Pending>;
@@ -488,7 +490,11 @@ export class RelayServer {
         conn,
         address,
         label,
-        serverId: toHex(serverId),
+        // The same server reconnecting (the same server id, proved with the token, from the
+        // same address) replaces its older connection at once. From another address the older
+        // one keeps its identifiers until it falls silent: the server id travels in the clear,
+        // so another token holder who saw it must not be able to push a server out with it.
+        serverId: `${toHex(serverId)} ${address}`,
         identifiers: new Set(),
         pending: new Set(),
         writes: Promise.resolve(),
