@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { writeAll } from "../_fs.ts";
+import { settle, writeAll } from "../_fs.ts";
 import { formatAddress } from "../net/address.ts";
 import { readExact } from "../net/_exact.ts";
 import { decodeIdentifier, IDENTIFIER_BYTES } from "../net/identifier.ts";
@@ -209,20 +209,23 @@ export class RelayServer {
 
   /** Starts a relay; resolves once its port is bound. Permission: `--allow-net=<host:port>`. */
   static start(options: RelayOptions): Promise<RelayServer> {
-    if (options.token.length !== 32) throw new RangeError("A relay token is 32 bytes");
-    const limits = relayLimits(options.limits);
-    for (const [name, value] of Object.entries(limits)) {
-      const least = name === "bytesPerSecondPerAddress" ? 0 : 1;
-      if (!Number.isSafeInteger(value) || value < least) {
-        throw new RangeError(`${name} must be a whole number of at least ${least}, not ${value}`);
+    // Bad options and a port in use reject, as an asynchronous failure would.
+    return settle(() => {
+      if (options.token.length !== 32) throw new RangeError("A relay token is 32 bytes");
+      const limits = relayLimits(options.limits);
+      for (const [name, value] of Object.entries(limits)) {
+        const least = name === "bytesPerSecondPerAddress" ? 0 : 1;
+        if (!Number.isSafeInteger(value) || value < least) {
+          throw new RangeError(`${name} must be a whole number of at least ${least}, not ${value}`);
+        }
       }
-    }
-    const listener = Deno.listen({
-      hostname: options.hostname ?? "0.0.0.0",
-      port: options.port ?? DEFAULT_RELAY_PORT,
-      transport: "tcp",
+      const listener = Deno.listen({
+        hostname: options.hostname ?? "0.0.0.0",
+        port: options.port ?? DEFAULT_RELAY_PORT,
+        transport: "tcp",
+      });
+      return new RelayServer(listener, options);
     });
-    return Promise.resolve(new RelayServer(listener, options));
   }
 
   /** What the relay holds now. */

@@ -50,7 +50,7 @@ export function parseToken(text: string, where = ""): Uint8Array {
  *   message names `path` and never contains the file's contents.
  */
 export async function readTokenFile(path: string): Promise<Uint8Array> {
-  const info = await lstatOrNull(path);
+  const info = await statOrNull(path); // a link to the token file is fine
   if (info === null) {
     throw new UsageError(
       `Cannot read relay token file ${path}: it does not exist (copy it from the relay's machine, where 'ferry relay' created it)`,
@@ -116,7 +116,7 @@ export async function createTokenFile(path: string): Promise<boolean> {
  * `undefined`. Needs `--allow-read` for `path`.
  */
 export async function tokenFileWarning(path: string): Promise<string | undefined> {
-  const info = await lstatOrNull(path);
+  const info = await statOrNull(path);
   if (info?.mode === null || info?.mode === undefined || (info.mode & 0o077) === 0) {
     return undefined;
   }
@@ -152,6 +152,15 @@ export function proofMatches(
 ): boolean {
   const expected = registrationProof(token, nonce, serverId);
   return proof.length === PROOF_BYTES && timingSafeEqual(expected, proof);
+}
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 function toHex(bytes: Uint8Array): string {
