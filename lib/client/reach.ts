@@ -19,7 +19,6 @@
  */
 import { AuthenticationError, ConnectionError, ProtocolError, RefusedError } from "../errors.ts";
 import { type Candidate, type FindOptions, findServers } from "../net/announce.ts";
-import { formatAddress } from "../net/address.ts";
 import { isIdentifier } from "../net/identifier.ts";
 import { relayDial } from "../net/relay_dial.ts";
 import { type ConnectOptions, FerryClient } from "./client.ts";
@@ -131,10 +130,4 @@ export async function reachServer(options: ReachOptions): Promise<Reached> {
 function isRouteFailure(error: unknown): boolean {
   return error instanceof ConnectionError || error instanceof AuthenticationError ||
     error instanceof ProtocolError;
-}
-
-/** `host:port` of a route, for messages. */
-export function describeRoute(route: Route): string {
-  const where = formatAddress(route.hostname, route.port);
-  return route.kind === "lan" ? `${where} (local network)` : `${where} (relay)`;
 }

@@ -157,7 +157,7 @@ export interface MulticastOptions {
 export interface AnnouncerOptions extends MulticastOptions {
   /** The TCP port clients connect to. */
   port: number;
-  /** The identifiers to announce now, asked again before every announcement. */
+  /** The identifiers to announce now (at most 64), asked again before every announcement. */
   identifiers: () => readonly string[];
   /** Time between announcements (default {@link ANNOUNCE_INTERVAL_MS}). */
   intervalMs?: number;
@@ -194,7 +194,7 @@ export async function startAnnouncer(options: AnnouncerOptions): Promise<Announc
   const announce = async () => {
     if (closed) return;
     lastSent = performance.now();
-    const identifiers = current();
+    const identifiers = current().slice(0, MAX_ANNOUNCED_IDENTIFIERS * 4);
     const datagrams: Uint8Array[] = [];
     for (let start = 0; start < identifiers.length; start += MAX_ANNOUNCED_IDENTIFIERS) {
       const chunk = identifiers.slice(start, start + MAX_ANNOUNCED_IDENTIFIERS);

@@ -32,7 +32,7 @@
  */
 import { settle, writeAll } from "../_fs.ts";
 import { formatAddress } from "../net/address.ts";
-import { readExact } from "../net/_exact.ts";
+import { readExact, ShortReadError } from "../net/_exact.ts";
 import { decodeIdentifier, IDENTIFIER_BYTES } from "../net/identifier.ts";
 import { Watchdog } from "../net/watchdog.ts";
 import { RepeatedLog, type RepeatedLogOptions } from "../server/repeated_log.ts";
@@ -547,7 +547,8 @@ export class RelayServer {
         this.#send(control, encodeRegistered(this.#register(control, identifiers)));
       }
     } catch (error) {
-      this.#closeControl(control, firstLine(error));
+      const ended = error instanceof ShortReadError && error.received === 0;
+      this.#closeControl(control, ended ? "closed by the server" : firstLine(error));
     } finally {
       silence.disarm();
       clearInterval(pinger);
