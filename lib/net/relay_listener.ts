@@ -116,6 +116,8 @@ export class RelayListener implements Listener {
   #control: Deno.TcpConn | undefined;
   #opening = 0;
   #lastReport: string | undefined;
+  /** Whether the current (or last) control connection got past the token. */
+  #connected = false;
   #running: Promise<void>;
   #where: string;
 
@@ -172,6 +174,7 @@ export class RelayListener implements Listener {
     let delay = this.#options.firstRetryMs;
     while (!this.#closed.signal.aborted) {
       let registered = false;
+      this.#connected = false;
       let unauthorized = false;
       let reason: string;
       try {
@@ -184,7 +187,8 @@ export class RelayListener implements Listener {
       if (this.#closed.signal.aborted) break;
       if (registered) delay = this.#options.firstRetryMs;
       const retryInMs = Math.round(delay * (0.9 + Math.random() * 0.2));
-      this.#log(`connection lost (${reason}); trying again in ${(retryInMs / 1000).toFixed(1)} s`);
+      const what = this.#connected ? "connection lost" : "cannot register";
+      this.#log(`${what} (${reason}); trying again in ${(retryInMs / 1000).toFixed(1)} s`);
       this.#options.onEvent?.({ kind: "disconnected", reason, retryInMs, unauthorized });
       await sleep(retryInMs, this.#closed.signal);
       delay = Math.min(delay * 2, this.#options.maxRetryMs);
@@ -215,6 +219,7 @@ export class RelayListener implements Listener {
       await writeAll(conn, reply);
       expectOk(await readExact(conn, 6), this.#where, "registering");
       this.#log("connected, token accepted");
+      this.#connected = true;
       this.#lastReport = undefined;
 
       // From here the relay's silence is what ends the connection.
