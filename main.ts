@@ -145,7 +145,10 @@ if (import.meta.main) {
     );
     Deno.exit(ExitCode.interrupted);
   };
-  if (Deno.args[0] !== "serve") Deno.addSignalListener("SIGINT", onInterrupt);
+  // The long-running commands stop gracefully on Ctrl-C by themselves.
+  if (Deno.args[0] !== "serve" && Deno.args[0] !== "relay") {
+    Deno.addSignalListener("SIGINT", onInterrupt);
+  }
   const status = await main(Deno.args);
   Deno.exit(status);
 }

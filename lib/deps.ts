@@ -7,7 +7,7 @@
  * @module
  */
 export { ristretto255, ristretto255_hasher } from "npm:@noble/curves@2.4.0/ed25519.js";
-export { sha512 } from "npm:@noble/hashes@2.4.0/sha2.js";
+export { sha256, sha512 } from "npm:@noble/hashes@2.4.0/sha2.js";
 export { hkdf } from "npm:@noble/hashes@2.4.0/hkdf.js";
 export { hmac } from "npm:@noble/hashes@2.4.0/hmac.js";
 export { concatBytes } from "npm:@noble/hashes@2.4.0/utils.js";

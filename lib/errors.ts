@@ -91,6 +91,22 @@ export class ConnectionError extends FerryError {
 export class ConnectionLostError extends ConnectionError {}
 
 /**
+ * A relay turned a client away before any byte of the server's came through: no server has
+ * registered that identifier there (`notFound`), or the relay or that server is at its limits
+ * (`busy`: asking again later may work). `status` is the relay's answer byte (`RelayStatus` in
+ * lib/relay/wire.ts).
+ */
+export class RelayRefusedError extends ConnectionError {
+  /** The relay's status byte. */
+  readonly status: number;
+  /** A refusal with the relay's status byte `status`, said in `message`. */
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
  * The server turned the connection away before the handshake, saying why: `status` is the hello's
  * status byte (1 busy, 2 slow down after failed attempts, 3 shutting down).
  */

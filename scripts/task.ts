@@ -28,6 +28,8 @@ import { printError } from "../lib/cli/output.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { formatAddress } from "../lib/net/address.ts";
 import { DEFAULT_PORT } from "../lib/protocol/constants.ts";
+import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
+import { DEFAULT_RELAY_PORT } from "../lib/relay/wire.ts";
 import { sanitizeForDisplay } from "../lib/protocol/remote_path.ts";
 import { CHECKOUT, runFlags } from "./_run_flags.ts";
 
@@ -137,6 +139,18 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
         // The shell's get and put work with files of the folder it was started in.
         grants.read.add(resolve(context.here));
         grants.write.add(resolve(context.here));
+      }
+      break;
+    }
+    case "relay": {
+      const port = typeof flags.port === "number" ? flags.port : DEFAULT_RELAY_PORT;
+      grants.net = formatAddress(text("host") ?? "0.0.0.0", port);
+      const tokenFile = at(text("token-file") ?? DEFAULT_TOKEN_FILE);
+      grants.read.add(tokenFile);
+      if (!context.exists(tokenFile)) {
+        // ferry relay creates it beside where it will live.
+        grants.read.add(dirname(tokenFile));
+        grants.write.add(dirname(tokenFile));
       }
       break;
     }

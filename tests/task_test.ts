@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { planTaskRun, type TaskContext } from "../scripts/task.ts";
+import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
 import { DENO, exists, tempDir } from "./_helpers.ts";
 import { CHECKOUT, denoTask, environmentWithout, startListening } from "./_launch.ts";
 
@@ -234,4 +235,23 @@ Deno.test("planTaskRun() refuses serve with no folder in the checkout, and a pat
   const comma = planTaskRun(["get", "h", "a", "-o", "x,y"], context());
   assert.ok("refusal" in comma);
   assert.match(comma.refusal, /\/home\/ann\/Public\/x,y.*commas/);
+});
+
+Deno.test("planTaskRun() grants relay its address and its token file, and its folder only to create the file", () => {
+  assert.deepEqual(
+    planTaskRun(["relay", "--port", "7900"], context([`/home/ann/Public/${DEFAULT_TOKEN_FILE}`])),
+    {
+      permissions: [
+        "--allow-net=0.0.0.0:7900",
+        `--allow-read=/home/ann/Public/${DEFAULT_TOKEN_FILE}`,
+      ],
+    },
+  );
+  assert.deepEqual(planTaskRun(["relay", "--token-file", "keys/relay"], context([])), {
+    permissions: [
+      "--allow-net=0.0.0.0:7879",
+      "--allow-read=/home/ann/Public/keys/relay,/home/ann/Public/keys",
+      "--allow-write=/home/ann/Public/keys",
+    ],
+  });
 });

@@ -12,6 +12,7 @@ import { connectCommand } from "./connect.ts";
 import { getCommand } from "./get.ts";
 import { lsCommand } from "./ls.ts";
 import { putCommand } from "./put.ts";
+import { relayCommand } from "./relay.ts";
 import { serveCommand } from "./serve.ts";
 
 /** Every command of the CLI, in the order help lists them. */
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   getCommand,
   putCommand,
   connectCommand,
+  relayCommand,
   completionsCommand(() => COMMANDS),
 ];
 

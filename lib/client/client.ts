@@ -89,6 +89,8 @@ export class FerryClient {
       ) {
         throw error;
       }
+      // A dial that explains itself (a relay's refusal) is passed on as it said it.
+      if (error instanceof ConnectionError && !controller.signal.aborted) throw error;
       const detail = controller.signal.aborted
         ? "timed out"
         : error instanceof Error
