@@ -13,7 +13,7 @@ import type { FerryClient } from "../../client/client.ts";
 import { listRemoteFolder } from "../../client/remote_glob.ts";
 import { PathError, UsageError } from "../../errors.ts";
 import type { ListEntry } from "../../protocol/messages.ts";
-import { sanitizeForDisplay, validateName } from "../../protocol/remote_path.ts";
+import { parseRemotePath, sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { HostPort } from "../common.ts";
 import { connectClient } from "../remote.ts";
 
@@ -51,13 +51,13 @@ export function resolveRemotePath(cwd: readonly string[], typed: string): string
       components.pop();
       continue;
     }
-    try {
-      validateName(part);
-    } catch (error) {
-      if (!(error instanceof PathError)) throw error;
-      throw new UsageError(error.message, { cause: error });
-    }
     components.push(part);
+  }
+  try {
+    parseRemotePath(components.join("/")); // each name, and the length of the whole
+  } catch (error) {
+    if (!(error instanceof PathError)) throw error;
+    throw new UsageError(error.message, { cause: error });
   }
   return components;
 }
