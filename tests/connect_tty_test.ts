@@ -216,7 +216,9 @@ Deno.test({
     server.child.kill("SIGSTOP"); // hold the transfer mid-way while the user presses Ctrl-C
     try {
       await shell.press("C-c");
-      await shell.waitFor(/^Interrupted: what came is kept, and the same command resumes it$/m);
+      await shell.waitFor(
+        /^Interrupted: the partial file is kept, and the same command resumes it$/m,
+      );
       await shell.waitFor(/^ferry:\/>\s*$/m);
     } finally {
       server.child.kill("SIGCONT");

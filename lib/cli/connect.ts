@@ -28,7 +28,7 @@ import { pipedLines, type ShellLines, terminalLines } from "./shell/lines.ts";
 import { displayRemoteFolder, ShellSession } from "./shell/session.ts";
 import { splitWords } from "./shell/words.ts";
 
-/** What `ferry connect` accepts (the shell's own commands are in {@link SHELL_HELP}). */
+/** What `ferry connect` accepts (the shell's own commands are in lib/cli/shell/commands.ts). */
 export const connectSpec = {
   name: "connect",
   summary: "Open an interactive shell on a server",
@@ -45,8 +45,6 @@ export const connectSpec = {
   ],
   environment: CODE_ENV,
 } as const satisfies CommandSpec;
-
-export { SHELL_HELP } from "./shell/commands.ts";
 
 /** How long a command interrupted by Ctrl-C gets to stop before the prompt comes back anyway. */
 const INTERRUPT_GRACE_MS = 1_000;
@@ -133,10 +131,12 @@ async function runTyped(
     if (outcome !== "interrupted") return outcome;
     // Its connection is gone, so it stops at its next read or write; local work (hashing a big
     // partial file) may take longer, and is left to finish unseen: its output is muted.
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       settled,
-      new Promise((resolve) => setTimeout(resolve, INTERRUPT_GRACE_MS)),
+      new Promise((resolve) => timer = setTimeout(resolve, INTERRUPT_GRACE_MS)),
     ]);
+    clearTimeout(timer);
     printError(interruptedMessage(line));
   } catch (error) {
     if (controller.signal.aborted) {
@@ -161,7 +161,7 @@ function interruptedMessage(line: string): string {
     // an unclosed quote never ran
   }
   return transfers
-    ? "Interrupted: what came is kept, and the same command resumes it"
+    ? "Interrupted: the partial file is kept, and the same command resumes it"
     : "Interrupted";
 }
 

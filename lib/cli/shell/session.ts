@@ -11,7 +11,7 @@
  */
 import type { FerryClient } from "../../client/client.ts";
 import { listRemoteFolder } from "../../client/remote_glob.ts";
-import { PathError, UsageError } from "../../errors.ts";
+import { InterruptedError, PathError, UsageError } from "../../errors.ts";
 import type { ListEntry } from "../../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay } from "../../protocol/remote_path.ts";
 import type { HostPort } from "../common.ts";
@@ -74,6 +74,8 @@ export class ShellSession {
   #client: FerryClient | undefined;
   /** The requests of one connection, one at a time (a completion's listing, then a command). */
   #queue: Promise<unknown> = Promise.resolve();
+  /** How many times the connection was dropped: what was asked before belongs to the old one. */
+  #generation = 0;
   /** When the server last answered (`performance.now()`): its idle deadline runs from then. */
   #lastAnswer = performance.now();
   #cwd: string[] = [];
@@ -117,8 +119,9 @@ export class ShellSession {
    * first when the connection was dropped, or idled past most of the server's deadline.
    */
   use<T>(request: (client: FerryClient) => Promise<T>): Promise<T> {
+    const generation = this.#generation;
     const run = async () => {
-      const client = await this.#connected();
+      const client = await this.#connected(generation);
       try {
         return await request(client);
       } finally {
@@ -130,15 +133,28 @@ export class ShellSession {
     return result;
   }
 
-  async #connected(): Promise<FerryClient> {
+  /**
+   * The client for a request made in `generation`: a request from before a {@link drop} (one
+   * that was interrupted) never gets the connection made after it.
+   */
+  async #connected(generation: number): Promise<FerryClient> {
+    if (generation !== this.#generation) throw new InterruptedError("Interrupted");
     const idleMs = this.#client?.welcome.idleTimeoutMs;
     if (
       this.#client && idleMs !== undefined &&
       performance.now() - this.#lastAnswer > idleMs * IDLE_SHARE_BEFORE_RECONNECT
     ) {
-      this.drop();
+      this.#client.abort(); // the server has closed it, or is about to
+      this.#client = undefined;
     }
-    this.#client ??= await connectClient(this.#address, this.#secret);
+    if (!this.#client) {
+      const client = await connectClient(this.#address, this.#secret);
+      if (generation !== this.#generation) {
+        client.abort(); // interrupted while it connected (a busy server is waited for)
+        throw new InterruptedError("Interrupted");
+      }
+      this.#client = client;
+    }
     return this.#client;
   }
 
@@ -147,6 +163,7 @@ export class ShellSession {
    * under way on it fails, keeping partial files, and the next request connects again.
    */
   drop(): void {
+    this.#generation++;
     this.#client?.abort();
     this.#client = undefined;
     this.#queue = Promise.resolve(); // requests on the old connection end by themselves
