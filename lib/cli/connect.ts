@@ -125,19 +125,19 @@ async function runTyped(
     interrupted.resolve("interrupted");
   };
   const running = runShellLine({ session, quiet, signal: controller.signal }, line);
-  const settled = running.then(() => {}, () => {});
+  const finished = running.then(() => true, () => false);
   try {
     const outcome = await Promise.race([running, interrupted.promise]);
     if (outcome !== "interrupted") return outcome;
     // Its connection is gone, so it stops at its next read or write; local work (hashing a big
     // partial file) may take longer, and is left to finish unseen: its output is muted.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      settled,
-      new Promise((resolve) => timer = setTimeout(resolve, INTERRUPT_GRACE_MS)),
+    const landed = await Promise.race([
+      finished,
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), INTERRUPT_GRACE_MS)),
     ]);
     clearTimeout(timer);
-    printError(interruptedMessage(line));
+    if (!landed) printError(interruptedMessage(line)); // else it finished as Ctrl-C came
   } catch (error) {
     if (controller.signal.aborted) {
       printError(interruptedMessage(line));

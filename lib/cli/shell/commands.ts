@@ -237,7 +237,8 @@ function takeFlags(words: string[], ...flags: readonly (readonly string[])[]): b
 
 /**
  * A transfer reporter for one command, which stops the transfer (by throwing the signal's
- * reason from its next event) once `signal` is aborted, and clears its bar at once.
+ * reason from its next event) once `signal` is aborted, and clears its bar at once. A file that
+ * landed all the same (Ctrl-C as its last bytes came) is still said to be done.
  */
 async function reporterFor(
   { quiet, signal }: ShellContext,
@@ -253,7 +254,7 @@ async function reporterFor(
   return {
     reporter,
     onEvent: (event) => {
-      signal?.throwIfAborted();
+      if (event.event !== "done") signal?.throwIfAborted();
       reporter.onEvent(event);
     },
   };
