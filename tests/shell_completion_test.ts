@@ -192,6 +192,16 @@ Deno.test("complete() completes local paths for put and lcd, and get's local tar
   assert.deepEqual(source.listed, [], "the server was not asked");
 });
 
+Deno.test("complete() never splits a character that takes two UTF-16 units", async () => {
+  const source = fakeSource({ "": [file("x😀 one"), file("x😁 two")] });
+  const [hits, replaced] = await complete("get x", [], source);
+  assert.deepEqual(hits, ["x😀\\ one", "x😁\\ two"], "the shared part is only the x");
+  assert.equal(replaced, "x");
+  const escaped = applied("get x😀\\", await complete("get x😀\\", [], source));
+  assert.equal(escaped, "get x😀\\ one ");
+  assert.deepEqual(splitWords(escaped), ["get", "x😀 one"]);
+});
+
 Deno.test("complete() from a hostile server: names that would drive the terminal are not offered", async () => {
   const source = fakeSource({
     "": [

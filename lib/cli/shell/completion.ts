@@ -75,11 +75,11 @@ export async function complete(
     sanitizeForDisplay(candidate.name) === candidate.name // nothing invisible or controlling
   ).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   if (matches.length === 0 || matches.length > MAX_COMPLETIONS) return [[], replaced];
-  const spell = (rest: string) =>
-    replaced +
-    (word.escaping
-      ? rest.slice(0, 1) + quoteForWord(rest.slice(1), word.quote)
-      : quoteForWord(rest, word.quote));
+  const spell = (rest: string) => {
+    if (!word.escaping) return replaced + quoteForWord(rest, word.quote);
+    const [first = "", ...others] = rest; // the typed backslash escapes the first character
+    return replaced + first + quoteForWord(others.join(""), word.quote);
+  };
   if (matches.length === 1) {
     const only = matches[0]!;
     return [[spell(only.name.slice(typed.length)) + ending(only, word.quote)], replaced];
@@ -108,13 +108,13 @@ function argumentKind(before: readonly string[]): ArgumentKind | undefined {
   return command.arguments[words.filter((word) => !flags.has(word)).length];
 }
 
-/** The longest start that every one of `names` shares. */
+/** The longest start that every one of `names` shares, never half a surrogate pair. */
 function commonPrefix(names: readonly string[]): string {
   let prefix = names[0] ?? "";
   for (const name of names) {
     while (!name.startsWith(prefix)) prefix = prefix.slice(0, -1);
   }
-  return prefix;
+  return /[\ud800-\udbff]$/.test(prefix) ? prefix.slice(0, -1) : prefix;
 }
 
 /**
