@@ -750,7 +750,7 @@ Deno.test("the `connect` shell fed a messy script", async (t) => {
 
   await t.step("`get` with no arguments exits 2 with the shell's usage", async () => {
     const result = await shell("get\n");
-    assertOneLine(result, 2, /^ferry: Usage: get \[-f\] <remote> \[local\]$/);
+    assertOneLine(result, 2, /^ferry: Usage: get \[-f\] \[-N\] <remote> \[local\]$/);
   });
 
   await t.step("`get` to a file name in a missing folder exits 2 and writes nothing", async () => {
@@ -759,14 +759,12 @@ Deno.test("the `connect` shell fed a messy script", async (t) => {
     deepStrictEqual(await names(dir.path), ["srv"]);
   });
 
-  await t.step("`get` of a folder to a file name exits 2 and says to name a folder", async () => {
-    const result = await shell(`get folder ${join(dir.path, "copy")}\n`);
-    assertOneLine(
-      result,
-      2,
-      /^ferry: folder is a folder: name a local folder to download it into$/,
-    );
-    deepStrictEqual(await names(dir.path), ["srv"]);
+  await t.step("`get` of a folder to a new local name saves it under that name", async () => {
+    await using out = await tempDir();
+    const result = await shell(`get folder ${join(out.path, "copy")}\n`);
+    strictEqual(result.code, 0, show(result));
+    deepStrictEqual(await names(out.path), ["copy"]);
+    strictEqual(await Deno.readTextFile(join(out.path, "copy", "b.txt")), "b\n");
   });
 
   await t.step("empty local arguments exit 2", async () => {
@@ -777,7 +775,7 @@ Deno.test("the `connect` shell fed a messy script", async (t) => {
 
   await t.step("a 100 000-character line is refused in one short line", async () => {
     const result = await shell(`ls ${"a".repeat(100_000)}\n`);
-    assertOneLine(result, 1, /^ferry: Refused path "a+…": it is longer than 4096 bytes$/);
+    assertOneLine(result, 2, /^ferry: Refused path "a+…": it is longer than 4096 bytes$/);
     ok(result.stderr.length < 400, `${result.stderr.length} characters`);
   });
 

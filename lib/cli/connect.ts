@@ -1,37 +1,40 @@
 /**
  * `ferry connect`: an interactive shell on one session (or a script read from a pipe).
  *
- * The shell's commands call the same functions as the one-shot commands, so `get` in the shell and
- * `ferry get` behave the same. On a terminal it prompts, with line editing and history from
- * `node:readline`; from a pipe it reads line by line with no prompt and stops at the first failing
- * command (like `sftp -b -`).
+ * The shell's commands (lib/cli/shell/commands.ts) call the same functions as the one-shot
+ * commands, so `get` in the shell and `ferry get` behave the same. On a terminal it prompts with
+ * the remote folder, with line editing, history and Tab completion (lib/cli/shell/lines.ts,
+ * completion.ts); Ctrl-C stops a running command and returns to the prompt, the connection made
+ * again for the next command (lib/cli/shell/session.ts). From a pipe it reads line by line with no
+ * prompt and stops at the first failing command (like `sftp -b -`).
  *
  * @module
  */
-import process from "node:process";
-import { createInterface } from "node:readline";
-import { basename, dirname } from "node:path";
-import { ConnectionError, describeError, RemoteError, UsageError } from "../errors.ts";
-import type { FerryClient } from "../client/client.ts";
-import { checkDownloadTargets, getPaths } from "../client/get_paths.ts";
-import { planUpload, putPaths } from "../client/put_paths.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  describeError,
+  InterruptedError,
+} from "../errors.ts";
 import { formatAddress } from "../net/address.ts";
-import { sanitizeForDisplay } from "../protocol/remote_path.ts";
-import { WireError } from "../protocol/wire_errors.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseHostPort } from "./common.ts";
-import { printListing, reportUnlisted } from "./ls.ts";
+import { clientSecret, parseHostPort } from "./common.ts";
 import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET } from "./options.ts";
-import { printError, printLine, TransferReporter } from "./output.ts";
-import { checkRemoteArgument, openClient } from "./remote.ts";
+import { printError } from "./output.ts";
+import { connectClient } from "./remote.ts";
+import { findShellCommand, runShellLine } from "./shell/commands.ts";
+import { complete, sessionCandidates } from "./shell/completion.ts";
+import { pipedLines, type ShellLines, terminalLines } from "./shell/lines.ts";
+import { displayRemoteFolder, ShellSession } from "./shell/session.ts";
+import { splitWords } from "./shell/words.ts";
 
-/** What `ferry connect` accepts (the shell's own commands are in {@link SHELL_HELP}). */
+/** What `ferry connect` accepts (the shell's own commands are in lib/cli/shell/commands.ts). */
 export const connectSpec = {
   name: "connect",
   summary: "Open an interactive shell on a server",
   usage: "connect HOST[:PORT] [--code-file PATH]",
   description:
-    "Opens a shell with the commands ls, get, put, help and quit. When standard input is not a terminal, reads commands line by line without a prompt, so it can be scripted (like sftp -b -).",
+    "Opens a shell with the commands ls, cd, pwd, get, put, lcd, lpwd, help and quit (type help in it for their arguments). Remote paths are relative to the current remote folder, which the prompt shows; get takes patterns ('*.jpg') as ferry get does. Tab completes commands and remote and local paths. Ctrl-C stops a transfer and returns to the prompt, keeping what came so that the same get resumes it; at the prompt it clears the line. Ctrl-D or quit leaves. When standard input is not a terminal, reads commands line by line without a prompt, so it can be scripted (like sftp -b -), and stops at the first command that fails.",
   args: [HOST_ARG],
   options: [CODE_FILE, QUIET],
   minArgs: 1,
@@ -43,215 +46,123 @@ export const connectSpec = {
   environment: CODE_ENV,
 } as const satisfies CommandSpec;
 
-/** The shell's own help text. */
-export const SHELL_HELP = [
-  "Commands:",
-  "  ls [path]                    list a folder on the server",
-  "  get [-f] <remote> [local]    download a file or folder (into a folder, or as a file name)",
-  "  put [-f] <local> [remote-dir] upload a file or folder (it lands as <prefix><name>)",
-  "  help                         show this help",
-  "  quit                         end the session (also: exit, Ctrl-D)",
-].join("\n");
+/** How long a command interrupted by Ctrl-C gets to stop before the prompt comes back anyway. */
+const INTERRUPT_GRACE_MS = 1_000;
 
-/** Splits a shell line into words, honouring single and double quotes and backslash escapes. */
-export function splitWords(line: string): string[] {
-  const words: string[] = [];
-  let current = "";
-  let inWord = false;
-  let quote: "'" | '"' | undefined;
-  for (let index = 0; index < line.length; index++) {
-    const char = line[index]!;
-    if (quote) {
-      if (char === quote) quote = undefined;
-      else if (char === "\\" && quote === '"' && index + 1 < line.length) current += line[++index];
-      else current += char;
-    } else if (char === "'" || char === '"') {
-      quote = char;
-      inWord = true;
-    } else if (char === "\\" && index + 1 < line.length) {
-      current += line[++index];
-      inWord = true;
-    } else if (/\s/.test(char)) {
-      if (inWord) words.push(current);
-      current = "";
-      inWord = false;
-    } else {
-      current += char;
-      inWord = true;
-    }
-  }
-  if (quote) throw new UsageError("Unclosed quote");
-  if (inWord) words.push(current);
-  return words;
-}
-
-function takeForce(words: string[]): boolean {
-  const index = words.findIndex((word) => word === "-f" || word === "--force");
-  if (index < 0) return false;
-  words.splice(index, 1);
-  return true;
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-/** Runs one shell line against `client`. Returns false when the session should end. */
-export async function runShellLine(
-  client: FerryClient,
-  line: string,
-  quiet: boolean,
-): Promise<boolean> {
-  const words = splitWords(line.trim());
-  const command = words.shift();
-  if (command === undefined || command.startsWith("#")) return true;
-  const reporter = await TransferReporter.create({
-    json: false,
-    quiet,
-    progress: !quiet && Deno.stderr.isTerminal(),
-  });
-  switch (command) {
-    case "quit":
-    case "exit":
-    case "bye":
-      return false;
-    case "help":
-    case "?":
-      printLine(SHELL_HELP);
-      return true;
-    case "ls": {
-      if (words.length > 1) throw new UsageError("Usage: ls [path]");
-      await printListing(client.listBatches(words[0] ?? "", { onSkipped: reportUnlisted }));
-      return true;
-    }
-    case "get": {
-      const force = takeForce(words);
-      if (words.length < 1 || words.length > 2) {
-        throw new UsageError("Usage: get [-f] <remote> [local]");
-      }
-      const remote = words[0]!;
-      const local = words[1] ?? ".";
-      if (local === "") throw new UsageError("Usage: get [-f] <remote> [local]: local is empty");
-      checkRemoteArgument(remote);
-      try {
-        if (await isDirectory(local)) {
-          await checkDownloadTargets([remote], local, force);
-          await getPaths(client, [remote], {
-            outputDir: local,
-            force,
-            onEvent: reporter.onEvent,
-            onListed: (files, bytes) => reporter.expect(files, bytes),
-          });
-          reporter.summary();
-        } else {
-          // A file name: download the remote file under that name, into a folder that exists.
-          if (!await isDirectory(dirname(local))) {
-            throw new UsageError(`Folder ${dirname(local)} does not exist`);
-          }
-          const result = await client.download(remote, dirname(local), basename(local), {
-            force,
-            onStart: (info) =>
-              reporter.onEvent({
-                event: "start",
-                direction: "get",
-                name: sanitizeForDisplay(remote),
-                ...info,
-              }),
-            onProgress: (progress) =>
-              reporter.onEvent({
-                event: "progress",
-                direction: "get",
-                name: sanitizeForDisplay(remote),
-                ...progress,
-              }),
-          });
-          reporter.onEvent({ event: "done", direction: "get", ...result, name: result.name });
-        }
-      } catch (error) {
-        if (error instanceof RemoteError && error.code === WireError.isDir) {
-          throw new UsageError(
-            `${sanitizeForDisplay(remote)} is a folder: name a local folder to download it into`,
-          );
-        }
-        throw error;
-      } finally {
-        reporter.abort();
-      }
-      return true;
-    }
-    case "put": {
-      const force = takeForce(words);
-      if (words.length < 1 || words.length > 2) {
-        throw new UsageError("Usage: put [-f] <local> [remote-dir]");
-      }
-      if (words[0] === "") {
-        throw new UsageError("Usage: put [-f] <local> [remote-dir]: local is empty");
-      }
-      const plan = await planUpload([words[0]!]);
-      try {
-        const files = plan.items.filter((item) => item.kind === "file");
-        reporter.expect(files.length, files.reduce((sum, item) => sum + item.size, 0));
-        await putPaths(client, plan, {
-          remoteDir: words[1] ?? "",
-          force,
-          onEvent: reporter.onEvent,
-        });
-        reporter.summary();
-      } finally {
-        reporter.abort();
-      }
-      return true;
-    }
-    default:
-      throw new UsageError(
-        `Unknown command "${sanitizeForDisplay(command)}": type help for the list`,
-      );
-  }
-}
-
-/** Runs `ferry connect`. Permissions: net to the server; read on the code file; read/write where you get or put. */
+/**
+ * Runs `ferry connect`: a prompt on a terminal, else a script read line by line that stops at
+ * its first failing command. Permissions: net to the server; read on the code file; read/write
+ * where you get or put (and read on the folders `lcd` goes to).
+ */
 export async function runConnect(
   { positionals, flags }: ParsedCommand<typeof connectSpec>,
 ): Promise<void> {
   const address = parseHostPort(positionals[0]!);
-  const quiet = flags.quiet;
-  await using client = await openClient(address, flags["code-file"]);
-  const interactive = Deno.stdin.isTerminal();
-  if (interactive) {
-    printError(
-      `Connected to ${
-        formatAddress(address.hostname, address.port)
-      } (${client.welcome.mode}). Type help for commands.`,
-    );
-  }
-  const lines = createInterface({
-    input: process.stdin,
-    output: interactive ? process.stdout : undefined,
-    terminal: interactive,
-    historySize: 500,
-  });
-  if (interactive) {
-    lines.setPrompt("ferry> ");
-    lines.prompt();
-  }
+  const secret = await clientSecret(flags["code-file"]);
+  const client = await connectClient(address, secret);
+  const session = new ShellSession(client, address, secret);
   try {
-    for await (const line of lines) {
-      try {
-        if (!await runShellLine(client, line, quiet)) break;
-      } catch (error) {
-        if (!interactive) throw error;
-        printError(`error: ${describeError(error)}`);
-        if (error instanceof ConnectionError) throw error;
-      }
-      if (interactive) lines.prompt();
+    if (Deno.stdin.isTerminal()) {
+      printError(
+        `Connected to ${
+          formatAddress(address.hostname, address.port)
+        } (${client.welcome.mode}). Type help for commands.`,
+      );
+      await runPrompt(session, flags.quiet);
+    } else {
+      await runScript(session, flags.quiet);
+    }
+  } finally {
+    await session.close();
+  }
+}
+
+/** A script from a pipe: every line runs in turn, and the first error ends it (`sftp -b -`). */
+async function runScript(session: ShellSession, quiet: boolean): Promise<void> {
+  const lines = pipedLines();
+  try {
+    for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
+      if (!await runShellLine({ session, quiet }, line)) break;
     }
   } finally {
     lines.close();
   }
+}
+
+/** The interactive shell: until quit or Ctrl-D; an error is printed and the prompt comes back. */
+async function runPrompt(session: ShellSession, quiet: boolean): Promise<void> {
+  const lines = terminalLines(
+    () => `ferry:${displayRemoteFolder(session.cwd)}> `,
+    (line) => complete(line, session.cwd, sessionCandidates(session)),
+  );
+  try {
+    for (let line = await lines.next(); line !== undefined; line = await lines.next()) {
+      if (!await runTyped(session, lines, line, quiet)) break;
+    }
+  } finally {
+    lines.close();
+  }
+}
+
+/**
+ * Runs one typed line; false ends the session. Ctrl-C while it runs drops the connection (the
+ * protocol cannot stop a body half-way otherwise), which stops the transfer with its partial file
+ * kept; the next command connects again. Errors are printed, except a wrong code, which ends the
+ * shell (the server changed its code: nothing more will work).
+ */
+async function runTyped(
+  session: ShellSession,
+  lines: ShellLines,
+  line: string,
+  quiet: boolean,
+): Promise<boolean> {
+  const controller = new AbortController();
+  const interrupted = Promise.withResolvers<"interrupted">();
+  lines.onInterrupt = () => {
+    if (controller.signal.aborted) return;
+    controller.abort(new InterruptedError("Interrupted"));
+    session.drop();
+    interrupted.resolve("interrupted");
+  };
+  const running = runShellLine({ session, quiet, signal: controller.signal }, line);
+  const finished = running.then(() => true, () => false);
+  try {
+    const outcome = await Promise.race([running, interrupted.promise]);
+    if (outcome !== "interrupted") return outcome;
+    // Its connection is gone, so it stops at its next read or write; local work (hashing a big
+    // partial file) may take longer, and is left to finish unseen: its output is muted.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const landed = await Promise.race([
+      finished,
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), INTERRUPT_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!landed) printError(interruptedMessage(line)); // else it finished as Ctrl-C came
+  } catch (error) {
+    if (controller.signal.aborted) {
+      printError(interruptedMessage(line));
+    } else {
+      if (error instanceof AuthenticationError) throw error;
+      printError(`error: ${describeError(error)}`);
+      if (error instanceof ConnectionError) session.drop(); // the next command connects again
+    }
+  } finally {
+    lines.onInterrupt = undefined;
+  }
+  return true;
+}
+
+/** What the shell says after Ctrl-C stopped `line`. */
+function interruptedMessage(line: string): string {
+  let transfers = false;
+  try {
+    transfers = findShellCommand(splitWords(line)[0] ?? "")?.transfers ?? false;
+  } catch {
+    // an unclosed quote never ran
+  }
+  return transfers
+    ? "Interrupted: the partial file is kept, and the same command resumes it"
+    : "Interrupted";
 }
 
 /** `ferry connect`: its spec and its runner. */

@@ -28,7 +28,19 @@ export async function openClient(
   codeFile: string | undefined,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
-  const secret = await clientSecret(codeFile);
+  return connectClient(address, await clientSecret(codeFile), wait);
+}
+
+/**
+ * Opens a session with `address` with the code's `secret` (from `clientSecret`), asking a busy
+ * server again as {@link openClient} does. The `connect` shell reconnects with it, without reading
+ * or asking for the code again.
+ */
+export async function connectClient(
+  address: HostPort,
+  secret: Uint8Array,
+  wait: (seconds: number) => Promise<void> = sleepSeconds,
+): Promise<FerryClient> {
   for (let attempt = 0;; attempt++) {
     try {
       return await FerryClient.connect({ ...address, secret });

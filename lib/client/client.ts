@@ -257,6 +257,17 @@ export class FerryClient {
     return (await this.#conversation.expect("mkdir-done")).name;
   }
 
+  /**
+   * Drops the connection at once, without ending the session politely: a request under way fails
+   * (a download keeps its partial file, as after a lost connection, and a run of the same
+   * download resumes it). The server sees the connection close. Closing afterwards does nothing.
+   */
+  abort(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conversation.abort();
+  }
+
   /** Ends the session politely and closes the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -176,6 +176,15 @@ export class ClientConversation {
     }
   }
 
+  /**
+   * Drops the connection at once, without the end record: whatever is under way (a read, a send,
+   * a body being received) fails. For a user who stops a transfer; partial files are kept.
+   */
+  abort(): void {
+    this.#watchdog.disarm();
+    closeQuietly(this.#connection);
+  }
+
   /** Ends the conversation politely (end record) and closes the connection. */
   async close(): Promise<void> {
     this.#watchdog.disarm();

@@ -127,9 +127,10 @@ function bracket(
  * The children of the remote folder `components`, or `undefined` when it is a file. A file is
  * listed as itself, under its own name, which a folder holding only a file of its own name
  * (`a/a`) looks like too: that one case is told apart by a recursive listing, which names a
- * file `""` and is one entry long for such a folder.
+ * file `""` and is one entry long for such a folder. A missing path is the server's
+ * `RemoteError` (`not-found`). Needs no permission beyond the open connection.
  */
-async function listFolder(
+export async function listRemoteFolder(
   client: FerryClient,
   components: readonly string[],
 ): Promise<ListEntry[] | undefined> {
@@ -168,25 +169,34 @@ export async function expandRemoteGlobs(
     }
     const components = parseRemotePath(path);
     const pattern = components.pop()!;
-    const matches = globMatcher(pattern);
-    let names: string[];
-    try {
-      const entries = await listFolder(client, components);
-      if (entries === undefined) {
-        unmatched.push({ name: sanitizeForDisplay(path), reason: "not a folder on the server" });
-        continue;
-      }
-      names = entries.map((entry) => entry.name).filter(matches);
-    } catch (error) {
-      if (!(error instanceof RemoteError)) throw error;
-      unmatched.push({ name: sanitizeForDisplay(path), reason: error.message });
-      continue;
-    }
-    if (names.length === 0) {
-      unmatched.push({ name: sanitizeForDisplay(path), reason: "no such file or folder" });
-      continue;
-    }
-    for (const name of names.sort()) expanded.add([...components, name].join("/"));
+    const found = await matchRemoteGlob(client, components, pattern);
+    if ("reason" in found) unmatched.push({ name: sanitizeForDisplay(path), reason: found.reason });
+    else for (const match of found.paths) expanded.add(match);
   }
   return { paths: [...expanded], unmatched };
+}
+
+/**
+ * The remote paths of the files and folders in the remote folder `folder` (its components, taken
+ * literally) whose names `pattern` matches (see {@link globMatcher}), sorted by name; or, when
+ * there are none, why: the folder is missing or is a file (the server's reason), or nothing
+ * matches ("no such file or folder"). Needs no permission beyond the open connection.
+ */
+export async function matchRemoteGlob(
+  client: FerryClient,
+  folder: readonly string[],
+  pattern: string,
+): Promise<{ paths: string[] } | { reason: string }> {
+  const matches = globMatcher(pattern);
+  let names: string[];
+  try {
+    const entries = await listRemoteFolder(client, folder);
+    if (entries === undefined) return { reason: "not a folder on the server" };
+    names = entries.map((entry) => entry.name).filter(matches);
+  } catch (error) {
+    if (!(error instanceof RemoteError)) throw error;
+    return { reason: error.message };
+  }
+  if (names.length === 0) return { reason: "no such file or folder" };
+  return { paths: names.sort().map((name) => [...folder, name].join("/")) };
 }
