@@ -94,7 +94,7 @@ export { planUpload, putPaths } from "./lib/client/put_paths.ts";
 export type { GetOptions } from "./lib/client/get_paths.ts";
 export type { PutOptions, UploadItem, UploadPlan } from "./lib/client/put_paths.ts";
 export type { TransferEvent } from "./lib/client/events.ts";
-export { codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
+export { codeIdentifier, codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
 export { readCodeFile, resolveCode, writeCodeFile } from "./lib/code_file.ts";
 export type { ListEntry, ServeMode, SkippedEntry, Welcome } from "./lib/protocol/messages.ts";
 export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";

@@ -47,12 +47,12 @@ function escape(text: string): string {
 Deno.test("hostile client: random bytes instead of the handshake end that connection only", async () => {
   await using dir = await tempDir();
   await using server = await startTestServer(dir.path, NO_PENALTY);
-  for (const length of [1, 47, 48, 112, 4096, 1024 * 1024]) {
+  for (const length of [1, 51, 52, 116, 4096, 1024 * 1024]) {
     const conn = await rawConnect(server.port);
     const peer = peerOf(conn);
     // The server may close before reading everything: a failed write is part of the game.
     await writeRaw(conn, randomBytes(length)).catch(() => {});
-    if (length < 112) conn.closeWrite();
+    if (length < 116) conn.closeWrite();
     await readUntilClosed(conn);
     const line = await server.log.waitFor(
       new RegExp(`${escape(peer)}(handshake failed|authentication failed): `),
@@ -67,7 +67,7 @@ Deno.test("hostile client: a truncated handshake ends with a logged reason", asy
   await using server = await startTestServer(dir.path, NO_PENALTY);
   const conn = await rawConnect(server.port);
   const peer = peerOf(conn);
-  // Half of nonce_c || Ya, then the client stops sending.
+  // Half of nonce_c || identifier || Ya, then the client stops sending.
   await writeRaw(conn, randomBytes(24));
   conn.closeWrite();
   const { bytes } = await readUntilClosed(conn);

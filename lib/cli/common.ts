@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { codeSecret } from "../code.ts";
+import { codeIdentifier, codeSecret } from "../code.ts";
 import { codeFileWarning, resolveCode } from "../code_file.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
@@ -131,16 +131,18 @@ export function parseSeconds(text: string, name: string): number {
 }
 
 /**
- * The PAKE secret for a client command: from `--code-file`, else `FERRY_CODE` (if the env
- * permission is granted), else `./.connection_code`, else, when stdin is a terminal, typed at a
- * prompt that does not echo it (and not saved). A code file others can read is used with a
- * warning on stderr. Permission: read on the code file.
+ * The PAKE secret and identifier of the code for a client command: from `--code-file`, else
+ * `FERRY_CODE` (if the env permission is granted), else `./.connection_code`, else, when stdin is
+ * a terminal, typed at a prompt that does not echo it (and not saved). A code file others can read
+ * is used with a warning on stderr. Permission: read on the code file.
  */
-export async function clientSecret(codeFile: string | undefined): Promise<Uint8Array> {
+export async function clientCode(
+  codeFile: string | undefined,
+): Promise<{ secret: Uint8Array; identifier: string }> {
   const ask = Deno.stdin.isTerminal() ? () => promptHiddenCode() : undefined;
   const { code, path } = await resolveCode({ codeFile, ask });
   await warnOfReadableCodeFile(path);
-  return codeSecret(code);
+  return { secret: codeSecret(code), identifier: codeIdentifier(code) };
 }
 
 /**

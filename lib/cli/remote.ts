@@ -9,7 +9,7 @@ import { FerryClient } from "../client/client.ts";
 import { ConnectionLostError, PathError, RefusedError, UsageError } from "../errors.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
-import { clientSecret, type HostPort } from "./common.ts";
+import { clientCode, type HostPort } from "./common.ts";
 import { type OutputOptions, printError } from "./output.ts";
 
 /** How often, and after how long, a busy server is asked again (seconds): about 14 s in all. */
@@ -28,10 +28,10 @@ export async function openClient(
   codeFile: string | undefined,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
-  const secret = await clientSecret(codeFile);
+  const code = await clientCode(codeFile);
   for (let attempt = 0;; attempt++) {
     try {
-      return await FerryClient.connect({ ...address, secret });
+      return await FerryClient.connect({ ...address, ...code });
     } catch (error) {
       const seconds = retryAfter(error, attempt);
       if (seconds === undefined) throw error;
