@@ -53,6 +53,22 @@ export const SHELL_HELP = [
   "  quit                         end the session (also: exit, Ctrl-D)",
 ].join("\n");
 
+/** What the server said this session may do (its mode and the code's rights), for `help`. */
+export function rightsNote(mode: string): string {
+  switch (mode) {
+    case "read-write":
+      return "Here you may list, download and upload.";
+    case "read-only":
+      return "Here you may list and download; uploads (put) are refused (read-only).";
+    case "upload-only":
+      return "Here you may upload only (a drop box); ls and get are refused (upload-only).";
+    case "none":
+      return "Here you may neither list, download nor upload: ask the server's owner.";
+    default:
+      return `The server says this session is ${sanitizeForDisplay(mode)}.`;
+  }
+}
+
 /** Splits a shell line into words, honouring single and double quotes and backslash escapes. */
 export function splitWords(line: string): string[] {
   const words: string[] = [];
@@ -122,6 +138,7 @@ export async function runShellLine(
     case "help":
     case "?":
       printLine(SHELL_HELP);
+      printLine(rightsNote(client.welcome.mode));
       return true;
     case "ls": {
       if (words.length > 1) throw new UsageError("Usage: ls [path]");
