@@ -19,6 +19,7 @@
  * @module
  */
 import { lstatOrNull } from "./_fs.ts";
+import { concatBytes } from "./deps.ts";
 import { CODE_SYMBOLS, DEFAULT_IDENTIFIER, isIdentifier } from "./code.ts";
 import { replacePrivateFile } from "./code_file.ts";
 import { FerryError, PathError, UsageError } from "./errors.ts";
@@ -354,6 +355,8 @@ export class CodeStoreWatch {
   #codes: readonly NamedCode[] = [];
   /** The text in force; a missing file reads as "", no codes. */
   #text = "";
+  /** Inode, modification time and size of the file last read, to skip reading it again. */
+  #signature = "";
   #refreshing: Promise<CodeStoreRefresh> | undefined;
 
   /** Watches the store at `path`; nothing is read before the first {@link refresh}. */
@@ -379,9 +382,18 @@ export class CodeStoreWatch {
     let text: string;
     let codes: NamedCode[];
     try {
+      // The same file as last read (every change renames a new one over it, and an edit in place
+      // changes its time or size): nothing to read.
+      const info = lstatOrNull(this.path);
+      const signature = info === null ? "" : `${info.ino}:${info.mtime?.getTime()}:${info.size}`;
+      if (signature !== "" && signature === this.#signature) return { changed: false };
       text = await readSmallText(this.path, MAX_STORE_BYTES, "code store") ?? "";
-      if (text === this.#text) return { changed: false };
+      if (text === this.#text) {
+        this.#signature = signature;
+        return { changed: false };
+      }
       codes = text.trim() === "" ? [] : parseCodeStore(text, this.path);
+      this.#signature = signature;
     } catch (error) {
       const problem = error instanceof Error ? error.message : String(error);
       return { changed: false, problem };
@@ -438,18 +450,21 @@ async function readSmallText(
     if (file.statSync().isDirectory) {
       throw new UsageError(`Cannot read ${what} ${path}: it is a folder`);
     }
-    const buffer = new Uint8Array(maxBytes + 1);
+    // Read in blocks (a store is a few kilobytes; the server reads it before every handshake).
+    const blocks: Uint8Array[] = [];
     let length = 0;
-    while (length < buffer.length) {
-      const read = await file.read(buffer.subarray(length));
+    while (length <= maxBytes) {
+      const block = new Uint8Array(Math.min(64 * 1024, maxBytes + 1 - length));
+      const read = await file.read(block);
       if (read === null) break;
+      blocks.push(block.subarray(0, read));
       length += read;
     }
     if (length > maxBytes) {
       throw new UsageError(`Invalid ${what} ${path}: it is larger than ${maxBytes} bytes`);
     }
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(buffer.subarray(0, length));
+      return new TextDecoder("utf-8", { fatal: true }).decode(concatBytes(...blocks));
     } catch {
       throw new UsageError(`Invalid ${what} ${path}: it is not UTF-8 text`);
     }
