@@ -125,6 +125,12 @@ Deno.test("one server, three codes with their own rights: each right over the CL
       }
       assert.ok(!await exists(join(root, "uploaded_note.txt")));
       assert.ok(!await exists(join(root, "uploaded_album")));
+      // The shell's help says so too.
+      const help = await runFerry(["connect", serve.address, "--code-file", held.client!], {
+        stdin: "help\n",
+      });
+      assert.equal(help.code, 0, show(help));
+      assert.match(help.stdout, /^Here you may list and download; uploads \(put\) are refused/m);
     },
   );
 

@@ -15,7 +15,14 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.10.2";
 import { codeIdentifier, codeSecret, isIdentifier } from "../lib/code.ts";
-import { AuthenticationError, ConnectionError, PathError, ProtocolError } from "../lib/errors.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  PathError,
+  ProtocolError,
+  UsageError,
+} from "../lib/errors.ts";
+import { parseCodeStore } from "../lib/code_store.ts";
 import {
   ByteReader,
   MAX_RECORD_PLAINTEXT,
@@ -362,6 +369,51 @@ Deno.test("fuzz: `serverHandshake()` given any identifier bytes looks up a canon
         else assert.ok(reply === 0 || reply === 97, `reply of ${reply} bytes`);
       },
     ),
+    budget(),
+  );
+});
+
+// The code store (written by the owner, read by the server before every handshake)
+
+Deno.test("fuzz: `parseCodeStore()` given store-like JSON only throws UsageError, never naming a secret, or returns valid codes", () => {
+  const secret = "7K3MQ9XD2HFRWB6T";
+  const field = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.constantFrom(secret, "K7QD", "0000", "read-only", "upload-only", "photos/2024", "../x"),
+    fc.constantFrom("2025-05-01T10:00:00.000Z", null, 3, true),
+  );
+  const entry = fc.record({
+    name: fc.oneof(fc.constantFrom("client", "default", "a b"), fc.string({ maxLength: 8 })),
+    identifier: field,
+    secret: field,
+    rights: field,
+    scope: field,
+    expires: field,
+    created: field,
+  }, { requiredKeys: [] });
+  const store = fc.oneof(
+    fc.string({ maxLength: 100 }),
+    fc.array(entry, { maxLength: 4 }).map((codes) =>
+      JSON.stringify({ ferry: "connection codes", version: 1, codes })
+    ),
+  );
+  fc.assert(
+    fc.property(store, (text) => {
+      let codes;
+      try {
+        codes = parseCodeStore(text, "store");
+      } catch (error) {
+        assert.ok(error instanceof UsageError, `unexpected ${error}`);
+        assert.ok(!error.message.includes(secret), error.message);
+        return;
+      }
+      for (const code of codes) {
+        assert.ok(isIdentifier(code.identifier) && code.identifier !== "0000");
+        assert.match(code.secret, /^[0-9A-HJKMNP-TV-Z]{16}$/);
+        assert.ok(["read-write", "read-only", "upload-only"].includes(code.rights));
+        assert.equal(joinRemotePath(parseRemotePath(code.scope)), code.scope);
+      }
+    }),
     budget(),
   );
 });
