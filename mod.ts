@@ -63,7 +63,7 @@
  */
 export { FerryServer, startServer } from "./lib/server/server.ts";
 export type { ServerOptions } from "./lib/server/server.ts";
-export type { PenaltyOptions } from "./lib/server/penalty.ts";
+export type { IdentifierThrottleOptions, PenaltyOptions } from "./lib/server/penalty.ts";
 export type { RepeatedLogOptions } from "./lib/server/repeated_log.ts";
 export type { KeptPrefix } from "./lib/transfer/resume.ts";
 export type {
@@ -94,9 +94,15 @@ export { planUpload, putPaths } from "./lib/client/put_paths.ts";
 export type { GetOptions } from "./lib/client/get_paths.ts";
 export type { PutOptions, UploadItem, UploadPlan } from "./lib/client/put_paths.ts";
 export type { TransferEvent } from "./lib/client/events.ts";
-export { codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
+export { codeIdentifier, codeSecret, formatCode, generateCode, normaliseCode } from "./lib/code.ts";
 export { readCodeFile, resolveCode, writeCodeFile } from "./lib/code_file.ts";
-export type { ListEntry, ServeMode, SkippedEntry, Welcome } from "./lib/protocol/messages.ts";
+export type {
+  AccessMode,
+  ListEntry,
+  ServeMode,
+  SkippedEntry,
+  Welcome,
+} from "./lib/protocol/messages.ts";
 export { WIRE_ERROR_CODES, WireError } from "./lib/protocol/wire_errors.ts";
 export type { WireErrorCode } from "./lib/protocol/wire_errors.ts";
 export {

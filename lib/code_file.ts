@@ -71,6 +71,23 @@ export async function writeCodeFile(
     throw new ExistsError(`Code file ${path} already exists: pass --force to replace it`);
   }
 
+  await replacePrivateFile(path, data, "code file");
+}
+
+/**
+ * Writes `data` to `path` atomically with mode 0600: into a fresh temporary file in the same
+ * folder (named by {@link codeFileTemporaryPath}, so no ferry server ever serves it), flushed,
+ * then renamed over `path`. Messages name the file as `what` (`code file`) and `path`. Needs
+ * `--allow-read` and `--allow-write` for the folder of `path`.
+ *
+ * @throws {NotFoundError} If the folder of `path` does not exist.
+ * @throws {FerryError} If the temporary file cannot be created (a read-only file system, say).
+ */
+export async function replacePrivateFile(
+  path: string,
+  data: Uint8Array,
+  what: string,
+): Promise<void> {
   const folder = dirname(path);
   const temporary = codeFileTemporaryPath(path);
   let file: Deno.FsFile;
@@ -78,12 +95,12 @@ export async function writeCodeFile(
     file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new NotFoundError(`Cannot write code file ${path}: folder ${folder} does not exist`);
+      throw new NotFoundError(`Cannot write ${what} ${path}: folder ${folder} does not exist`);
     }
     if (error instanceof Error && / \(os error \d+\)/.test(error.message)) {
       // "Read-only file system (os error 30): open '..connection_code.<uuid>.tmp'"
       const reason = error.message.split(" (os error", 1)[0]!.toLowerCase();
-      throw new FerryError(`Cannot write code file ${path}: ${reason}`);
+      throw new FerryError(`Cannot write ${what} ${path}: ${reason}`);
     }
     throw error;
   }

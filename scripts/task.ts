@@ -108,11 +108,13 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
       const root = at(positionals[0] ?? ".");
       const port = typeof flags.port === "number" ? flags.port : DEFAULT_PORT;
       grants.net = formatAddress(text("host") ?? "0.0.0.0", port);
-      grants.read.add(root).add(codeFile);
-      if (!flags["read-only"]) grants.write.add(root);
+      // The code file's folder also holds the named codes (`.connection_codes`), which ferry
+      // code add may create while the server runs, and their last-use record, which the server
+      // writes there (not with --read-only: then last use is simply not recorded).
+      grants.read.add(root).add(codeFile).add(dirname(codeFile));
+      if (!flags["read-only"]) grants.write.add(root).add(dirname(codeFile));
       if (!context.exists(codeFile)) {
         // ferry serve creates it: a temporary file beside it, renamed into place.
-        grants.read.add(dirname(codeFile));
         grants.write.add(dirname(codeFile));
       }
       break;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { lstatOrNull } from "../lib/_fs.ts";
 import { generateCode } from "../lib/code.ts";
 import { writeCodeFile } from "../lib/code_file.ts";
@@ -113,7 +113,10 @@ export interface ServeProcess extends AsyncDisposable {
 export interface ServeOptions {
   /** Extra arguments after `serve <root>`. */
   args?: string[];
-  /** Permission flags; default: scoped to the folder, the code file and 127.0.0.1:0. */
+  /**
+   * Permission flags; default: scoped to the folder, the code file's folder (read only: the code
+   * file and the code store beside it) and 127.0.0.1:0.
+   */
   permissions?: string[];
   /** Code file to use; default: a fresh one in a temporary folder beside `root`. */
   codeFile?: string;
@@ -133,9 +136,11 @@ export async function startServe(root: string, options: ServeOptions = {}): Prom
   } catch {
     code = await makeCodeFile(codeFile);
   }
+  // The code file's folder may be read, for the code store beside the code file (`ferry code
+  // add`); not written (the last use of codes).
   const permissions = options.permissions ?? [
     "--allow-net=127.0.0.1:0",
-    `--allow-read=${root},${codeFile}`,
+    `--allow-read=${root},${dirname(codeFile)}`,
     `--allow-write=${root}`,
   ];
   const child = new Deno.Command(DENO, {

@@ -11,6 +11,7 @@ import { concatBytes } from "../lib/deps.ts";
 import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { ConnectionError } from "../lib/errors.ts";
+import type { Dial } from "../lib/net/dial.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
 import { clientHandshake, type SecureChannel } from "../lib/protocol/handshake.ts";
 import {
@@ -144,6 +145,58 @@ export function connectFrom(
   return { socket, closed };
 }
 
+/**
+ * A {@link Dial} that connects from `source`, another loopback address (see {@link connectFrom}),
+ * so that `FerryClient.connect` runs as a client elsewhere would.
+ */
+export function dialFrom(source: string): Dial {
+  return ({ hostname, port }) =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ host: hostname, port, localAddress: source });
+      const chunks: Uint8Array[] = [];
+      let ended = false;
+      let wake = () => {};
+      socket.on("data", (chunk: Uint8Array) => {
+        chunks.push(new Uint8Array(chunk));
+        wake();
+      });
+      const end = () => {
+        ended = true;
+        wake();
+      };
+      socket.on("close", end);
+      socket.on("error", (error) => {
+        end();
+        reject(error);
+      });
+      socket.on("connect", () =>
+        resolve({
+          async read(buffer: Uint8Array): Promise<number | null> {
+            while (chunks.length === 0 && !ended) {
+              await new Promise<void>((resolve) => wake = resolve);
+            }
+            const chunk = chunks.shift();
+            if (chunk === undefined) return null;
+            const count = Math.min(chunk.length, buffer.length);
+            buffer.set(chunk.subarray(0, count));
+            if (count < chunk.length) chunks.unshift(chunk.subarray(count));
+            return count;
+          },
+          write(bytes: Uint8Array): Promise<number> {
+            return new Promise((resolve, reject) =>
+              socket.write(
+                bytes.slice(),
+                (error?: Error | null) => error ? reject(error) : resolve(bytes.length),
+              )
+            );
+          },
+          close() {
+            socket.destroy();
+          },
+        }));
+    });
+}
+
 /** Writes every byte (a raw socket may take fewer at once). */
 export async function writeRaw(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let offset = 0;
@@ -214,8 +267,15 @@ export interface ManualSession extends AsyncDisposable {
   next(): Promise<ServerMessage | undefined>;
 }
 
-/** Connects and completes the real handshake with `secret`, then reads the welcome. */
-export async function manualSession(port: number, secret: Uint8Array): Promise<ManualSession> {
+/**
+ * Connects and completes the real handshake with `secret` (and the code's `identifier`, for a
+ * named code), then reads the welcome.
+ */
+export async function manualSession(
+  port: number,
+  secret: Uint8Array,
+  identifier?: string,
+): Promise<ManualSession> {
   const conn = await rawConnect(port);
   const sent: Uint8Array[] = [];
   let capturing = false;
@@ -255,7 +315,7 @@ export async function manualSession(port: number, secret: Uint8Array): Promise<M
       return writeRaw(conn, out).then(() => bytes.length);
     },
   };
-  session.channel = await clientHandshake(socket, secret);
+  session.channel = await clientHandshake(socket, secret, identifier);
   capturing = true;
   const welcome = await session.next();
   if (welcome?.t === "error") {

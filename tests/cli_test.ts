@@ -917,10 +917,10 @@ Deno.test("ferry ls, get, put and connect against one `ferry serve`", async (t) 
       "the scoped put",
     );
     const text = log();
-    match(text, / connected$/m);
-    match(text, / authenticated$/m);
-    match(text, / authentication failed: wrong code$/m);
-    match(text, / get big\.bin: 3145735 bytes sent$/m);
+    match(text, / code=default connected$/m);
+    match(text, / code=default authenticated$/m);
+    match(text, / authentication failed: wrong code \(identifier 0000, code default\)$/m);
+    match(text, / code=default get big\.bin: 3145735 bytes sent$/m);
     match(text, / put uploaded_notes\.txt: 5000 bytes received$/m);
     match(text, / put incoming\/uploaded_report\.bin: \d+ bytes received$/m);
   });

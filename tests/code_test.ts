@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CODE_SYMBOLS, codeSecret, formatCode, generateCode, normaliseCode } from "../lib/code.ts";
+import {
+  CODE_SYMBOLS,
+  codeIdentifier,
+  codeSecret,
+  DEFAULT_IDENTIFIER,
+  formatCode,
+  generateCode,
+  generateIdentifier,
+  generateNamedCode,
+  isIdentifier,
+  looksLikeCode,
+  normaliseCode,
+} from "../lib/code.ts";
 import { DEFAULT_CODE_FILE, readCodeFile, resolveCode, writeCodeFile } from "../lib/code_file.ts";
 import { ExistsError, NotFoundError, UsageError } from "../lib/errors.ts";
 
@@ -195,15 +207,88 @@ Deno.test("normaliseCode() rejects a wrong length and shows the expected shape",
       ["7K3M-Q9XD-2HFR-WB6", 15],
       ["7K3M-Q9XD-2HFR-WB6TT", 17],
       ["7K3M-Q9XD", 8],
-      ["7K3M-Q9XD-2HFR-WB6T-7K3M", 20],
+      ["K7QD-7K3M-Q9XD-2HFR-WB6", 19],
+      ["K7QD-7K3M-Q9XD-2HFR-WB6T-7", 21],
     ] as const
   ) {
     const error = errorFrom(UsageError, () => normaliseCode(input));
     assert.equal(
       error.message,
-      `Invalid connection code: expected 16 characters like ABCD-EFGH-JKMN-PQRS, got ${count}`,
+      `Invalid connection code: expected 16 characters like ABCD-EFGH-JKMN-PQRS, or 20 with an identifier in front, got ${count}`,
     );
   }
+});
+
+Deno.test("normaliseCode() and formatCode() take a named code: 4 symbols of identifier, then the secret", () => {
+  assert.equal(normaliseCode("k7qd 7k3m q9xd 2hfr wb6t"), "K7QD7K3MQ9XD2HFRWB6T");
+  assert.equal(formatCode("K7QD7K3MQ9XD2HFRWB6T"), "K7QD-7K3M-Q9XD-2HFR-WB6T");
+  assert.equal(formatCode("k7qd-oilo-q9xd-2hfr-wb6t"), "K7QD-0110-Q9XD-2HFR-WB6T");
+});
+
+Deno.test("normaliseCode() reads the default identifier 0000 in front as the default code itself", () => {
+  assert.equal(normaliseCode("0000-7K3M-Q9XD-2HFR-WB6T"), "7K3MQ9XD2HFRWB6T");
+  assert.equal(normaliseCode("OOOO 7K3M Q9XD 2HFR WB6T"), "7K3MQ9XD2HFRWB6T");
+  assert.equal(formatCode("0000-7K3M-Q9XD-2HFR-WB6T"), CODE);
+});
+
+Deno.test("codeIdentifier() is a named code's first 4 symbols, 0000 for a default code", () => {
+  assert.equal(codeIdentifier("k7qd-7k3m-q9xd-2hfr-wb6t"), "K7QD");
+  assert.equal(codeIdentifier(CODE), DEFAULT_IDENTIFIER);
+  assert.equal(DEFAULT_IDENTIFIER, "0000");
+  errorFrom(UsageError, () => codeIdentifier("K7QD"));
+});
+
+Deno.test("codeSecret() of a named code is its 16 secret symbols, without the identifier", () => {
+  assert.deepEqual(
+    codeSecret("K7QD-7K3M-Q9XD-2HFR-WB6T"),
+    new TextEncoder().encode("7K3MQ9XD2HFRWB6T"),
+  );
+});
+
+Deno.test("generateIdentifier() draws 20 bits, never 0000 nor a taken one", () => {
+  assert.equal(generateIdentifier(new Set(), fixedRandom([0x84, 0x65, 0x3a])), "GHJK");
+  assert.equal(generateIdentifier(new Set(), fixedRandom([0xff, 0xff, 0xf0])), "ZZZZ");
+  // Zero bits would be 0000, the default code's: drawn again.
+  const draws = [[0, 0, 0], [0x84, 0x65, 0x3a]];
+  const random = (bytes: Uint8Array) => {
+    bytes.set(draws.shift()!);
+    return bytes;
+  };
+  assert.equal(generateIdentifier(new Set(), random), "GHJK");
+  const taken = new Set<string>();
+  for (let i = 0; i < 200; i++) {
+    const identifier = generateIdentifier(taken);
+    assert.ok(isIdentifier(identifier) && identifier !== DEFAULT_IDENTIFIER, identifier);
+    assert.ok(!taken.has(identifier));
+    taken.add(identifier);
+  }
+  errorFrom(
+    RangeError,
+    () => generateIdentifier(new Set(["GHJK"]), fixedRandom([0x84, 0x65, 0x3a])),
+  );
+});
+
+Deno.test("generateNamedCode() puts the identifier in front of a fresh 80-bit secret", () => {
+  const code = generateNamedCode("K7QD", fixedRandom(BYTES_0_TO_15));
+  assert.equal(code, "K7QD-0123-4567-89AB-CDEF");
+  assert.match(generateNamedCode("K7QD"), /^K7QD(-[0-9A-HJKMNP-TV-Z]{4}){4}$/);
+  errorFrom(RangeError, () => generateNamedCode(DEFAULT_IDENTIFIER));
+  errorFrom(RangeError, () => generateNamedCode("k7qd"));
+});
+
+Deno.test("looksLikeCode() recognises a named code in any spelling, and its near misses", () => {
+  for (
+    const word of [
+      "K7QD-7K3M-Q9XD-2HFR-WB6T",
+      "k7qd7k3mq9xd2hfrwb6t",
+      "K7QD 7K3M Q9XD 2HFR WB6",
+      "K7QD-7K3M-Q9XD-2HFR-WB6TX",
+    ]
+  ) {
+    assert.ok(looksLikeCode(word), word);
+  }
+  assert.ok(!looksLikeCode("photos-2024-summer-trip"));
+  assert.ok(!looksLikeCode("./K7QD7K3MQ9XD2HFRWB6T"));
 });
 
 Deno.test("normaliseCode() rejects an empty or separator-only input", () => {

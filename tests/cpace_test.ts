@@ -10,6 +10,7 @@ import {
   createShare,
   deriveTrafficKeys,
   FERRY_CI,
+  ferryChannelIdentifier,
   generatorString,
   intermediateSessionKey,
   lvCat,
@@ -282,10 +283,14 @@ Deno.test("`deriveTrafficKeys()` matches HKDF-SHA512 from WebCrypto", async () =
         ),
       ),
     );
-  assert.equal(toHex(keys.c2sKey), await derive("ferry/1 c2s key", 32));
-  assert.equal(toHex(keys.c2sIv), await derive("ferry/1 c2s iv", 12));
-  assert.equal(toHex(keys.s2cKey), await derive("ferry/1 s2c key", 32));
-  assert.equal(toHex(keys.s2cIv), await derive("ferry/1 s2c iv", 12));
+  assert.equal(toHex(keys.c2sKey), await derive("ferry/2 c2s key", 32));
+  assert.equal(toHex(keys.c2sIv), await derive("ferry/2 c2s iv", 12));
+  assert.equal(toHex(keys.s2cKey), await derive("ferry/2 s2c key", 32));
+  assert.equal(toHex(keys.s2cIv), await derive("ferry/2 s2c iv", 12));
+  // A version 1 server's labels, for the client's fallback.
+  const old = deriveTrafficKeys(isk, sid, "ferry/1");
+  assert.equal(toHex(old.c2sKey), await derive("ferry/1 c2s key", 32));
+  assert.equal(toHex(old.s2cIv), await derive("ferry/1 s2c iv", 12));
 });
 
 Deno.test("`constantTimeEqual()` compares contents and lengths", () => {
@@ -297,8 +302,12 @@ Deno.test("`constantTimeEqual()` compares contents and lengths", () => {
   assert.ok(!constantTimeEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 2, 3)));
 });
 
-Deno.test('`FERRY_CI` is lv_cat("ferry/1", "client", "server")', () => {
-  assert.equal(new TextDecoder().decode(FERRY_CI), "\x07ferry/1\x06client\x06server");
+Deno.test('`FERRY_CI` is lv_cat("ferry/2", "client", "server"); version 1\'s said "ferry/1"', () => {
+  assert.equal(new TextDecoder().decode(FERRY_CI), "\x07ferry/2\x06client\x06server");
+  assert.equal(
+    new TextDecoder().decode(ferryChannelIdentifier(1)),
+    "\x07ferry/1\x06client\x06server",
+  );
 });
 
 // End to end

@@ -14,8 +14,15 @@
  */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@4.10.2";
-import { codeSecret } from "../lib/code.ts";
-import { AuthenticationError, ConnectionError, PathError, ProtocolError } from "../lib/errors.ts";
+import { codeIdentifier, codeSecret, isIdentifier } from "../lib/code.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  PathError,
+  ProtocolError,
+  UsageError,
+} from "../lib/errors.ts";
+import { parseCodeStore } from "../lib/code_store.ts";
 import {
   ByteReader,
   MAX_RECORD_PLAINTEXT,
@@ -25,7 +32,13 @@ import {
   RecordType,
   RecordWriter,
 } from "../lib/protocol/framing.ts";
-import { clientHandshake, MAGIC, serverHandshake } from "../lib/protocol/handshake.ts";
+import {
+  clientHandshake,
+  MAGIC,
+  serverHandshake,
+  throwawaySecret,
+} from "../lib/protocol/handshake.ts";
+import { createShare, FERRY_CI } from "../lib/protocol/cpace.ts";
 import {
   decodeClientMessage,
   decodeServerMessage,
@@ -258,20 +271,31 @@ Deno.test("fuzz: `RecordReader` never returns a record that was not sent, whatev
 
 const handshakeErrors = [AuthenticationError, ProtocolError, ConnectionError];
 
+/** A valid point (a share for some code), so that fuzzed shares also reach the code lookup's answer. */
+const VALID_POINT = createShare(new Uint8Array(16), FERRY_CI, new Uint8Array(32)).point;
+
+/** A default code and a named one: the client fuzzed with either. */
+const FUZZ_CODES = ["ABCD-EFGH-JKMN-PQRS", "K7QD-ABCD-EFGH-JKMN-PQRS"];
+
 Deno.test("fuzz: `clientHandshake()` given an arbitrary server only throws ferry's handshake errors", async () => {
-  const hello = concat([MAGIC, Uint8Array.of(PROTOCOL_VERSION, 0)]);
+  const hello = (version: number) =>
+    concat([MAGIC, Uint8Array.of(version, 0), new Uint8Array(16).fill(9)]);
   const serverBytes = fc.oneof(
     fc.uint8Array({ maxLength: 200 }),
-    fc.uint8Array({ maxLength: 200 }).map((rest) => concat([hello, rest])),
+    fc.uint8Array({ maxLength: 200 }).map((rest) => concat([hello(PROTOCOL_VERSION), rest])),
+    fc.uint8Array({ maxLength: 200 }).map((rest) => concat([hello(1), rest])),
+    // A version 2 hello, then a status byte and whatever follows it in the server's share.
+    fc.tuple(fc.nat(255), fc.uint8Array({ maxLength: 300 }))
+      .map(([status, rest]) => concat([hello(PROTOCOL_VERSION), Uint8Array.of(status), rest])),
     fc.tuple(fc.integer({ min: 1, max: 255 }), fc.nat(255), fc.uint8Array({ maxLength: 300 }))
       .map(([status, length, rest]) => concat([MAGIC, Uint8Array.of(1, status, length), rest])),
   );
   await fc.assert(
-    fc.asyncProperty(serverBytes, async (bytes) => {
+    fc.asyncProperty(serverBytes, fc.constantFrom(...FUZZ_CODES), async (bytes, code) => {
       const { a, bToA } = duplexPair();
       await bToA.write(bytes);
       bToA.close(); // the server stops talking; the client's own writes still go through
-      const error = await clientHandshake(a, codeSecret("ABCD-EFGH-JKMN-PQRS")).then(
+      const error = await clientHandshake(a, codeSecret(code), codeIdentifier(code)).then(
         () => undefined,
         (error) => error,
       );
@@ -296,7 +320,99 @@ Deno.test("fuzz: `serverHandshake()` given an arbitrary client only throws ferry
       );
       assert.ok(handshakeErrors.some((type) => error instanceof type), `unexpected ${error}`);
       // It sends its hello, and its share and tag only after a whole, valid client share.
-      assert.ok([22, 22 + 96].includes(bToA.sent.length));
+      assert.ok([22, 22 + 97].includes(bToA.sent.length));
+    }),
+    budget(),
+  );
+});
+
+Deno.test("fuzz: `serverHandshake()` given any identifier bytes looks up a canonical identifier or none, and answers each alike", async () => {
+  const symbol = fc.constantFrom(
+    ..."0123456789ABCDEFGHJKMNPQRSTVWXYZ".split("").map((c) => c.charCodeAt(0)),
+  );
+  const identifierBytes = fc.oneof(
+    fc.uint8Array({ minLength: 4, maxLength: 4 }),
+    fc.array(symbol, { minLength: 4, maxLength: 4 }).map((codes) => Uint8Array.from(codes)),
+    fc.constant(new TextEncoder().encode("K7QD")),
+  );
+  const point = fc.oneof(
+    fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    fc.constant(VALID_POINT),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      identifierBytes,
+      point,
+      fc.uint8Array({ maxLength: 80 }),
+      async (nonce, identifier, share, rest) => {
+        const { b, aToB, bToA } = duplexPair();
+        await aToB.write(concat([nonce, identifier, share, rest]));
+        aToB.close();
+        const seen: string[] = [];
+        const error = await serverHandshake(b, (named) => {
+          seen.push(named);
+          // One known code; one identifier that is refused (as a penalised one would be).
+          if (named === "ZZZZ") {
+            return { refusal: { status: 2, reason: "too many failed attempts with this code" } };
+          }
+          return { secret: named === "K7QD" ? codeSecret(FUZZ_CODES[1]!) : throwawaySecret() };
+        }).then(() => undefined, (error) => error);
+        assert.ok(handshakeErrors.some((type) => error instanceof type), `unexpected ${error}`);
+        assert.equal(seen.length, 1);
+        assert.ok(seen[0] === "" || isIdentifier(seen[0]!), `looked up ${JSON.stringify(seen)}`);
+        assert.equal(seen[0] === "", !isIdentifier(String.fromCharCode(...identifier)));
+        // The hello, then a refusal for the refused identifier, or else the share and tag (or
+        // nothing, for a point that does not decode): never an answer that depends on the code.
+        const reply = bToA.sent.length - 22;
+        if (seen[0] === "ZZZZ") assert.equal(reply, 2 + 39);
+        else assert.ok(reply === 0 || reply === 97, `reply of ${reply} bytes`);
+      },
+    ),
+    budget(),
+  );
+});
+
+// The code store (written by the owner, read by the server before every handshake)
+
+Deno.test("fuzz: `parseCodeStore()` given store-like JSON only throws UsageError, never naming a secret, or returns valid codes", () => {
+  const secret = "7K3MQ9XD2HFRWB6T";
+  const field = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.constantFrom(secret, "K7QD", "0000", "read-only", "upload-only", "photos/2024", "../x"),
+    fc.constantFrom("2025-05-01T10:00:00.000Z", null, 3, true),
+  );
+  const entry = fc.record({
+    name: fc.oneof(fc.constantFrom("client", "default", "a b"), fc.string({ maxLength: 8 })),
+    identifier: field,
+    secret: field,
+    rights: field,
+    scope: field,
+    expires: field,
+    created: field,
+  }, { requiredKeys: [] });
+  const store = fc.oneof(
+    fc.string({ maxLength: 100 }),
+    fc.array(entry, { maxLength: 4 }).map((codes) =>
+      JSON.stringify({ ferry: "connection codes", version: 1, codes })
+    ),
+  );
+  fc.assert(
+    fc.property(store, (text) => {
+      let codes;
+      try {
+        codes = parseCodeStore(text, "store");
+      } catch (error) {
+        assert.ok(error instanceof UsageError, `unexpected ${error}`);
+        assert.ok(!error.message.includes(secret), error.message);
+        return;
+      }
+      for (const code of codes) {
+        assert.ok(isIdentifier(code.identifier) && code.identifier !== "0000");
+        assert.match(code.secret, /^[0-9A-HJKMNP-TV-Z]{16}$/);
+        assert.ok(["read-write", "read-only", "upload-only"].includes(code.rights));
+        assert.equal(joinRemotePath(parseRemotePath(code.scope)), code.scope);
+      }
     }),
     budget(),
   );

@@ -4,25 +4,42 @@
  * The curve math itself is checked against the draft's vectors in `cpace_test.ts`.
  */
 import assert from "node:assert/strict";
-import { codeSecret, generateCode, normaliseCode } from "../lib/code.ts";
-import { AuthenticationError, ConnectionError, ProtocolError } from "../lib/errors.ts";
+import {
+  codeIdentifier,
+  codeSecret,
+  DEFAULT_IDENTIFIER,
+  generateCode,
+  generateIdentifier,
+  generateNamedCode,
+  normaliseCode,
+} from "../lib/code.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  ProtocolError,
+  RefusedError,
+} from "../lib/errors.ts";
 import {
   confirmationTags,
   createShare,
   deriveTrafficKeys,
   FERRY_CI,
+  ferryChannelIdentifier,
   intermediateSessionKey,
+  lvCat,
   sharedSecret,
 } from "../lib/protocol/cpace.ts";
-import { ByteReader, RecordType, RecordWriter } from "../lib/protocol/framing.ts";
+import { ByteReader, RecordReader, RecordType, RecordWriter } from "../lib/protocol/framing.ts";
 import {
   clientHandshake,
+  type CodeLookup,
   MAGIC,
   RefusalStatus,
   type SecureChannel,
   sendRefusal,
   serverHandshake,
   type Socket,
+  throwawaySecret,
 } from "../lib/protocol/handshake.ts";
 import { encodeMessage } from "../lib/protocol/messages.ts";
 import { PROTOCOL_VERSION } from "../lib/protocol/constants.ts";
@@ -30,9 +47,11 @@ import { concat, containsBytes, duplexPair, type PipeEnd } from "./_pipes.ts";
 
 const EMPTY = new Uint8Array(0);
 const HELLO_BYTES = 4 + 1 + 1 + 16;
-const CLIENT_SHARE_BYTES = 16 + 32;
-const SERVER_SHARE_BYTES = 32 + 64;
+const CLIENT_SHARE_BYTES = 16 + 4 + 32;
+const SERVER_SHARE_BYTES = 1 + 32 + 64;
 const TAG_BYTES = 64;
+/** The identifier a default code (16 symbols) names in the client's share, as bytes (ADa). */
+const DEFAULT_AD = new TextEncoder().encode(DEFAULT_IDENTIFIER);
 
 const vectors = JSON.parse(
   await Deno.readTextFile(new URL("./vectors/cpace-ristretto255.json", import.meta.url)),
@@ -47,10 +66,18 @@ function fromHex(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
 }
 
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+const HANDSHAKE_VECTOR = JSON.parse(
+  await Deno.readTextFile(new URL("./vectors/ferry-handshake-v2.json", import.meta.url)),
+);
+
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
 /** Runs one side and closes its end if it fails, as the real client and server do. */
-function side(end: PipeEnd, run: (socket: Socket) => Promise<SecureChannel>) {
+function side<T extends SecureChannel>(end: PipeEnd, run: (socket: Socket) => Promise<T>) {
   return run(end).catch((error) => {
     end.close();
     throw error;
@@ -58,16 +85,31 @@ function side(end: PipeEnd, run: (socket: Socket) => Promise<SecureChannel>) {
 }
 
 /** A client and a server handshaking over a fresh pipe; both outcomes are settled. */
-async function handshake(clientCode: string, serverCode: string) {
+async function handshake(clientCode: string, serverCodes: string | CodeLookup) {
   const pair = duplexPair();
+  const lookup = typeof serverCodes === "string" ? codeSecret(serverCodes) : serverCodes;
   const [client, server] = await Promise.allSettled([
-    side(pair.a, (socket) => clientHandshake(socket, codeSecret(clientCode))),
-    side(pair.b, (socket) => serverHandshake(socket, codeSecret(serverCode))),
+    side(
+      pair.a,
+      (socket) => clientHandshake(socket, codeSecret(clientCode), codeIdentifier(clientCode)),
+    ),
+    side(pair.b, (socket) => serverHandshake(socket, lookup)),
   ]);
   return { ...pair, client, server };
 }
 
-function channel(result: PromiseSettledResult<SecureChannel>): SecureChannel {
+/** A server's codes: each named code's secret by its identifier, any other a throwaway secret. */
+function codesOf(...codes: string[]): CodeLookup {
+  const secrets = new Map(codes.map((code) => [codeIdentifier(code), codeSecret(code)]));
+  return (identifier) => ({ secret: secrets.get(identifier) ?? throwawaySecret() });
+}
+
+/** A named code with a fresh identifier. */
+function namedCode(): string {
+  return generateNamedCode(generateIdentifier());
+}
+
+function channel<T extends SecureChannel>(result: PromiseSettledResult<T>): T {
   if (result.status === "rejected") throw result.reason;
   return result.value;
 }
@@ -115,15 +157,76 @@ Deno.test("`clientHandshake()` accepts any spelling of the server's code", async
   await exchange(channel(client), channel(server));
 });
 
-Deno.test("handshake messages have the documented sizes: hello 22, shares 48 and 96, confirmation 64", async () => {
+Deno.test("handshake messages have the documented sizes: hello 22, shares 52 and 97, confirmation 64", async () => {
   const code = generateCode();
   const { client, server, aToB, bToA } = await handshake(code, code);
   channel(client);
   channel(server);
   assert.deepEqual(bToA.writes.map((write) => write.length), [HELLO_BYTES, SERVER_SHARE_BYTES]);
   assert.deepEqual(aToB.writes.map((write) => write.length), [CLIENT_SHARE_BYTES, TAG_BYTES]);
-  assert.deepEqual(bToA.writes[0]!.subarray(0, 6), concat([MAGIC, Uint8Array.of(1, 0)]));
-  assert.equal(PROTOCOL_VERSION, 1);
+  assert.deepEqual(bToA.writes[0]!.subarray(0, 6), concat([MAGIC, Uint8Array.of(2, 0)]));
+  assert.equal(PROTOCOL_VERSION, 2);
+  // A default code (16 symbols) names the identifier 0000 in the client's share.
+  assert.deepEqual(aToB.writes[0]!.subarray(16, 20), DEFAULT_AD);
+  // The server's share starts with status 0.
+  assert.equal(bToA.writes[1]![0], 0);
+});
+
+Deno.test("handshake vectors: fixed randomness gives the bytes of tests/vectors/ferry-handshake-v2.json", async () => {
+  const { inputs, expected } = HANDSHAKE_VECTOR;
+  const pair = duplexPair();
+  const [client, server] = await Promise.all([
+    clientHandshake(pair.a, utf8(inputs.prs), inputs.identifier, {
+      nonce: fromHex(inputs.client_nonce),
+      scalar: fromHex(inputs.client_scalar),
+    }),
+    serverHandshake(pair.b, codesOf(inputs.code), {
+      nonce: fromHex(inputs.server_nonce),
+      scalar: fromHex(inputs.server_scalar),
+    }),
+  ]);
+  assert.equal(server.identifier, inputs.identifier);
+  assert.equal(toHex(pair.bToA.writes[0]!), expected.hello);
+  assert.equal(toHex(pair.aToB.writes[0]!), expected.client_share);
+  assert.equal(toHex(pair.bToA.writes[1]!), expected.server_share);
+  assert.equal(toHex(pair.aToB.writes[1]!), expected.client_confirmation);
+  const serverSent = pair.bToA.sent.length;
+  const clientSent = pair.aToB.sent.length;
+  await server.writer.send(RecordType.control, utf8(inputs.server_record));
+  await client.writer.send(RecordType.control, utf8(inputs.client_record));
+  assert.equal(toHex(pair.bToA.sent.subarray(serverSent)), expected.server_record);
+  assert.equal(toHex(pair.aToB.sent.subarray(clientSent)), expected.client_record);
+});
+
+Deno.test("handshake vectors: the expected bytes follow from PROTOCOL.md section 2 and the CPace primitives", async () => {
+  // Recomputed here from the documented layout, not through clientHandshake/serverHandshake.
+  const { inputs, expected } = HANDSHAKE_VECTOR;
+  const prs = utf8(inputs.prs);
+  assert.deepEqual(prs, codeSecret(inputs.code));
+  const ada = utf8(inputs.identifier);
+  const ci = concat([Uint8Array.of(7), utf8("ferry/2"), Uint8Array.of(6), utf8("client")]);
+  assert.deepEqual(ferryChannelIdentifier(2), concat([ci, Uint8Array.of(6), utf8("server")]));
+  const nonceC = fromHex(inputs.client_nonce);
+  const nonceS = fromHex(inputs.server_nonce);
+  const sid = concat([nonceC, nonceS]);
+  const a = createShare(prs, FERRY_CI, sid, fromHex(inputs.client_scalar));
+  const b = createShare(prs, FERRY_CI, sid, fromHex(inputs.server_scalar));
+  const isk = intermediateSessionKey(sid, sharedSecret(a, b.point), a.point, ada, b.point, EMPTY);
+  const tags = confirmationTags(sid, isk, a.point, ada, b.point, EMPTY);
+  assert.equal(toHex(concat([utf8("FRY1"), Uint8Array.of(2, 0), nonceS])), expected.hello);
+  assert.equal(toHex(concat([nonceC, ada, a.point])), expected.client_share);
+  assert.equal(toHex(concat([Uint8Array.of(0), b.point, tags.tb])), expected.server_share);
+  assert.equal(toHex(tags.ta), expected.client_confirmation);
+  // ADa is the identifier: Ta is the MAC of lv_cat(Ya, "K7QD").
+  assert.deepEqual(lvCat(a.point, ada).subarray(33), concat([Uint8Array.of(4), ada]));
+  const keys = deriveTrafficKeys(isk, sid, "ferry/2");
+  const sealed = async (key: Uint8Array, iv: Uint8Array, text: string) => {
+    const pipe = duplexPair();
+    await new RecordWriter(pipe.a, key, iv).send(RecordType.control, utf8(text));
+    return toHex(pipe.aToB.sent);
+  };
+  assert.equal(await sealed(keys.s2cKey, keys.s2cIv, inputs.server_record), expected.server_record);
+  assert.equal(await sealed(keys.c2sKey, keys.c2sIv, inputs.client_record), expected.client_record);
 });
 
 // With different codes
@@ -142,6 +245,178 @@ Deno.test("`clientHandshake()` fails on a code that differs in one symbol", asyn
   const { client, server } = await handshake(other, code);
   assertRejected(client, AuthenticationError);
   assertRejected(server, AuthenticationError);
+});
+
+// Several codes: the identifier picks the secret
+
+Deno.test("`serverHandshake()` with several codes lets each named code in and says which", async () => {
+  const codes = [namedCode(), namedCode(), namedCode()];
+  for (const code of codes) {
+    const { client, server } = await handshake(code, codesOf(generateCode(), ...codes));
+    const serverChannel = channel(server);
+    assert.equal(serverChannel.identifier, codeIdentifier(code));
+    await exchange(channel(client), serverChannel);
+  }
+});
+
+Deno.test("`serverHandshake()` with several codes still takes the default code (16 symbols) as identifier 0000", async () => {
+  const fallback = generateCode();
+  const { client, server } = await handshake(fallback, codesOf(fallback, namedCode()));
+  assert.equal(channel(server).identifier, DEFAULT_IDENTIFIER);
+  await exchange(channel(client), channel(server));
+});
+
+Deno.test("a named code's secret under another identifier fails like a wrong code", async () => {
+  const code = namedCode();
+  const secret = normaliseCode(code).slice(4);
+  const other = `${generateIdentifier(new Set([codeIdentifier(code)]))}${secret}`;
+  const { client, server } = await handshake(other, codesOf(code));
+  assertRejected(client, AuthenticationError, /different code/);
+  assertRejected(server, AuthenticationError);
+});
+
+Deno.test("hostile client: an identifier no code has gets the answer of a wrong code, in the same bytes", async () => {
+  const known = namedCode();
+  const wrongSecret = `${codeIdentifier(known)}${normaliseCode(generateCode())}`;
+  const unknownIdentifier = namedCode();
+  const outcomes = [];
+  for (const attempt of [wrongSecret, unknownIdentifier]) {
+    const { client, server, aToB, bToA } = await handshake(attempt, codesOf(known));
+    assertRejected(client, AuthenticationError, /different code/);
+    assertRejected(server, AuthenticationError);
+    outcomes.push({
+      client: aToB.writes.map((write) => write.length),
+      server: bToA.writes.map((write) => write.length),
+      status: bToA.writes[1]![0],
+    });
+  }
+  assert.deepEqual(outcomes[0], outcomes[1]);
+});
+
+Deno.test("man in the middle: an identifier changed on the way fails confirmation, even where both name the same secret", async () => {
+  // Two identifiers for one secret: only the binding of the identifier into the keys (ADa) can
+  // tell them apart.
+  const first = namedCode();
+  const secret = codeSecret(first);
+  const firstIdentifier = codeIdentifier(first);
+  const secondIdentifier = generateIdentifier(new Set([firstIdentifier]));
+  const lookup: CodeLookup = (identifier) => ({
+    secret: identifier === firstIdentifier || identifier === secondIdentifier
+      ? secret
+      : throwawaySecret(),
+  });
+  const seen: string[] = [];
+  const pair = duplexPair({
+    aToB: {
+      tamper(chunk, offset) {
+        if (offset !== 0) return chunk;
+        const changed = chunk.slice();
+        changed.set(utf8(secondIdentifier), 16);
+        return changed;
+      },
+    },
+  });
+  const [client, server] = await Promise.allSettled([
+    side(pair.a, (socket) => clientHandshake(socket, secret, firstIdentifier)),
+    side(pair.b, (socket) =>
+      serverHandshake(socket, (identifier) => {
+        seen.push(identifier);
+        return lookup(identifier);
+      })),
+  ]);
+  assert.deepEqual(seen, [secondIdentifier]);
+  assertRejected(client, AuthenticationError);
+  assertRejected(server, AuthenticationError);
+});
+
+Deno.test("`serverHandshake()` refuses an identifier as its lookup says, before any curve operation, and the client says why", async () => {
+  const code = namedCode();
+  const lookup: CodeLookup = () => ({
+    refusal: {
+      status: RefusalStatus.slowDown,
+      reason: "too many failed attempts with this code lately, wait 1 s",
+    },
+  });
+  const { client, server, bToA } = await handshake(code, lookup);
+  assertRejected(client, RefusedError, /with this code lately, wait 1 s/);
+  assert.equal((client as PromiseRejectedResult).reason.status, RefusalStatus.slowDown);
+  assertRejected(server, RefusedError);
+  // The hello, then status 2, the reason's length and the reason: no share, no tag.
+  const reply = bToA.writes[1]!;
+  assert.equal(reply[0], RefusalStatus.slowDown);
+  assert.equal(reply.length, 2 + reply[1]!);
+});
+
+Deno.test("`serverHandshake()` takes bytes that are no identifier as an unknown code", async () => {
+  const code = generateCode();
+  const { a, b } = duplexPair();
+  const seen: string[] = [];
+  const server = side(b, (socket) =>
+    serverHandshake(socket, (identifier) => {
+      seen.push(identifier);
+      return { secret: codeSecret(code) };
+    }));
+  const input = new ByteReader(a);
+  const hello = await take(input, HELLO_BYTES);
+  const sid = concat([new Uint8Array(16), hello.subarray(6)]);
+  const share = createShare(codeSecret(code), FERRY_CI, sid).point;
+  await a.write(concat([new Uint8Array(16), utf8("k7q\u0000"), share]));
+  await take(input, SERVER_SHARE_BYTES);
+  a.close();
+  await assert.rejects(server, AuthenticationError);
+  assert.deepEqual(seen, [""]);
+});
+
+// An older server (protocol version 1)
+
+/**
+ * A version 1 server as ferry 0.1 ran it: no identifier in the client's share, no status byte in
+ * the server's, CI and HKDF labels `ferry/1`, empty AD. Built here from the primitives, so that
+ * the client's fallback is checked against the old format and not against itself.
+ */
+async function versionOneServer(socket: PipeEnd, prs: Uint8Array): Promise<SecureChannel> {
+  const input = new ByteReader(socket);
+  const nonce = crypto.getRandomValues(new Uint8Array(16));
+  await socket.write(concat([MAGIC, Uint8Array.of(1, 0), nonce]));
+  const first = await take(input, 48);
+  const sid = concat([first.subarray(0, 16), nonce]);
+  const ya = first.subarray(16);
+  const own = createShare(prs, ferryChannelIdentifier(1), sid);
+  const isk = intermediateSessionKey(sid, sharedSecret(own, ya), ya, EMPTY, own.point, EMPTY);
+  const tags = confirmationTags(sid, isk, ya, EMPTY, own.point, EMPTY);
+  await socket.write(concat([own.point, tags.tb]));
+  assert.deepEqual(await take(input, 64), tags.ta);
+  const keys = deriveTrafficKeys(isk, sid, "ferry/1");
+  return {
+    reader: new RecordReader(input, keys.c2sKey, keys.c2sIv),
+    writer: new RecordWriter(socket, keys.s2cKey, keys.s2cIv),
+  };
+}
+
+Deno.test("`clientHandshake()` with a default code speaks version 1 to an older server", async () => {
+  const code = generateCode();
+  const pair = duplexPair();
+  const [client, server] = await Promise.all([
+    clientHandshake(pair.a, codeSecret(code)),
+    versionOneServer(pair.b, codeSecret(code)),
+  ]);
+  assert.deepEqual(pair.aToB.writes.map((write) => write.length), [48, 64]);
+  await exchange(client, server);
+});
+
+Deno.test("`clientHandshake()` with a named code refuses an older server before it sends anything", async () => {
+  const { a, b, aToB } = duplexPair();
+  await b.write(concat([MAGIC, Uint8Array.of(1, 0), new Uint8Array(16)]));
+  const code = namedCode();
+  const client = clientHandshake(a, codeSecret(code), codeIdentifier(code));
+  await assert.rejects(
+    client,
+    (error: Error) =>
+      error instanceof ProtocolError &&
+      /version 1, which knows one code per server/.test(error.message) &&
+      !error.message.includes(normaliseCode(code).slice(4)),
+  );
+  assert.equal(aToB.sent.length, 0);
 });
 
 // What an eavesdropper sees
@@ -202,6 +477,18 @@ Deno.test("the code never appears on the wire, in any form, during a handshake a
   }
 });
 
+Deno.test("a named code's secret never appears on the wire; its identifier does, as the one public part", async () => {
+  const code = namedCode();
+  const { client, server, aToB, bToA } = await handshake(code, codesOf(code));
+  await exchange(channel(client), channel(server));
+  const transcript = concat([aToB.sent, bToA.sent]);
+  const secret = normaliseCode(code).slice(4);
+  for (const [form, bytes] of codeForms(secret)) {
+    assert.ok(!containsBytes(transcript, bytes), `the secret leaked ${form}`);
+  }
+  assert.deepEqual(aToB.writes[0]!.subarray(16, 20), utf8(codeIdentifier(code)));
+});
+
 Deno.test("the code never appears on the wire when the codes differ", async () => {
   const clientCode = generateCode();
   const serverCode = generateCode();
@@ -227,9 +514,9 @@ Deno.test("an eavesdropper's transcript differs on every run with the same code 
   const parts = {
     "server nonce": (run: Run) => run.fromServer[0]!.subarray(6),
     "client nonce": (run: Run) => run.fromClient[0]!.subarray(0, 16),
-    "client share Ya": (run: Run) => run.fromClient[0]!.subarray(16),
-    "server share Yb": (run: Run) => run.fromServer[1]!.subarray(0, 32),
-    "server tag Tb": (run: Run) => run.fromServer[1]!.subarray(32),
+    "client share Ya": (run: Run) => run.fromClient[0]!.subarray(20),
+    "server share Yb": (run: Run) => run.fromServer[1]!.subarray(1, 33),
+    "server tag Tb": (run: Run) => run.fromServer[1]!.subarray(33),
     "client tag Ta": (run: Run) => run.fromClient[1]!,
     "the same request record": (run: Run) => run.fromClient[2]!.subarray(5),
   };
@@ -267,9 +554,15 @@ Deno.test("`clientHandshake()` throws ProtocolError when the server's greeting h
 });
 
 Deno.test("`clientHandshake()` throws ProtocolError when the server speaks another protocol version", async () => {
-  for (const version of [0, 2, 255]) {
+  for (const version of [0, 3, 255]) {
     const greeting = concat([MAGIC, Uint8Array.of(version, 0), new Uint8Array(16)]);
-    assertRejected(await clientAgainst(greeting), ProtocolError, new RegExp(`version ${version}`));
+    assertRejected(
+      await clientAgainst(greeting),
+      ProtocolError,
+      new RegExp(
+        `^The server speaks protocol version ${version}; this ferry speaks 2 \\(and 1\\)$`,
+      ),
+    );
   }
 });
 
@@ -304,7 +597,7 @@ Deno.test("`sendRefusal()` sends printable ASCII only, at most 200 characters", 
   const { a, b, bToA } = duplexPair();
   await sendRefusal(b, RefusalStatus.shuttingDown, "bye\n\x1b" + "x".repeat(500));
   const sent = bToA.sent;
-  assert.deepEqual(sent.subarray(0, 6), concat([MAGIC, Uint8Array.of(1, 3)]));
+  assert.deepEqual(sent.subarray(0, 6), concat([MAGIC, Uint8Array.of(PROTOCOL_VERSION, 3)]));
   assert.equal(sent[6], 200);
   assert.equal(sent.length, 7 + 200);
   assert.ok(sent.subarray(7).every((byte) => byte >= 0x20 && byte <= 0x7e));
@@ -331,7 +624,7 @@ for (const [label, point] of INVALID_POINTS) {
     const server = side(b, (socket) => serverHandshake(socket, codeSecret(generateCode())));
     const input = new ByteReader(a);
     await take(input, HELLO_BYTES);
-    await a.write(concat([new Uint8Array(16).fill(7), point]));
+    await a.write(concat([new Uint8Array(16).fill(7), DEFAULT_AD, point]));
     await assert.rejects(server, ProtocolError);
     assert.equal(bToA.sent.length, HELLO_BYTES, "the server sent nothing after its greeting");
   });
@@ -340,7 +633,7 @@ for (const [label, point] of INVALID_POINTS) {
     const { a, b, aToB } = duplexPair();
     const client = side(a, (socket) => clientHandshake(socket, codeSecret(generateCode())));
     await b.write(concat([MAGIC, Uint8Array.of(PROTOCOL_VERSION, 0), new Uint8Array(16)]));
-    await b.write(concat([point, new Uint8Array(TAG_BYTES)]));
+    await b.write(concat([Uint8Array.of(0), point, new Uint8Array(TAG_BYTES)]));
     await assert.rejects(client, ProtocolError);
     assert.equal(aToB.sent.length, CLIENT_SHARE_BYTES, "the client sent no confirmation");
   });
@@ -373,20 +666,20 @@ async function replaceClientShare(code: string, guess: string) {
   const share = await take(mitm.fromClient, CLIENT_SHARE_BYTES);
   const sid = concat([share.subarray(0, 16), hello.subarray(6)]);
   const ownPoint = createShare(codeSecret(guess), FERRY_CI, sid);
-  await mitm.serverEnd.write(concat([share.subarray(0, 16), ownPoint.point]));
+  await mitm.serverEnd.write(concat([share.subarray(0, 16), DEFAULT_AD, ownPoint.point]));
   const reply = await take(mitm.fromServer, SERVER_SHARE_BYTES);
   await mitm.clientEnd.write(reply); // Yb and Tb, untouched
   // Confirm to the server with what the attacker can compute from its guess.
-  const yb = reply.subarray(0, 32);
+  const yb = reply.subarray(1, 33);
   const isk = intermediateSessionKey(
     sid,
     sharedSecret(ownPoint, yb),
     ownPoint.point,
-    EMPTY,
+    DEFAULT_AD,
     yb,
     EMPTY,
   );
-  await mitm.serverEnd.write(confirmationTags(sid, isk, ownPoint.point, EMPTY, yb, EMPTY).ta);
+  await mitm.serverEnd.write(confirmationTags(sid, isk, ownPoint.point, DEFAULT_AD, yb, EMPTY).ta);
   return { client: await mitm.client, server: await mitm.server, clientSent: mitm.clientSent };
 }
 
@@ -416,11 +709,11 @@ Deno.test("man in the middle: replacing the server's share with one from a guess
   await mitm.serverEnd.write(share);
   await take(mitm.fromServer, SERVER_SHARE_BYTES); // the real Yb and Tb, withheld
   const sid = concat([share.subarray(0, 16), hello.subarray(6)]);
-  const ya = share.subarray(16);
+  const ya = share.subarray(20);
   const own = createShare(codeSecret(generateCode()), FERRY_CI, sid);
-  const isk = intermediateSessionKey(sid, sharedSecret(own, ya), ya, EMPTY, own.point, EMPTY);
-  const forged = confirmationTags(sid, isk, ya, EMPTY, own.point, EMPTY);
-  await mitm.clientEnd.write(concat([own.point, forged.tb]));
+  const isk = intermediateSessionKey(sid, sharedSecret(own, ya), ya, DEFAULT_AD, own.point, EMPTY);
+  const forged = confirmationTags(sid, isk, ya, DEFAULT_AD, own.point, EMPTY);
+  await mitm.clientEnd.write(concat([Uint8Array.of(0), own.point, forged.tb]));
   assert.ok((await mitm.client) instanceof AuthenticationError);
   assert.equal(mitm.clientSent.sent.length, CLIENT_SHARE_BYTES, "the client sent no Ta");
   // The attacker has nothing to confirm with; a made-up tag is refused.
@@ -432,7 +725,12 @@ Deno.test("man in the middle: a relayed handshake with one flipped bit in any me
   const code = generateCode();
   const sizes = [HELLO_BYTES, CLIENT_SHARE_BYTES, SERVER_SHARE_BYTES, TAG_BYTES];
   // [message, byte]: message 0 = hello, 1 = client share, 2 = server share, 3 = client tag Ta.
-  const flips = [[0, 0], [0, 4], [0, 10], [1, 3], [1, 40], [2, 5], [2, 70], [3, 0], [3, 63]];
+  // Byte 17 of the client share is in the identifier. (Byte 0 of the server share, its status,
+  // is not authenticated, like the hello's: see the test of a forged refusal below.)
+  const flips = [[0, 0], [0, 4], [0, 10], [1, 3], [1, 17], [1, 40], [2, 5], [2, 70], [3, 0], [
+    3,
+    63,
+  ]];
   for (const [message, offset] of flips) {
     const mitm = middle(code);
     const routes = [
@@ -467,6 +765,21 @@ Deno.test("man in the middle: a relayed handshake with one flipped bit in any me
   }
 });
 
+Deno.test("man in the middle: a refusal forged in place of the server's share only ends the connection; the client sends no Ta", async () => {
+  const code = generateCode();
+  const mitm = middle(code);
+  await mitm.clientEnd.write(await take(mitm.fromServer, HELLO_BYTES));
+  await mitm.serverEnd.write(await take(mitm.fromClient, CLIENT_SHARE_BYTES));
+  await take(mitm.fromServer, SERVER_SHARE_BYTES); // withheld
+  const reason = utf8("go away");
+  await mitm.clientEnd.write(concat([Uint8Array.of(RefusalStatus.busy, reason.length), reason]));
+  const outcome = await mitm.client;
+  assert.ok(outcome instanceof RefusedError, String(outcome));
+  assert.equal(mitm.clientSent.sent.length, CLIENT_SHARE_BYTES, "the client sent no Ta");
+  mitm.serverEnd.close();
+  assert.ok((await mitm.server) instanceof AuthenticationError);
+});
+
 Deno.test("hostile client: the server accepts no record in place of the confirmation tag Ta", async () => {
   const code = generateCode();
   const { a, b } = duplexPair();
@@ -477,14 +790,14 @@ Deno.test("hostile client: the server accepts no record in place of the confirma
   const nonce = crypto.getRandomValues(new Uint8Array(16));
   const sid = concat([nonce, hello.subarray(6)]);
   const own = createShare(codeSecret(code), FERRY_CI, sid);
-  await a.write(concat([nonce, own.point]));
+  await a.write(concat([nonce, DEFAULT_AD, own.point]));
   const reply = await take(input, SERVER_SHARE_BYTES);
-  const yb = reply.subarray(0, 32);
-  const isk = intermediateSessionKey(sid, sharedSecret(own, yb), own.point, EMPTY, yb, EMPTY);
+  const yb = reply.subarray(1, 33);
+  const isk = intermediateSessionKey(sid, sharedSecret(own, yb), own.point, DEFAULT_AD, yb, EMPTY);
   const keys = deriveTrafficKeys(isk, sid);
   assert.deepEqual(
-    reply.subarray(32),
-    confirmationTags(sid, isk, own.point, EMPTY, yb, EMPTY).tb,
+    reply.subarray(33),
+    confirmationTags(sid, isk, own.point, DEFAULT_AD, yb, EMPTY).tb,
     "the server's Tb checks",
   );
   // ...that sends a properly keyed request record instead of Ta.
@@ -501,7 +814,8 @@ Deno.test("hostile client: a client that sends its share and leaves makes the se
   const input = new ByteReader(a);
   const hello = await take(input, HELLO_BYTES);
   const sid = concat([new Uint8Array(16), hello.subarray(6)]);
-  await a.write(concat([new Uint8Array(16), createShare(utf8("guess"), FERRY_CI, sid).point]));
+  const guess = createShare(utf8("guess"), FERRY_CI, sid).point;
+  await a.write(concat([new Uint8Array(16), DEFAULT_AD, guess]));
   await take(input, SERVER_SHARE_BYTES);
   a.close();
   await assert.rejects(server, AuthenticationError);
@@ -550,7 +864,7 @@ Deno.test("`serverHandshake()` keeps a request that arrives in the same packet a
   const clientChannel = await client;
   const request = encodeMessage({ t: "list", path: "docs", recursive: true });
   await clientChannel.writer.send(RecordType.control, request);
-  assert.deepEqual(pair.aToB.writes.map((write) => write.length).slice(0, 2), [48, 64]);
+  assert.deepEqual(pair.aToB.writes.map((write) => write.length).slice(0, 2), [52, 64]);
   const serverChannel = await server;
   assert.deepEqual(new Uint8Array((await serverChannel.reader.next()).payload), request);
 });

@@ -42,20 +42,25 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** The start of a log line about `peer` (from {@link peerOf}): once authenticated, its code. */
+function at(peer: string): string {
+  return `${escape(peer)}(?:code=\\S+ )?`;
+}
+
 // --- Garbage before and during the handshake --------------------------------------------------
 
 Deno.test("hostile client: random bytes instead of the handshake end that connection only", async () => {
   await using dir = await tempDir();
   await using server = await startTestServer(dir.path, NO_PENALTY);
-  for (const length of [1, 47, 48, 112, 4096, 1024 * 1024]) {
+  for (const length of [1, 51, 52, 116, 4096, 1024 * 1024]) {
     const conn = await rawConnect(server.port);
     const peer = peerOf(conn);
     // The server may close before reading everything: a failed write is part of the game.
     await writeRaw(conn, randomBytes(length)).catch(() => {});
-    if (length < 112) conn.closeWrite();
+    if (length < 116) conn.closeWrite();
     await readUntilClosed(conn);
     const line = await server.log.waitFor(
-      new RegExp(`${escape(peer)}(handshake failed|authentication failed): `),
+      new RegExp(`${at(peer)}(handshake failed|authentication failed): `),
     );
     ok(line.length < 300, line);
   }
@@ -67,13 +72,13 @@ Deno.test("hostile client: a truncated handshake ends with a logged reason", asy
   await using server = await startTestServer(dir.path, NO_PENALTY);
   const conn = await rawConnect(server.port);
   const peer = peerOf(conn);
-  // Half of nonce_c || Ya, then the client stops sending.
+  // Half of nonce_c || identifier || Ya, then the client stops sending.
   await writeRaw(conn, randomBytes(24));
   conn.closeWrite();
   const { bytes } = await readUntilClosed(conn);
   strictEqual(bytes.length, HELLO_BYTES, "only the hello was sent");
   await server.log.waitFor(
-    new RegExp(`${escape(peer)}handshake failed: Connection closed in the middle`),
+    new RegExp(`${at(peer)}handshake failed: Connection closed in the middle`),
   );
   await assertStillServes(server.port, server.secret);
 });
@@ -100,7 +105,7 @@ Deno.test("hostile client: oversized frame is refused before allocation", async 
     const { ms } = await readUntilClosed(session.conn, 5000);
     ok(ms < 2000, `closed after ${ms} ms`);
     await server.log.waitFor(
-      new RegExp(`${escape(peer)}closed: Record length ${length} is outside`),
+      new RegExp(`${at(peer)}closed: Record length ${length} is outside`),
     );
     ok(Deno.memoryUsage().rss - before < 64 * 1024 * 1024, "no allocation of the claimed length");
   }
@@ -114,7 +119,7 @@ Deno.test("hostile client: an unknown record type ends the connection", async ()
   const peer = peerOf(session.conn);
   await writeRaw(session.conn, Uint8Array.of(9, 0, 0, 0, 16, ...new Uint8Array(16)));
   await readUntilClosed(session.conn);
-  await server.log.waitFor(new RegExp(`${escape(peer)}closed: Unknown record type 9`));
+  await server.log.waitFor(new RegExp(`${at(peer)}closed: Unknown record type 9`));
   await assertStillServes(server.port, server.secret);
 });
 
@@ -134,7 +139,7 @@ Deno.test("hostile client: a control record that is not a JSON message ends the 
     await session.record(RecordType.control, payload);
     await readUntilClosed(session.conn);
     await server.log.waitFor(
-      new RegExp(`${escape(peer)}closed: (Control message|Message field|Unknown client message)`),
+      new RegExp(`${at(peer)}closed: (Control message|Message field|Unknown client message)`),
     );
   }
   await assertStillServes(server.port, server.secret);
@@ -237,7 +242,7 @@ Deno.test("hostile client: valid records in a wrong order end the connection and
       const peer = peerOf(session.conn);
       await testCase.run(session);
       await readUntilClosed(session.conn);
-      await server.log.waitFor(new RegExp(`${escape(peer)}.*${testCase.reason.source}`));
+      await server.log.waitFor(new RegExp(`${at(peer)}.*${testCase.reason.source}`));
     });
   }
   ok(!await exists(join(dir.path, "uploaded_order.bin")), "no file under the final name");
@@ -257,7 +262,7 @@ Deno.test("hostile client: a replayed record fails authentication and ends the c
   strictEqual(session.sent.length, 1);
   await writeRaw(session.conn, session.sent[0]!);
   await readUntilClosed(session.conn);
-  await server.log.waitFor(new RegExp(`${escape(peer)}closed: Record failed authentication`));
+  await server.log.waitFor(new RegExp(`${at(peer)}closed: Record failed authentication`));
   await assertStillServes(server.port, server.secret);
 });
 
@@ -274,7 +279,7 @@ Deno.test("hostile client: a bit-flipped record fails authentication and ends th
     };
     await session.send({ t: "list", path: "", recursive: false });
     await readUntilClosed(session.conn);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: Record failed authentication`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: Record failed authentication`));
   }
   await assertStillServes(server.port, server.secret);
 });
@@ -327,7 +332,7 @@ Deno.test("hostile client: an authenticated connection left idle is closed at th
   const { ms } = await readUntilClosed(session.conn, 5000);
   // (Measured from a little after the server restarted its clock.)
   ok(ms >= 200 && ms < 2000, `closed after ${ms} ms`);
-  await server.log.waitFor(new RegExp(`${escape(peer)}closed: idle deadline passed`));
+  await server.log.waitFor(new RegExp(`${at(peer)}closed: idle deadline passed`));
   await assertStillServes(server.port, server.secret);
 });
 
@@ -355,9 +360,12 @@ Deno.test("hostile client: a client that stops reading during a download does no
       await sha256File(join(dir.path, "small.bin")),
     );
   }
-  ok(!server.log.lines.some((line) => line.includes(`${stuckPeer}closed`)), "still stuck");
+  ok(
+    !server.log.lines.some((line) => new RegExp(`${at(stuckPeer)}closed`).test(line)),
+    "still stuck",
+  );
   // The stalled download is closed at the idle deadline.
-  await server.log.waitFor(new RegExp(`${escape(stuckPeer)}closed: transfer stalled`), 10_000);
+  await server.log.waitFor(new RegExp(`${at(stuckPeer)}closed: transfer stalled`), 10_000);
   await assertStillServes(server.port, server.secret);
 });
 
@@ -395,7 +403,7 @@ Deno.test("hostile client: over the connection cap, new connections are refused 
   // A freed slot is available again.
   const peer = peerOf(first.conn);
   await first.channel.writer.end();
-  await server.log.waitFor(new RegExp(`${escape(peer)}closed by client`));
+  await server.log.waitFor(new RegExp(`${at(peer)}closed by client`));
   stalled.close();
   await assertStillServes(server.port, server.secret);
 });
@@ -493,13 +501,17 @@ Deno.test("hostile client: repeated wrong codes from one address are slowed, oth
   }
   // A correct code from another address is unaffected.
   strictEqual(await connectFrom127002(server.port, server.code), "welcome read-write");
-  await server.log.waitFor(/127\.0\.0\.2:\d+ authenticated/);
+  await server.log.waitFor(/127\.0\.0\.2:\d+ code=default authenticated/);
 
   // Each failure is logged with the address and without code material.
   const failures = server.log.lines.filter((line) => / authentication failed/.test(line));
   strictEqual(failures.length, 4);
   for (const line of failures) {
-    match(line, /^\S+ 127\.0\.0\.1:\d+ authentication failed: wrong code$/);
+    // The identifier the client named is public (it travels in the clear); the code is not.
+    match(
+      line,
+      /^\S+ 127\.0\.0\.1:\d+ authentication failed: wrong code \(identifier 0000, code default\)$/,
+    );
   }
   strictEqual(server.log.count(/127\.0\.0\.1:\d+ refused: too many failed attempts/), 2);
   const text = server.log.text().toLowerCase();

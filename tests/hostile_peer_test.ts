@@ -53,6 +53,11 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** The start of a log line about `peer` (from {@link peerOf}): once authenticated, its code. */
+function at(peer: string): string {
+  return `${escape(peer)}(?:code=\\S+ )?`;
+}
+
 /** The next message, which must be of kind `t`. */
 async function expectMessage<T extends ServerMessage["t"]>(
   session: ManualSession,
@@ -161,7 +166,7 @@ Deno.test("hostile client: a put announcing 2^53-1 bytes and then leaving keeps 
     await session.send({ t: "put-start", offset: 0 });
     const peer = peerOf(session);
     session.conn.close();
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: `));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: `));
   }
   deepStrictEqual(await namesIn(dir.path), [], "no file and no partial file");
 
@@ -178,7 +183,7 @@ Deno.test("hostile client: a put announcing 2^53-1 bytes and then leaving keeps 
       ),
     );
     await readUntilClosed(session.conn);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: Message field "size"`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: Message field "size"`));
   }
   deepStrictEqual(await namesIn(dir.path), []);
 
@@ -202,7 +207,7 @@ Deno.test("hostile client: a put-start at an offset that was not offered leaves 
     await sendData(first, content.subarray(0, 1000));
     const peer = peerOf(first);
     first.conn.close();
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: `));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: `));
   }
   const partial = join(dir.path, ".ferry-partial.uploaded_r.bin");
   strictEqual((await Deno.stat(partial)).size, 1000);
@@ -218,7 +223,7 @@ Deno.test("hostile client: a put-start at an offset that was not offered leaves 
     });
     await wrong.send({ t: "put-start", offset });
     await readUntilClosed(wrong.conn);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: Expected put-start at 0 or at`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: Expected put-start at 0 or at`));
     strictEqual((await Deno.stat(partial)).size, 1000, `put-start at ${offset} kept the bytes`);
   }
 
@@ -265,7 +270,7 @@ Deno.test("hostile client: records after put-end are refused, and the committed 
       strictEqual((await upload(session, `after-${index}.bin`, content))?.t, "put-done");
       await testCase.after(session);
       await readUntilClosed(session.conn);
-      await server.log.waitFor(new RegExp(`${escape(peer)}closed: .*${testCase.reason.source}`));
+      await server.log.waitFor(new RegExp(`${at(peer)}closed: .*${testCase.reason.source}`));
       deepStrictEqual(await Deno.readFile(join(dir.path, `uploaded_after-${index}.bin`)), content);
     });
   }
@@ -302,7 +307,7 @@ Deno.test("hostile client: two uploads of one name at once: the second is told b
 
     const peer = peerOf(first);
     first.conn.close();
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: `));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: `));
   }
   // Every byte the first one sent is on disk before the name is free again: it is offered.
   const offer = await announce(second, "same.bin", content.length);
@@ -341,7 +346,7 @@ Deno.test("hostile client: a name spelled like the hash of a long name does not 
     await sendData(victim, longContent.subarray(0, 1200));
     const peer = peerOf(victim);
     victim.conn.close();
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: `));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: `));
   }
   await using attacker = await manualSession(server.port, server.secret);
   // Nothing of this name was ever sent: no resume offer (which would leak the length and hash of
@@ -683,7 +688,7 @@ Deno.test("hostile client: a get past the end, at the end, or with a wrong prefi
       ),
     );
     await readUntilClosed(bad.conn);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: Message field "prefixSha256"`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: Message field "prefixSha256"`));
   }
   await assertStillServes(server.port, server.secret);
 });
@@ -715,7 +720,7 @@ Deno.test("hostile client: a control record of exactly 64 KiB is accepted, one b
   await session.record(RecordType.control, padded(MAX_CONTROL_BYTES + 1));
   await readUntilClosed(session.conn);
   await server.log.waitFor(
-    new RegExp(`${escape(peer)}closed: Control message of 65537 bytes exceeds the maximum`),
+    new RegExp(`${at(peer)}closed: Control message of 65537 bytes exceeds the maximum`),
   );
   await assertStillServes(server.port, server.secret);
 });
@@ -743,8 +748,8 @@ Deno.test("hostile client: a request pipelined with the end record is answered, 
   await expectMessage(session, "listing");
   await rejects(session.next(), /The server ended the stream/);
   await readUntilClosed(session.conn);
-  await server.log.waitFor(new RegExp(`${escape(peer)}closed by client`));
-  strictEqual(server.log.count(new RegExp(`${escape(peer)}closed: `)), 0, "no violation read");
+  await server.log.waitFor(new RegExp(`${at(peer)}closed by client`));
+  strictEqual(server.log.count(new RegExp(`${at(peer)}closed: `)), 0, "no violation read");
   await assertStillServes(server.port, server.secret);
 });
 
@@ -828,7 +833,7 @@ Deno.test("hostile client: an authenticated client that drips a record a byte at
     ok(record.length > 50, "dripping it whole would take over a second");
     const ms = await drip(session, record);
     ok(ms < idleTimeoutMs + 600, `closed after ${ms} ms`);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: idle deadline passed`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: idle deadline passed`));
   });
 
   await t.step("a data record in an upload", async () => {
@@ -840,7 +845,7 @@ Deno.test("hostile client: an authenticated client that drips a record a byte at
     const record = await sealed(session, RecordType.data, bytesOf(800, 2));
     const ms = await drip(session, record);
     ok(ms < idleTimeoutMs + 600, `closed after ${ms} ms`);
-    await server.log.waitFor(new RegExp(`${escape(peer)}closed: transfer stalled`));
+    await server.log.waitFor(new RegExp(`${at(peer)}closed: transfer stalled`));
     // The 200 bytes that did arrive are kept for a resume.
     strictEqual((await Deno.stat(join(dir.path, ".ferry-partial.uploaded_drip.bin"))).size, 200);
   });

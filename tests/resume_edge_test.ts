@@ -45,8 +45,11 @@ const CHUNK = MAX_RECORD_PLAINTEXT;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Bytes of the handshake before the first record: server hello + Yb||Tb, client nonce||Ya + Ta. */
-const HANDSHAKE_BYTES = { down: 22 + 96, up: 48 + 64 };
+/**
+ * Bytes of the handshake before the first record: server hello + status||Yb||Tb, client
+ * nonce||identifier||Ya + Ta.
+ */
+const HANDSHAKE_BYTES = { down: 22 + 97, up: 52 + 64 };
 
 /** The record a {@link CuttingRelay} is about to forward. */
 interface Seen {

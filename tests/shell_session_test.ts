@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connectClient } from "../lib/cli/remote.ts";
 import { ShellSession } from "../lib/cli/shell/session.ts";
-import { codeSecret, generateCode } from "../lib/code.ts";
+import { codeSecret, DEFAULT_IDENTIFIER, generateCode } from "../lib/code.ts";
 import { ConnectionLostError, InterruptedError, RemoteError, UsageError } from "../lib/errors.ts";
 import { WireError } from "../lib/protocol/wire_errors.ts";
 import { startServer } from "../lib/server/server.ts";
@@ -20,7 +20,8 @@ async function servedSession(root: string) {
   const secret = codeSecret(generateCode());
   const server = await startServer({ root, secret, hostname: "127.0.0.1", port: 0, log: () => {} });
   const address = { hostname: "127.0.0.1", port: server.port };
-  const session = new ShellSession(await connectClient(address, secret), address, secret);
+  const code = { secret, identifier: DEFAULT_IDENTIFIER };
+  const session = new ShellSession(await connectClient(address, code), address, code);
   return {
     session,
     async [Symbol.asyncDispose]() {

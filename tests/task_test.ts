@@ -149,7 +149,7 @@ function context(existing: string[] = ["/home/ann/Public/.connection_code"]): Ta
   };
 }
 
-Deno.test("planTaskRun() grants serve its folder, its code file and its address, and nothing else", () => {
+Deno.test("planTaskRun() grants serve its folder, its code file and its folder (the named codes), its address, and nothing else", () => {
   assert.deepEqual(planTaskRun(["serve"], context()), {
     permissions: [
       "--allow-net=0.0.0.0:7878",
@@ -162,7 +162,7 @@ Deno.test("planTaskRun() grants serve its folder, its code file and its address,
     {
       permissions: [
         "--allow-net=[::1]:9000",
-        "--allow-read=/home/ann/Shared,/home/ann/Public/.connection_code",
+        "--allow-read=/home/ann/Shared,/home/ann/Public/.connection_code,/home/ann/Public",
       ],
     },
   );

@@ -1,14 +1,36 @@
 /**
  * `ferry code`: create a connection code file and print the code, or, with `--save`, store a code
- * someone gave you (typed without echo, or piped on standard input), never printing it.
+ * someone gave you (typed without echo, or piped on standard input), never printing it; and
+ * `ferry code add|list|revoke`: the server's named codes, each with its own rights, folder and
+ * expiry, kept in the store beside the code file (lib/code_store.ts).
  *
  * @module
  */
-import { formatCode, generateCode, normaliseCodeFrom } from "../code.ts";
-import { DEFAULT_CODE_FILE, readCodeFile, writeCodeFile } from "../code_file.ts";
-import { ExistsError, UsageError } from "../errors.ts";
+import {
+  codeIdentifier,
+  formatCode,
+  generateCode,
+  generateIdentifier,
+  generateNamedCode,
+  normaliseCode,
+  normaliseCodeFrom,
+} from "../code.ts";
+import { codeFileWarning, DEFAULT_CODE_FILE, readCodeFile, writeCodeFile } from "../code_file.ts";
+import {
+  codeStorePath,
+  DEFAULT_CODE_NAME,
+  lastUsePath,
+  type NamedCode,
+  normaliseScope,
+  readCodeStore,
+  readLastUse,
+  updateCodeStore,
+  validateCodeName,
+} from "../code_store.ts";
+import { ExistsError, NotFoundError, UsageError } from "../errors.ts";
+import type { ServeMode } from "../protocol/messages.ts";
 import { lstatOrNull } from "../_fs.ts";
-import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
+import { type Command, type CommandSpec, type ParsedCommand, suggest } from "./args.ts";
 import { promptHiddenCode, readFirstLine, withFirstReadTimeout } from "./code_input.ts";
 import { printError, printLine } from "./output.ts";
 
@@ -18,20 +40,61 @@ import { printError, printLine } from "./output.ts";
  */
 const PIPED_INPUT_WAIT_MS = 300;
 
+/** The subcommands of `ferry code`, after the word `code`. */
+const SUBCOMMANDS = ["add", "list", "revoke"] as const;
+
+/** The longest `--expires`: ten years. */
+const MAX_EXPIRY_MS = 10 * 365 * 24 * 3600 * 1000;
+const UNIT_MS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+/**
+ * Parses a duration such as `30m`, `12h`, `7d` (also `s` and `w`) into milliseconds, from one
+ * second to ten years. Needs no permissions.
+ *
+ * @throws {UsageError} Saying what is expected.
+ */
+export function parseDuration(text: string, name = "expires"): number {
+  const match = /^(\d{1,9})([smhdw])$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * UNIT_MS[match[2]!]! : NaN;
+  if (!(ms >= 1000 && ms <= MAX_EXPIRY_MS)) {
+    throw new UsageError(
+      `Invalid --${name} ${
+        JSON.stringify(text.slice(0, 40))
+      }: expected a number and a unit (s, m, h, d, w) such as 30m, 12h or 7d, at most ten years`,
+    );
+  }
+  return ms;
+}
+
 /** What `ferry code` accepts, for parsing, `--help` and completion. */
 export const codeSpec = {
   name: "code",
-  summary: "Create a new connection code file, or save a code you were given",
-  usage: "code [--save] [--file PATH] [--force]",
+  summary: "Create a connection code, or add, list and revoke codes with their own rights",
+  usage: [
+    "code [--save] [--file PATH] [--force]",
+    "       ferry code add NAME [--read-only | --upload-only] [--scope DIR] [--expires DURATION]",
+    "       ferry code list [--json]",
+    "       ferry code revoke NAME",
+  ].join("\n"),
   description:
-    "Generates a connection code (80 random bits, written as 16 Crockford base32 characters), saves it to a file only you can read, and prints it. Give the code to the people who may connect; they store it with `ferry code --save`, which asks for it without showing it (or reads its first line from standard input when that is not a terminal), and writes it to their own .connection_code (mode 0600) without printing it. A code is never taken from the command line.",
-  args: [],
+    "Generates a connection code (80 random bits, written as 16 Crockford base32 characters), saves it to a file only you can read, and prints it: the server's default code, which may do everything the server allows. Give the code to the people who may connect; they store it with `ferry code --save`, which asks for it without showing it (or reads its first line from standard input when that is not a terminal), and writes it to their own .connection_code (mode 0600) without printing it. A code is never taken from the command line.\n\n`ferry code add NAME` makes one more code for the same server, with an identifier in front (IIII-XXXX-XXXX-XXXX-XXXX), its own rights (--read-only, --upload-only), its own folder (--scope: its holders see that folder as the whole share) and an expiry (--expires); it is kept in the code store beside the code file (./.connection_codes, mode 0600, never served). `ferry code list` shows every code's name, identifier, rights, folder, expiry and last use, never its secret; `ferry code revoke NAME` removes one. A running `ferry serve` takes each change at once: a revoked or expired code is refused, and its sessions are closed, while the others keep working.",
+  args: [
+    { name: "add NAME", description: "Make a new code named NAME and print it" },
+    { name: "list", description: "Show the codes (never their secrets)" },
+    { name: "revoke NAME", description: "Remove the code named NAME" },
+  ],
   options: [
     {
       name: "file",
       type: "string",
       value: "PATH",
-      description: "Where to write the code",
+      description: "Where the code is (the store of named codes is PATH with an s added)",
       default: "./.connection_code",
     },
     {
@@ -46,9 +109,34 @@ export const codeSpec = {
       type: "boolean",
       description: "Replace an existing code file (holding a different code)",
     },
+    {
+      name: "read-only",
+      type: "boolean",
+      description: "add: the code may list and download, not upload",
+      conflicts: "upload-only",
+    },
+    {
+      name: "upload-only",
+      type: "boolean",
+      description: "add: the code may upload only (a drop box), not list nor download",
+    },
+    {
+      name: "scope",
+      type: "string",
+      value: "DIR",
+      description: "add: the code sees only DIR, a folder of the served one, as its root",
+    },
+    {
+      name: "expires",
+      type: "string",
+      value: "DURATION",
+      description: "add: the code stops working after DURATION (30m, 12h, 7d)",
+      parse: (text: string) => parseDuration(text),
+    },
+    { name: "json", type: "boolean", description: "list: print a JSON array" },
   ],
   minArgs: 0,
-  maxArgs: 0,
+  maxArgs: 2,
   examples: [
     ["ferry code", "create ./.connection_code and print the code"],
     [
@@ -57,12 +145,24 @@ export const codeSpec = {
     ],
     ["ferry code --save", "type the code you were given (not shown) into ./.connection_code"],
     ["pass show ferry | ferry code --save", "store a code piped from a password manager"],
+    ["ferry code add client --read-only", "a code that may only list and download"],
+    ["ferry code add class --upload-only --expires 7d", "a drop box code for a week"],
+    ["ferry code add alice --scope projects/alice", "a code that sees one folder only"],
+    ["ferry code list", "every code with its rights, folder, expiry and last use"],
+    ["ferry code revoke class", "the class's code stops working, the others go on"],
   ],
 } as const satisfies CommandSpec;
 
+type CodeFlags = ParsedCommand<typeof codeSpec>["flags"];
+
 /** Runs `ferry code`. Permission: read and write on the code file's folder. */
-export async function runCode({ flags }: ParsedCommand<typeof codeSpec>): Promise<void> {
+export async function runCode(
+  { positionals, flags }: ParsedCommand<typeof codeSpec>,
+): Promise<void> {
   const path = flags.file ?? DEFAULT_CODE_FILE;
+  const [subcommand, name] = positionals;
+  if (subcommand !== undefined) return await runSubcommand(subcommand, name, path, flags);
+  refuseFlags(flags, ["read-only", "upload-only", "scope", "expires", "json"], "add or list");
   if (flags.save) return await saveCode(path, flags.force);
   await refusePipedCode();
   const code = generateCode();
@@ -114,6 +214,235 @@ async function refusePipedCode(): Promise<void> {
   throw new UsageError(
     "`ferry code` makes a new code and reads nothing from standard input: to store a code you were given, run `ferry code --save` (it reads the code from standard input, or asks for it without showing it)",
   );
+}
+
+/** Runs `ferry code add|list|revoke` on the store that goes with the code file `path`. */
+async function runSubcommand(
+  subcommand: string,
+  name: string | undefined,
+  path: string,
+  flags: CodeFlags,
+): Promise<void> {
+  const store = codeStorePath(path);
+  refuseFlags(flags, ["save", "force"], "");
+  switch (subcommand) {
+    case "add":
+      if (name === undefined) throw new UsageError("Missing NAME: ferry code add NAME");
+      refuseFlags(flags, ["json"], "list");
+      return await addCode(path, store, name, flags);
+    case "list":
+      if (name !== undefined) {
+        throw new UsageError(`ferry code list takes no NAME: it shows every code`);
+      }
+      refuseFlags(flags, ["read-only", "upload-only", "scope", "expires"], "add");
+      return await listCodes(path, store, flags.json);
+    case "revoke":
+      if (name === undefined) throw new UsageError("Missing NAME: ferry code revoke NAME");
+      refuseFlags(flags, ["read-only", "upload-only", "scope", "expires", "json"], "add or list");
+      return await revokeCode(store, name);
+    default: {
+      const guess = suggest(subcommand, SUBCOMMANDS);
+      throw new UsageError(
+        `Unknown subcommand ${
+          JSON.stringify(subcommand.slice(0, 40))
+        }: ferry code takes add, list or revoke` +
+          (guess ? ` (did you mean ${guess}?)` : ""),
+      );
+    }
+  }
+}
+
+/** Refuses any of `names` given in `flags`: they belong to another use of `ferry code`. */
+function refuseFlags(flags: CodeFlags, names: readonly (keyof CodeFlags)[], where: string): void {
+  const given = names.find((flag) => flags[flag] !== undefined && flags[flag] !== false);
+  if (given === undefined) return;
+  throw new UsageError(
+    where === ""
+      ? `Option --${String(given)} is for plain \`ferry code\`, not for its subcommands`
+      : `Option --${String(given)} is for \`ferry code ${where}\``,
+  );
+}
+
+/** `ferry code add NAME`: a new named code in the store, printed once on stdout. */
+async function addCode(
+  codeFile: string,
+  store: string,
+  name: string,
+  flags: CodeFlags,
+): Promise<void> {
+  validateCodeName(name);
+  const rights: ServeMode = flags["read-only"]
+    ? "read-only"
+    : flags["upload-only"]
+    ? "upload-only"
+    : "read-write";
+  const scope = normaliseScope(flags.scope ?? "");
+  const now = Date.now();
+  const expires = flags.expires === undefined ? undefined : now + flags.expires;
+  const used = await readLastUse(lastUsePath(store));
+  // A default code written with an identifier (a named code saved as the code file) keeps it.
+  const fallback = await readCodeFile(codeFile).catch(() => undefined);
+  const reserved = fallback === undefined ? [] : [codeIdentifier(fallback)];
+  let code = "";
+  await updateCodeStore(store, (codes) => {
+    const taken = codes.find((other) => other.name.toLowerCase() === name.toLowerCase());
+    if (taken !== undefined) {
+      throw new ExistsError(
+        `A code named "${taken.name}" exists already in ${store}: revoke it first, or choose another name`,
+      );
+    }
+    // Not an identifier of a code revoked lately either: its last use would show for this one.
+    const identifier = generateIdentifier(
+      new Set([...codes.map((other) => other.identifier), ...used.keys(), ...reserved]),
+    );
+    code = generateNamedCode(identifier);
+    const added: NamedCode = {
+      name,
+      identifier,
+      secret: normaliseCode(code).slice(identifier.length),
+      rights,
+      scope,
+      ...(expires === undefined ? {} : { expires }),
+      created: now,
+    };
+    return [...codes, added];
+  });
+  const what = [
+    rights,
+    scope === "" ? "the whole folder" : `folder ${JSON.stringify(scope)} only`,
+    expires === undefined ? "no expiry" : `expires ${formatTime(expires)}`,
+  ].join(", ");
+  printError(
+    `Added code "${name}" (${what}) to ${store} (readable by you only). Give it to whoever may use it; a running ferry serve takes it at once.`,
+  );
+  printLine(code);
+}
+
+/** `ferry code revoke NAME`: the code leaves the store; a running server refuses it at once. */
+async function revokeCode(store: string, name: string): Promise<void> {
+  if (name.toLowerCase() === DEFAULT_CODE_NAME) {
+    throw new UsageError(
+      "The default code is the code file itself: replace it with `ferry code --force` (a running server refuses the old one at once)",
+    );
+  }
+  if (lstatOrNull(store) === null) {
+    throw new NotFoundError(`No code named "${name}": ${store} does not exist`);
+  }
+  let revoked: NamedCode | undefined;
+  await updateCodeStore(store, (codes) => {
+    revoked = codes.find((code) => code.name.toLowerCase() === name.toLowerCase());
+    if (revoked === undefined) {
+      throw new NotFoundError(
+        `No code named ${JSON.stringify(name)} in ${store}: \`ferry code list\` shows the names`,
+      );
+    }
+    return codes.filter((code) => code !== revoked);
+  });
+  printError(
+    `Revoked code "${revoked!.name}" (${
+      revoked!.identifier
+    }): a running ferry serve refuses it now and closes its sessions.`,
+  );
+}
+
+/** One row of `ferry code list`. */
+interface CodeRow {
+  name: string;
+  /** `null` for a default code, which has none. */
+  identifier: string | null;
+  /** A named code's rights; for the default code, `server` (whatever the server allows). */
+  rights: ServeMode | "server";
+  /** `""`: the whole served folder. */
+  scope: string;
+  expires: number | null;
+  lastUse: number | null;
+  created: number | null;
+}
+
+/** `ferry code list`: the default code (if its file is there) and every named code. */
+async function listCodes(codeFile: string, store: string, json: boolean): Promise<void> {
+  const codes = await readCodeStore(store);
+  const warning = lstatOrNull(store) === null ? undefined : await codeFileWarning(store);
+  if (warning !== undefined) printError(warning);
+  const used = await readLastUse(lastUsePath(store));
+  const rows: CodeRow[] = [];
+  const fallback = await defaultCode(codeFile);
+  if (fallback !== undefined) {
+    const identifier = codeIdentifier(fallback);
+    rows.push({
+      name: DEFAULT_CODE_NAME,
+      identifier: identifier === "0000" ? null : identifier,
+      rights: "server",
+      scope: "",
+      expires: null,
+      lastUse: used.get(identifier) ?? null,
+      created: null,
+    });
+  }
+  for (const code of codes) {
+    rows.push({
+      name: code.name,
+      identifier: code.identifier,
+      rights: code.rights,
+      scope: code.scope,
+      expires: code.expires ?? null,
+      lastUse: used.get(code.identifier) ?? null,
+      created: code.created,
+    });
+  }
+  if (json) {
+    printLine(JSON.stringify(rows.map((row) => ({
+      ...row,
+      expires: isoOrNull(row.expires),
+      lastUse: isoOrNull(row.lastUse),
+      created: isoOrNull(row.created),
+      expired: row.expires !== null && row.expires <= Date.now(),
+    }))));
+    return;
+  }
+  if (rows.length === 0) {
+    printError(
+      `No codes: ${codeFile} does not exist and ${store} holds none (ferry code, or ferry code add NAME)`,
+    );
+    return;
+  }
+  const table = [
+    ["NAME", "IDENTIFIER", "RIGHTS", "SCOPE", "EXPIRES", "LAST USE"],
+    ...rows.map((row) => [
+      row.name,
+      row.identifier ?? "-",
+      row.rights === "server" ? "(server's mode)" : row.rights,
+      row.scope === "" ? "/" : row.scope,
+      row.expires === null
+        ? "never"
+        : `${formatTime(row.expires)}${row.expires <= Date.now() ? " (expired)" : ""}`,
+      row.lastUse === null ? "never" : formatTime(row.lastUse),
+    ]),
+  ];
+  const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
+  for (const row of table) {
+    printLine(row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd());
+  }
+}
+
+/** The code in the code file at `path`, if it holds one (it is the server's default code). */
+async function defaultCode(path: string): Promise<string | undefined> {
+  if (lstatOrNull(path) === null) return undefined;
+  try {
+    return await readCodeFile(path);
+  } catch (error) {
+    printError(`ferry: warning: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** `2025-05-01 10:00` (UTC), as `ferry ls` writes times. */
+function formatTime(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").slice(0, 16);
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
 }
 
 /** `ferry code`: its spec and its runner. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { codeSecret } from "../code.ts";
+import { codeIdentifier, codeSecret } from "../code.ts";
 import { codeFileWarning, resolveCode } from "../code_file.ts";
 import { UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
@@ -130,17 +130,25 @@ export function parseSeconds(text: string, name: string): number {
   return ms;
 }
 
+/** A code as a client uses it: its secret, and the public identifier it names the code by. */
+export interface ClientCode {
+  /** The secret part, as the handshake takes it. */
+  secret: Uint8Array;
+  /** The code's public identifier (`0000` for a default code without one). */
+  identifier: string;
+}
+
 /**
- * The PAKE secret for a client command: from `--code-file`, else `FERRY_CODE` (if the env
- * permission is granted), else `./.connection_code`, else, when stdin is a terminal, typed at a
- * prompt that does not echo it (and not saved). A code file others can read is used with a
- * warning on stderr. Permission: read on the code file.
+ * The PAKE secret and identifier of the code for a client command: from `--code-file`, else
+ * `FERRY_CODE` (if the env permission is granted), else `./.connection_code`, else, when stdin is
+ * a terminal, typed at a prompt that does not echo it (and not saved). A code file others can read
+ * is used with a warning on stderr. Permission: read on the code file.
  */
-export async function clientSecret(codeFile: string | undefined): Promise<Uint8Array> {
+export async function clientCode(codeFile: string | undefined): Promise<ClientCode> {
   const ask = Deno.stdin.isTerminal() ? () => promptHiddenCode() : undefined;
   const { code, path } = await resolveCode({ codeFile, ask });
   await warnOfReadableCodeFile(path);
-  return codeSecret(code);
+  return { secret: codeSecret(code), identifier: codeIdentifier(code) };
 }
 
 /**

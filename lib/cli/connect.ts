@@ -18,7 +18,7 @@ import {
 } from "../errors.ts";
 import { formatAddress } from "../net/address.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { clientSecret, parseHostPort } from "./common.ts";
+import { clientCode, parseHostPort } from "./common.ts";
 import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET } from "./options.ts";
 import { printError } from "./output.ts";
 import { connectClient } from "./remote.ts";
@@ -58,9 +58,9 @@ export async function runConnect(
   { positionals, flags }: ParsedCommand<typeof connectSpec>,
 ): Promise<void> {
   const address = parseHostPort(positionals[0]!);
-  const secret = await clientSecret(flags["code-file"]);
-  const client = await connectClient(address, secret);
-  const session = new ShellSession(client, address, secret);
+  const code = await clientCode(flags["code-file"]);
+  const client = await connectClient(address, code);
+  const session = new ShellSession(client, address, code);
   try {
     if (Deno.stdin.isTerminal()) {
       printError(

@@ -9,7 +9,7 @@ import { FerryClient } from "../client/client.ts";
 import { ConnectionLostError, PathError, RefusedError, UsageError } from "../errors.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
-import { clientSecret, type HostPort } from "./common.ts";
+import { type ClientCode, clientCode, type HostPort } from "./common.ts";
 import { type OutputOptions, printError } from "./output.ts";
 
 /** How often, and after how long, a busy server is asked again (seconds): about 14 s in all. */
@@ -28,22 +28,22 @@ export async function openClient(
   codeFile: string | undefined,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
-  return connectClient(address, await clientSecret(codeFile), wait);
+  return connectClient(address, await clientCode(codeFile), wait);
 }
 
 /**
- * Opens a session with `address` with the code's `secret` (from `clientSecret`), asking a busy
- * server again as {@link openClient} does. The `connect` shell reconnects with it, without reading
+ * Opens a session with `address` with `code` (from `clientCode`), asking a busy server again as
+ * {@link openClient} does. The `connect` shell reconnects with it, without reading
  * or asking for the code again.
  */
 export async function connectClient(
   address: HostPort,
-  secret: Uint8Array,
+  code: ClientCode,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
   for (let attempt = 0;; attempt++) {
     try {
-      return await FerryClient.connect({ ...address, secret });
+      return await FerryClient.connect({ ...address, ...code });
     } catch (error) {
       const seconds = retryAfter(error, attempt);
       if (seconds === undefined) throw error;

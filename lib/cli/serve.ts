@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { lstatOrNull } from "../_fs.ts";
 import { codeSecret, generateCode } from "../code.ts";
 import { DEFAULT_CODE_FILE, resolveCode, writeCodeFile } from "../code_file.ts";
+import { codeStorePath, readCodeStore } from "../code_store.ts";
 import { describeError, FerryError, ServerInterruptedError, UsageError } from "../errors.ts";
 import type { ServeMode } from "../protocol/messages.ts";
 import { validateName } from "../protocol/remote_path.ts";
@@ -27,10 +28,10 @@ import { requirePermissions } from "./permissions.ts";
 /** What `ferry serve` accepts; numbers, sizes and durations arrive converted. */
 export const serveSpec = {
   name: "serve",
-  summary: "Share a folder with everyone who holds the code",
+  summary: "Share a folder with everyone who holds a code",
   usage: "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--upload-prefix S] [options]",
   description:
-    "Serves DIR to clients that hold the connection code. Creates a code file first if there is none, and prints the new code. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish.",
+    "Serves DIR to clients that hold the connection code, or one of the named codes of the code store beside the code file (`ferry code add`: each with its own rights, folder and expiry, within what the server allows). Creates a code file first if there is none (and no named code either), and prints the new code. Codes added, revoked or expiring take effect at once, without a restart. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish.",
   args: [{ name: "DIR", description: "The folder to share (default: the current folder)" }],
   options: [
     {
@@ -123,13 +124,15 @@ export const serveSpec = {
 } as const satisfies CommandSpec;
 
 /**
- * Where the server takes its code from: the code file (created when missing), which the server
- * keeps reading so that `ferry code --force` takes effect at once; or FERRY_CODE when no file is
- * named and none exists.
+ * Where the server takes its default code from: the code file (created when missing), which the
+ * server keeps reading so that `ferry code --force` takes effect at once; or FERRY_CODE when no
+ * file is named and none exists; or nowhere, when the code store already holds named codes (then
+ * the server serves only those).
  */
 async function serverCode(
   codeFile: string | undefined,
-): Promise<{ codeFile: string } | { secret: Uint8Array }> {
+  store: string | undefined,
+): Promise<{ codeFile: string } | { secret: Uint8Array } | Record<never, never>> {
   const path = codeFile ?? DEFAULT_CODE_FILE;
   if (await lstatOrNull(path) !== null) {
     await warnOfReadableCodeFile(path);
@@ -139,11 +142,36 @@ async function serverCode(
     const fromEnv = await resolveCode({}).catch(() => undefined);
     if (fromEnv?.source === "FERRY_CODE") return { secret: codeSecret(fromEnv.code) };
   }
+  if (store !== undefined && (await readCodeStore(store)).length > 0) {
+    printError(`No ${path}: serving the named codes of ${store} only (ferry code list)`);
+    return {};
+  }
   const code = generateCode();
   await writeCodeFile(path, code);
   printError(`Created ${path} with a new connection code: ${code}`);
   printError("Give this code to the people who may connect.");
   return { codeFile: path };
+}
+
+/**
+ * The code store that goes with the code file `codeFile`, if ferry may read the folder it is in
+ * (where `ferry code add` may create it while the server runs: the server must be able to find
+ * it, and to keep it out of what it serves), and whether it may note there when codes were last
+ * used. Without that permission the named codes are not served, which is said once on stderr.
+ * Permissions: none (queried, never prompted).
+ */
+function codeStoreOf(codeFile: string): { codeStore?: string; recordLastUse: boolean } {
+  const codeStore = codeStorePath(codeFile);
+  const folder = dirname(resolve(codeStore));
+  const granted = (descriptor: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(descriptor).state === "granted";
+  if (!granted({ name: "read", path: folder })) {
+    printError(
+      `ferry: note: no read permission for ${folder}, so the named codes of ${codeStore} are not served (--allow-read=${folder})`,
+    );
+    return { recordLastUse: false };
+  }
+  return { codeStore, recordLastUse: granted({ name: "write", path: folder }) };
 }
 
 /**
@@ -239,7 +267,11 @@ export async function runServe(
     }]),
   ]);
   warnOfGitFolder(root);
-  const code = await serverCode(codeFile);
+  const { codeStore, recordLastUse } = codeStoreOf(codeFile ?? DEFAULT_CODE_FILE);
+  if (codeStore !== undefined && await lstatOrNull(codeStore) !== null) {
+    await warnOfReadableCodeFile(codeStore);
+  }
+  const code = await serverCode(codeFile, codeStore);
   // A safety net: a bug in one connection's handling must not stop the others. Errors that reach
   // here are logged (one line, no stack) and the server keeps serving.
   const keepServing = (event: PromiseRejectionEvent | ErrorEvent) => {
@@ -260,6 +292,10 @@ export async function runServe(
     maxConnections,
     handshakeTimeoutMs,
     idleTimeoutMs,
+    codeStore,
+    recordLastUse,
+    // The store and its last-use file too, by the server itself (when it may read them, which
+    // it may wherever it serves).
     exclude: [resolve(codeFile ?? DEFAULT_CODE_FILE)],
   }).catch((error) => {
     throw listenError(error, hostname, port);

@@ -44,8 +44,13 @@ export interface ConnectOptions {
   hostname: string;
   /** Server port. */
   port: number;
-  /** PAKE secret: the normalised code as bytes (`codeSecret()` in `code.ts`). */
+  /** PAKE secret: the normalised code's secret symbols as bytes (`codeSecret()` in `code.ts`). */
   secret: Uint8Array;
+  /**
+   * The code's public identifier (`codeIdentifier()` in `code.ts`): a named code's first 4
+   * symbols; the default `0000` for a code of 16 symbols.
+   */
+  identifier?: string;
   /** Deadline for connecting and the handshake (default 15 s). */
   timeoutMs?: number;
   /** The connection is closed when a reply does not come this long (default 120 s). */
@@ -107,7 +112,7 @@ export class FerryClient {
     }, timeoutMs);
     try {
       conn.setNoDelay?.(true);
-      const channel = await clientHandshake(conn, options.secret);
+      const channel = await clientHandshake(conn, options.secret, options.identifier);
       const conversation = new ClientConversation(conn, channel, options.idleTimeoutMs ?? 120_000);
       const welcome = await conversation.expect("welcome");
       conversation.serverIdleTimeoutMs = welcome.idleTimeoutMs;

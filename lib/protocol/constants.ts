@@ -6,8 +6,14 @@
  * @module
  */
 
-/** The protocol version sent in the server's hello. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version sent in the server's hello: 2 since codes have identifiers (several codes
+ * per server). A client also speaks version 1 to an older server, with a code that has none.
+ */
+export const PROTOCOL_VERSION = 2;
+
+/** The version before codes had identifiers, which a client still speaks with a default code. */
+export const LEGACY_PROTOCOL_VERSION = 1;
 
 /** Default port of `ferry serve`, and of a client address without one. */
 export const DEFAULT_PORT = 7878;

@@ -287,17 +287,22 @@ export interface TrafficKeys {
 }
 
 /**
- * Traffic keys: HKDF-SHA512(IKM = ISK, salt = sid), infos `"ferry/1 c2s key"` (32 bytes),
- * `"ferry/1 c2s iv"` (12), `"ferry/1 s2c key"` (32), `"ferry/1 s2c iv"` (12).
+ * Traffic keys: HKDF-SHA512(IKM = ISK, salt = sid), infos `"ferry/2 c2s key"` (32 bytes),
+ * `"ferry/2 c2s iv"` (12), `"ferry/2 s2c key"` (32), `"ferry/2 s2c iv"` (12), where `ferry/2`
+ * names the protocol version (`ferry/1` for a version 1 server: see {@link ferryLabel}).
  */
-export function deriveTrafficKeys(isk: Uint8Array, sid: Uint8Array): TrafficKeys {
+export function deriveTrafficKeys(
+  isk: Uint8Array,
+  sid: Uint8Array,
+  label: string = ferryLabel(2),
+): TrafficKeys {
   const expand = (info: string, length: number) =>
-    hkdf(sha512, isk, sid, encoder.encode(info), length);
+    hkdf(sha512, isk, sid, encoder.encode(`${label} ${info}`), length);
   return {
-    c2sKey: expand("ferry/1 c2s key", 32),
-    c2sIv: expand("ferry/1 c2s iv", 12),
-    s2cKey: expand("ferry/1 s2c key", 32),
-    s2cIv: expand("ferry/1 s2c iv", 12),
+    c2sKey: expand("c2s key", 32),
+    c2sIv: expand("c2s iv", 12),
+    s2cKey: expand("s2c key", 32),
+    s2cIv: expand("s2c iv", 12),
   };
 }
 
@@ -312,9 +317,19 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-/** Ferry's channel identifier CI: `lv_cat("ferry/1", "client", "server")`. */
-export const FERRY_CI: Uint8Array = lvCat(
-  encoder.encode("ferry/1"),
-  encoder.encode("client"),
-  encoder.encode("server"),
-);
+/** The label of protocol `version` in the channel identifier and the HKDF infos: `ferry/2`. */
+export function ferryLabel(version: number): string {
+  return `ferry/${version}`;
+}
+
+/** Ferry's channel identifier for protocol `version`: `lv_cat("ferry/2", "client", "server")`. */
+export function ferryChannelIdentifier(version: number): Uint8Array {
+  return lvCat(
+    encoder.encode(ferryLabel(version)),
+    encoder.encode("client"),
+    encoder.encode("server"),
+  );
+}
+
+/** Ferry's channel identifier CI (protocol version 2): `lv_cat("ferry/2", "client", "server")`. */
+export const FERRY_CI: Uint8Array = ferryChannelIdentifier(2);

@@ -16,7 +16,15 @@ import { toWireErrorCode, type WireErrorCode } from "./wire_errors.ts";
 
 /** What a server allows. */
 export type ServeMode = "read-write" | "read-only" | "upload-only";
-const SERVE_MODES: readonly ServeMode[] = ["read-write", "read-only", "upload-only"];
+
+/**
+ * What one session may do, the server's mode and its code's rights both applied: a
+ * {@link ServeMode}, or `none` when one forbids reading and the other uploading.
+ */
+export type AccessMode = ServeMode | "none";
+
+/** What a `welcome`'s mode may look like: a newer server may name a mode this client does not know. */
+const MODE_WORD = /^[a-z][a-z0-9-]{0,31}$/;
 
 /** One entry of a listing; `name` is a POSIX path relative to the listed folder. */
 export interface ListEntry {
@@ -122,8 +130,12 @@ export interface Welcome {
   t: "welcome";
   /** The server's software and version, such as `ferry/0.1.0` (untrusted text). */
   server: string;
-  /** What the server allows: listing and downloading, uploading, or both. */
-  mode: ServeMode;
+  /**
+   * What this session may do (the server's mode and the code's rights both applied): an
+   * {@link AccessMode}, or a word (lowercase letters, digits, dashes) a newer server uses, which a
+   * client shows as it is and otherwise ignores: the server enforces the rights anyway.
+   */
+  mode: AccessMode | (string & Record<never, never>);
   /** Largest upload accepted, in bytes, or -1 for no limit. */
   maxUpload: number;
   /**
@@ -317,8 +329,8 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
   const fields = parseObject(bytes);
   switch (fields.t) {
     case "welcome": {
-      const mode = str(fields, "mode", 16) as ServeMode;
-      if (!SERVE_MODES.includes(mode)) throw new ProtocolError("Unknown server mode");
+      const mode = str(fields, "mode", 32);
+      if (!MODE_WORD.test(mode)) throw new ProtocolError("Invalid server mode");
       return {
         t: "welcome",
         server: str(fields, "server", 128),

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { CodeFileWatch } from "../code_file.ts";
 import type { SecureChannel } from "../protocol/handshake.ts";
 import type {
   ClientMessage,
@@ -16,7 +15,8 @@ import type {
 } from "../protocol/messages.ts";
 import type { FileStore, PendingFile } from "../store/store.ts";
 import type { Admission } from "./admission.ts";
-import type { PenaltyBox } from "./penalty.ts";
+import type { ServerCodes } from "./code_refresh.ts";
+import type { IdentifierThrottle, PenaltyBox } from "./penalty.ts";
 import type { RepeatedLog } from "./repeated_log.ts";
 import type { Rights } from "./rights.ts";
 import type { UploadClaims } from "./upload_claims.ts";
@@ -25,13 +25,11 @@ import type { UploadClaims } from "./upload_claims.ts";
 export interface ServerContext {
   /** The served folder. */
   store: FileStore;
-  /** A fixed secret, or the code file that is read again (see `ServerOptions.codeFile`). */
-  code: Uint8Array | CodeFileWatch;
-  /** The last problem reading the code file, logged once. */
-  codeProblem: string | undefined;
+  /** The codes accepted now: the default code and the named ones, read again as they change. */
+  codes: ServerCodes;
   /** Prepended to the first component of every upload's name. */
   uploadPrefix: string;
-  /** What every session may do. */
+  /** What the server lets every session do (each code may allow less). */
   rights: Rights;
   /** Deadline for the handshake and `welcome`. */
   handshakeTimeoutMs: number;
@@ -41,6 +39,8 @@ export interface ServerContext {
   admission: Admission;
   /** Failed handshakes, by peer address. */
   penalties: PenaltyBox;
+  /** Failed handshakes, by the identifier of the code they tried, from every address. */
+  identifiers: IdentifierThrottle;
   /** The uploads being received now (a second one is `busy` unless the first went quiet). */
   uploadsInProgress: UploadClaims;
   /** Set once the server is shutting down: cut uploads leave no partial file behind. */
@@ -67,7 +67,7 @@ export interface Deadline {
 
 /** What a request handler is given: one request's view of its session and server. */
 export interface RequestContext {
-  /** The served folder. */
+  /** The served folder, as this session sees it (its code's folder, for a code limited to one). */
   readonly store: FileStore;
   /** The secure channel (for the records of a transfer). */
   readonly channel: SecureChannel;
@@ -86,7 +86,7 @@ export interface RequestContext {
    * does not cost the disk one journal commit each.
    */
   flushed(file: PendingFile): Promise<void>;
-  /** What this session may do. */
+  /** What this session may do: the server's mode and its code's rights both applied. */
   readonly rights: Rights;
   /** Prepended to the first component of every upload's name. */
   readonly uploadPrefix: string;

@@ -1,44 +1,87 @@
 /**
  * What a connection may do: every read and write permission check of the server, in one place.
  *
- * Today the rights follow from the server's {@link ServeMode} and upload limit alone; rights per connection code
- * belong here too, so that no handler decides a permission on its own.
+ * A session's rights are those of the server ({@link ServeMode} and upload limit, from `ferry
+ * serve`'s flags) and those of the code it authenticated with (`ferry code add --read-only`, ...),
+ * both at once: a right is granted only when both grant it. A refusal says which of the two
+ * refused, so that "the server is read-only" and "this code is read-only" are told apart. No
+ * handler decides a permission on its own.
  *
  * @module
  */
-import type { ServeMode } from "../protocol/messages.ts";
+import type { AccessMode, ServeMode } from "../protocol/messages.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
 import { RequestError } from "./replies.ts";
 import { formatBytesPair } from "../units.ts";
 
 /** The rights of one session. Each `require*` method throws a {@link RequestError} when refused. */
 export class Rights {
-  /** The serving mode these rights come from (sent to the client in `welcome`). */
-  readonly mode: ServeMode;
+  /** The server's serving mode (`ferry serve --read-only`, ...). */
+  readonly serverMode: ServeMode;
+  /** What the session's code allows (`read-write` when the code adds no limit of its own). */
+  readonly codeMode: ServeMode;
   /** Largest upload accepted in bytes, or undefined for no limit. */
   readonly maxUpload: number | undefined;
 
-  /** The rights of a session on a server in `mode` that accepts uploads up to `maxUpload`. */
-  constructor(mode: ServeMode, maxUpload?: number) {
-    this.mode = mode;
+  /**
+   * The rights of a session on a server in `mode` that accepts uploads up to `maxUpload`, with a
+   * code that allows `codeMode` (default: whatever the server allows).
+   */
+  constructor(mode: ServeMode, maxUpload?: number, codeMode: ServeMode = "read-write") {
+    this.serverMode = mode;
+    this.codeMode = codeMode;
     this.maxUpload = maxUpload;
   }
 
-  /** `list` and `get`: refused with `upload-only` on a drop box. */
+  /** These rights, narrowed to what a code that allows `codeMode` may do. */
+  forCode(codeMode: ServeMode): Rights {
+    return new Rights(this.serverMode, this.maxUpload, codeMode);
+  }
+
+  /**
+   * What the session may do, both limits applied (sent to the client in `welcome`): `none` when
+   * one forbids reading and the other uploading (an upload-only code on a read-only server).
+   */
+  get mode(): AccessMode {
+    const read = this.serverMode !== "upload-only" && this.codeMode !== "upload-only";
+    const write = this.serverMode !== "read-only" && this.codeMode !== "read-only";
+    return read && write ? "read-write" : read ? "read-only" : write ? "upload-only" : "none";
+  }
+
+  /** `list` and `get`: refused with `upload-only` on a drop box, or with an upload-only code. */
   requireReading(): void {
-    if (this.mode === "upload-only") {
+    if (this.serverMode === "upload-only") {
       throw new RequestError(
         "upload-only",
         "The server is in upload-only mode (a drop box): listing and downloading are refused",
       );
     }
+    if (this.codeMode === "upload-only") {
+      throw new RequestError(
+        "upload-only",
+        "This code is upload-only (a drop box): listing and downloading are refused",
+      );
+    }
   }
 
-  /** `put` and `mkdir`: refused with `read-only` on a read-only server. */
+  /** `put` and `mkdir`: refused with `read-only` on a read-only server, or with a read-only code. */
   requireWriting(): void {
-    if (this.mode === "read-only") {
+    if (this.serverMode === "read-only") {
       throw new RequestError("read-only", "The server is in read-only mode: uploads are refused");
     }
+    if (this.codeMode === "read-only") {
+      throw new RequestError("read-only", "This code is read-only: uploads are refused");
+    }
+  }
+
+  /** Whether uploads are a drop box's: by the server's mode or by the code's. */
+  get #dropBox(): boolean {
+    return this.serverMode === "upload-only" || this.codeMode === "upload-only";
+  }
+
+  /** Who made this session a drop box, for messages. */
+  get #dropBoxIs(): string {
+    return this.serverMode === "upload-only" ? "The server is" : "This code is";
   }
 
   /**
@@ -46,10 +89,10 @@ export class Rights {
    * other's files). Call after {@link requireWriting}.
    */
   requireReplacing(force: boolean): void {
-    if (force && this.mode === "upload-only") {
+    if (force && this.#dropBox) {
       throw new RequestError(
         "upload-only",
-        "The server is a drop box (upload-only): uploads cannot replace existing files",
+        `${this.#dropBoxIs} a drop box (upload-only): uploads cannot replace existing files`,
       );
     }
   }
@@ -61,13 +104,13 @@ export class Rights {
    * up, whether it exists or not, so that probing tells nothing of the owner's files.
    */
   requireUploadFolder(dir: string, prefix: string): void {
-    if (this.mode !== "upload-only") return;
+    if (!this.#dropBox) return;
     const first = parseRemotePath(dir)[0];
     if (first === undefined || (prefix !== "" && first.startsWith(prefix))) return;
     throw new RequestError(
       "upload-only",
-      "The server is a drop box (upload-only): uploads go into its top folder, or into folders " +
-        "uploaded to it",
+      `${this.#dropBoxIs} a drop box (upload-only): uploads go into its top folder, or into ` +
+        "folders uploaded to it",
     );
   }
 
@@ -87,6 +130,6 @@ export class Rights {
    * where it would let an uploader test guesses about other people's files.
    */
   get mayConfirmIdentical(): boolean {
-    return this.mode !== "upload-only";
+    return !this.#dropBox;
   }
 }

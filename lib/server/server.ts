@@ -1,6 +1,6 @@
 /**
  * The ferry server: {@link startServer}, the accept loop, shutdown, and
- * reading a served code file again.
+ * reading the served code file and code store again.
  *
  * Each accepted connection becomes a `Session` (session.ts), which runs the CPace handshake under
  * a deadline and then answers one request at a time through the handler table (handlers/). Paths
@@ -14,6 +14,7 @@
  */
 import { writeAllSync } from "../_fs.ts";
 import { CodeFileWatch } from "../code_file.ts";
+import { CodeStoreWatch, lastUsePath } from "../code_store.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import type { ServeMode } from "../protocol/messages.ts";
@@ -21,33 +22,56 @@ import { validateName } from "../protocol/remote_path.ts";
 import { type Listen, type Listener, listenTcp } from "../net/socket.ts";
 import { LocalStore } from "../store/local.ts";
 import type { FileStore } from "../store/store.ts";
-import { refreshCode } from "./code_refresh.ts";
+import { ServerCodes } from "./code_refresh.ts";
 import type { ServerContext } from "./context.ts";
 import { Admission } from "./admission.ts";
-import { PenaltyBox, type PenaltyOptions } from "./penalty.ts";
+import {
+  IdentifierThrottle,
+  type IdentifierThrottleOptions,
+  PenaltyBox,
+  type PenaltyOptions,
+} from "./penalty.ts";
 import { describe } from "./replies.ts";
 import { RepeatedLog, type RepeatedLogOptions } from "./repeated_log.ts";
 import { Rights } from "./rights.ts";
 import { Session } from "./session.ts";
 import { UploadClaims } from "./upload_claims.ts";
 
-/** How a server is set up. `root` and one of `secret` and `codeFile` are required. */
+/**
+ * How a server is set up. `root` is required, and at least one code: `secret` or `codeFile` (the
+ * default code), and/or `codeStore` (named codes).
+ */
 export interface ServerOptions {
   /** The folder to serve (on disk, through a `LocalStore`), unless `store` is given. */
   root: string;
   /** Serve this store instead of the folder `root` (a `MemoryStore` in tests, say). */
   store?: FileStore;
   /**
-   * PAKE secret: the normalised connection code as bytes (see `codeSecret()` in `code.ts`).
-   * Give this or `codeFile`.
+   * PAKE secret of the default code: the normalised connection code as bytes (see `codeSecret()`
+   * in `code.ts`). Not with `codeFile`.
    */
   secret?: Uint8Array;
   /**
-   * Serve the code in this file instead of a fixed `secret`. The file is read again before every
-   * handshake and every {@link CODE_CHECK_INTERVAL_MS}: a new code (`ferry code --force`) is
-   * required of new connections at once, and sessions opened with the old code are closed.
+   * Serve the code in this file as the default code instead of a fixed `secret`. The file is read
+   * again before every handshake and every {@link CODE_CHECK_INTERVAL_MS}: a new code (`ferry
+   * code --force`) is required of new connections at once, and sessions opened with the old code
+   * are closed.
    */
   codeFile?: string;
+  /**
+   * Serve the named codes of this code store too (see `code_store.ts`; `ferry serve` uses the one
+   * beside its code file), each with its own rights, folder and expiry. It need not exist yet; it
+   * is read again as the code file is, so codes added, revoked or expired take effect for new
+   * connections at once, and the sessions of a code revoked or expired are closed. It is never
+   * listed nor served, and neither is the file where the server notes when each code was last
+   * used (`lastUsePath`, written at most every {@link LAST_USE_SAVE_INTERVAL_MS} and on
+   * shutdown).
+   */
+  codeStore?: string;
+  /** Note when each code was last used beside `codeStore` (default: true). */
+  recordLastUse?: boolean;
+  /** The clock that decides when codes expire, in ms since the epoch (default `Date.now`). */
+  now?: () => number;
   /** Address to listen on (default `0.0.0.0`). */
   hostname?: string;
   /** Port to listen on (default 7878; 0 picks a free one). */
@@ -75,8 +99,10 @@ export interface ServerOptions {
    * same file, which resumes from it (default 15 s; see upload_claims.ts).
    */
   uploadTakeoverMs?: number;
-  /** Tuning of the failed-handshake penalties. */
+  /** Tuning of the failed-handshake penalties per address. */
   penalty?: Partial<PenaltyOptions>;
+  /** Tuning of the failed-handshake limit per code identifier, from all addresses. */
+  identifierThrottle?: Partial<IdentifierThrottleOptions>;
   /** Receives one line per event; never given the code or key material. Default: stderr. */
   log?: (line: string) => void;
   /**
@@ -91,8 +117,13 @@ export interface ServerOptions {
   listen?: Listen;
 }
 
-/** How often a server with a code file reads it again, besides before every handshake. */
+/**
+ * How often a server with a code file or a code store reads them again (besides before every
+ * handshake) and closes the sessions of codes replaced, revoked or expired.
+ */
 export const CODE_CHECK_INTERVAL_MS = 1000;
+
+export { LAST_USE_SAVE_INTERVAL_MS } from "./code_refresh.ts";
 
 /** A running server. Start one with {@link startServer}. */
 export class FerryServer {
@@ -112,13 +143,14 @@ export class FerryServer {
     this.hostname = listener.addr.hostname;
     this.port = listener.addr.port;
     this.#context = context;
-    if (context.code instanceof CodeFileWatch) {
-      this.#codeTimer = setInterval(() => void this.#checkCode(), CODE_CHECK_INTERVAL_MS);
+    if (context.codes.watched) {
+      this.#codeTimer = setInterval(() => void this.#checkCodes(), CODE_CHECK_INTERVAL_MS);
       Deno.unrefTimer(Number(this.#codeTimer));
     }
-    this.finished = this.#acceptLoop().finally(() => {
+    this.finished = this.#acceptLoop().finally(async () => {
       clearInterval(this.#codeTimer);
       context.repeatedLog.close();
+      await context.codes.saveLastUse(true);
     });
   }
 
@@ -129,22 +161,37 @@ export class FerryServer {
   static async start(options: ServerOptions): Promise<FerryServer> {
     const uploadPrefix = options.uploadPrefix ?? DEFAULT_UPLOAD_PREFIX;
     if (uploadPrefix !== "") validateName(uploadPrefix);
-    if ((options.secret === undefined) === (options.codeFile === undefined)) {
-      throw new TypeError("Cannot start a server: give exactly one of secret and codeFile");
+    if (options.secret !== undefined && options.codeFile !== undefined) {
+      throw new TypeError("Cannot start a server: give one of secret and codeFile, not both");
     }
-    const code = options.codeFile === undefined
-      ? options.secret!
-      : await CodeFileWatch.open(options.codeFile);
-    const store = options.store ?? await LocalStore.open(options.root, {
-      exclude: [...(options.exclude ?? []), ...(options.codeFile ? [options.codeFile] : [])],
-    });
+    if (
+      options.secret === undefined && options.codeFile === undefined &&
+      options.codeStore === undefined
+    ) {
+      throw new TypeError("Cannot start a server: give a secret, a codeFile or a codeStore");
+    }
     const log = options.log ?? logToStderr;
+    const lastUse = options.codeStore === undefined ? undefined : lastUsePath(options.codeStore);
+    const codes = await ServerCodes.open({
+      fallback: options.codeFile === undefined
+        ? options.secret
+        : await CodeFileWatch.open(options.codeFile),
+      store: options.codeStore === undefined ? undefined : new CodeStoreWatch(options.codeStore),
+      lastUseFile: options.recordLastUse === false ? undefined : lastUse,
+      now: options.now,
+      log,
+    });
+    const codeFiles = [options.codeFile, options.codeStore, lastUse].filter((path) =>
+      path !== undefined
+    );
+    const store = options.store ?? await LocalStore.open(options.root, {
+      exclude: [...(options.exclude ?? []), ...codeFiles],
+    });
     const listen = options.listen ?? listenTcp;
     const listener = await listen(options.hostname ?? "0.0.0.0", options.port ?? DEFAULT_PORT);
     return new FerryServer(listener, {
       store,
-      code,
-      codeProblem: undefined,
+      codes,
       uploadPrefix,
       rights: new Rights(options.mode ?? "read-write", options.maxUpload),
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
@@ -155,6 +202,7 @@ export class FerryServer {
         maxHandshakesPerAddress: options.maxHandshakesPerAddress,
       })),
       penalties: new PenaltyBox(options.penalty),
+      identifiers: new IdentifierThrottle(options.identifierThrottle),
       uploadsInProgress: new UploadClaims(options.uploadTakeoverMs),
       shuttingDown: false,
       log,
@@ -163,18 +211,19 @@ export class FerryServer {
   }
 
   /**
-   * Reads the code file again; when it holds a new code, closes the sessions that authenticated
-   * with the old one. A file that cannot be read keeps the code in force, logged once per problem.
+   * Reads the code file and the store again; closes the sessions whose code was replaced,
+   * revoked, changed or has expired; writes down when codes were last used (now and then). A
+   * file that cannot be read keeps its codes in force, logged once per problem.
    */
-  async #checkCode(): Promise<void> {
-    const watch = this.#context.code;
-    if (!(watch instanceof CodeFileWatch)) return;
-    const secret = await refreshCode(watch, this.#context);
+  async #checkCodes(): Promise<void> {
+    const codes = this.#context.codes;
+    await codes.refresh();
     for (const session of this.#sessions) {
-      if (session.authenticatedWithOtherThan(secret)) {
-        session.abort("the connection code was replaced");
-      }
+      const code = session.code;
+      const end = code === undefined ? undefined : codes.endOf(code);
+      if (end !== undefined) session.abort(end);
     }
+    await codes.saveLastUse();
   }
 
   /** Connections being served now. */

@@ -13,25 +13,34 @@
  *
  * @module
  */
-import { timingSafeEqual } from "node:crypto";
-import { CodeFileWatch } from "../code_file.ts";
-import { AuthenticationError, ConnectionError, ProtocolError } from "../errors.ts";
+import {
+  AuthenticationError,
+  ConnectionError,
+  NotFoundError,
+  ProtocolError,
+  RefusedError,
+} from "../errors.ts";
 import { RecordType } from "../protocol/framing.ts";
 import {
+  type CodeChoice,
   RefusalStatus,
   type SecureChannel,
   sendRefusal,
   serverHandshake,
+  throwawaySecret,
 } from "../protocol/handshake.ts";
 import { decodeClientMessage, encodeMessage, type ServerMessage } from "../protocol/messages.ts";
+import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Peer, Socket } from "../net/socket.ts";
 import { Watchdog } from "../net/watchdog.ts";
 import { CommitGroup } from "../store/commit_group.ts";
+import type { FileStore } from "../store/store.ts";
 import { VERSION } from "../version.ts";
-import type { RequestContext, ServerContext } from "./context.ts";
+import type { Request, RequestContext, ServerContext } from "./context.ts";
 import { handlerFor } from "./handlers/mod.ts";
-import { refreshCode } from "./code_refresh.ts";
-import { describe, replyFor } from "./replies.ts";
+import type { ActiveCode } from "./code_refresh.ts";
+import { describe, replyFor, RequestError } from "./replies.ts";
+import type { Rights } from "./rights.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 
 /**
@@ -64,8 +73,10 @@ export class Session {
   #state: SessionState = { name: "handshake" };
   #watchdog = new Watchdog((reason) => this.abort(reason));
   #resolveFinished!: () => void;
-  /** The secret this session authenticated with, once it has. */
-  #secret: Uint8Array | undefined;
+  /** The code this session authenticated with, once it has. */
+  #code: ActiveCode | undefined;
+  /** What this session may do, once its code is known. */
+  #rights: Rights | undefined;
   /** Settles once every request that finishes later (a commit) has sent its answer. */
   #finishing: Promise<void> = Promise.resolve();
   /** Requests finishing later now. */
@@ -102,11 +113,9 @@ export class Session {
     else this.abort("server shutting down");
   }
 
-  /** Whether this session authenticated with a code other than the one whose secret is given. */
-  authenticatedWithOtherThan(secret: Uint8Array): boolean {
-    const own = this.#secret;
-    if (own === undefined) return false;
-    return own.length !== secret.length || !timingSafeEqual(own, secret);
+  /** The code this session authenticated with, once it has. */
+  get code(): ActiveCode | undefined {
+    return this.#code;
   }
 
   /** Closes the connection now, for `reason` (logged when the session ends). */
@@ -135,21 +144,40 @@ export class Session {
         return;
       }
       let channel: SecureChannel;
+      const { codes, identifiers } = this.#context;
+      /** The identifier the client named, once its share came, and the code it stands for. */
+      let named: { identifier: string; known: boolean; code: ActiveCode | undefined } | undefined;
+      const choose = (identifier: string): CodeChoice => {
+        const known = codes.has(identifier);
+        const code = codes.find(identifier);
+        named = { identifier, known, code };
+        const wait = identifiers.admit(identifier, known);
+        if (wait > 0) {
+          const reason = `too many failed attempts with this code lately, wait ${
+            Math.ceil(wait / 1000)
+          } s`;
+          return { refusal: { status: RefusalStatus.slowDown, reason } };
+        }
+        // An identifier no code has (or an expired code's) runs with a throwaway secret: it
+        // fails as a wrong secret does, after the same work.
+        return { secret: code?.secret ?? throwawaySecret() };
+      };
       this.#arm(this.#context.handshakeTimeoutMs, "handshake deadline passed");
       try {
         this.#socket.setNoDelay?.(true);
-        const code = this.#context.code;
-        const secret = code instanceof CodeFileWatch
-          ? await refreshCode(code, this.#context)
-          : code;
-        channel = await serverHandshake(this.#socket, secret);
-        this.#secret = secret;
+        await codes.refresh();
+        channel = await serverHandshake(this.#socket, choose);
       } catch (error) {
+        if (error instanceof RefusedError) {
+          // Not a guess: refused before any curve operation, as an address told to slow down.
+          this.#logRepeatable("refused", `refused: ${error.reason} (${whose(named)})`, true);
+          return;
+        }
         penalties.fail(address);
         this.#logRepeatable(
           "handshake failed",
           error instanceof AuthenticationError
-            ? "authentication failed: wrong code"
+            ? `authentication failed: wrong code (${whose(named)})`
             : `handshake failed: ${this.#closeReason() ?? describe(error)}`,
           true,
         );
@@ -158,6 +186,18 @@ export class Session {
         admission.endHandshake(slot);
       }
       penalties.succeed(address);
+      const code = named?.code;
+      if (code === undefined) return; // cannot be: only a code's secret gets this far
+      identifiers.succeed(code.identifier, true);
+      // Replaced or revoked while the handshake ran: the periodic check would close it anyway.
+      const ended = codes.endOf(code);
+      if (ended !== undefined) {
+        this.#log(`closed: ${ended}`);
+        return;
+      }
+      this.#code = code;
+      this.#rights = this.#context.rights.forCode(code.rights);
+      codes.noteUse(code);
       const noSession = admission.startSession();
       if (noSession !== undefined) {
         // Raced: the sessions filled up during the handshake. `busy` tells the client to retry.
@@ -193,7 +233,7 @@ export class Session {
       await this.#finishing;
       await sendNow(message);
     };
-    const rights = this.#context.rights;
+    const rights = this.#rights!;
     // Sent for the record; today's client does not read `maxUpload`.
     await send({
       t: "welcome",
@@ -202,7 +242,6 @@ export class Session {
       maxUpload: rights.maxUpload ?? -1,
       idleTimeoutMs: this.#context.idleTimeoutMs,
     });
-    const context = this.#requestContext(channel, send, sendNow);
     while (true) {
       if (this.#state.name === "stopping") {
         await this.#finishing;
@@ -230,7 +269,8 @@ export class Session {
         throw new ProtocolError(`Message "${request.t}" outside its place in the conversation`);
       }
       try {
-        await handle(context);
+        const store = await this.#store(request as Request);
+        await handle(this.#requestContext(channel, send, sendNow, store));
       } catch (error) {
         if (error instanceof ConnectionError || error instanceof ProtocolError) throw error;
         this.#log(`${request.t} refused: ${describe(error)}`);
@@ -239,19 +279,53 @@ export class Session {
     }
   }
 
+  /**
+   * The store this session sees: the served folder, or for a code limited to a folder, that
+   * folder as a store of its own, looked up again for each request (it may have gone since).
+   * When it cannot be had, a store that refuses everything, so that the request is refused the
+   * way its handler refuses (a streamed upload's bytes read past first).
+   */
+  async #store(request: Request): Promise<FileStore> {
+    const store = this.#context.store;
+    const scope = this.#code!.scope;
+    if (scope === "") return store;
+    if (store.scope === undefined) {
+      return refusingStore(
+        new RequestError(
+          "permission",
+          "This code is limited to a folder, which this server cannot do: ask its owner",
+        ),
+      );
+    }
+    try {
+      return await store.scope(scope);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      this.#log(`${request.t}: the folder ${sanitizeForDisplay(scope)} of the code is gone`);
+      return refusingStore(
+        new RequestError(
+          "not-found",
+          "The folder this code gives access to no longer exists on the server: ask its owner",
+        ),
+      );
+    }
+  }
+
+  /** What a request's handler is given: this session, and the store it sees (see `#store`). */
   #requestContext(
     channel: SecureChannel,
     send: (message: ServerMessage) => Promise<void>,
     sendNow: (message: ServerMessage) => Promise<void>,
+    store: FileStore,
   ): RequestContext {
     const server = this.#context;
     return {
-      store: server.store,
+      store,
       channel,
       send,
       defer: (finish) => this.#defer(finish, sendNow),
       flushed: (file) => this.#commitGroup.flushed(file),
-      rights: server.rights,
+      rights: this.#rights!,
       uploadPrefix: server.uploadPrefix,
       uploadsInProgress: server.uploadsInProgress,
       get shuttingDown() {
@@ -336,7 +410,49 @@ export class Session {
     );
   }
 
+  /** Logs one line about this connection, naming its code once it has authenticated. */
   #log(message: string): void {
-    this.#context.log(`${new Date().toISOString()} ${this.#peer.label} ${message}`);
+    const naming = this.#code === undefined ? "" : ` code=${this.#code.name}`;
+    this.#context.log(`${new Date().toISOString()} ${this.#peer.label}${naming} ${message}`);
   }
+}
+
+/** A store whose every method fails with `error`. */
+function refusingStore(error: RequestError): FileStore {
+  const refuse = () => Promise.reject(error);
+  return {
+    resolve: refuse,
+    entries: async function* () {
+      yield* [];
+      throw error;
+    },
+    walk: async function* () {
+      yield* [];
+      throw error;
+    },
+    openRead: refuse,
+    openExisting: refuse,
+    targetKind: refuse,
+    makeFolder: refuse,
+    beginUpload: refuse,
+  };
+}
+
+/**
+ * Which code a failed or refused handshake tried, for the server's log: `identifier K7QD, code
+ * client`, or `identifier K7QD, no such code`. The identifier is public; it travels in the clear.
+ */
+function whose(
+  named: { identifier: string; known: boolean; code: ActiveCode | undefined } | undefined,
+): string {
+  if (named === undefined) return "no identifier came";
+  const identifier = named.identifier === ""
+    ? "not an identifier"
+    : `identifier ${named.identifier}`;
+  const which = named.code !== undefined
+    ? `code ${named.code.name}`
+    : named.known
+    ? "an expired code"
+    : "no such code";
+  return `${identifier}, ${which}`;
 }

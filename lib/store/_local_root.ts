@@ -70,8 +70,8 @@ export class LocalRoot {
   /** Real paths never listed nor served (each also hides what lies below it). */
   readonly #excluded: readonly string[];
 
-  readonly #maxListedNames: number;
-  #listedNames = 0;
+  /** Names held by listings now, shared by the root and its views ({@link scoped}). */
+  #listing: { names: number; readonly max: number };
 
   /**
    * `path` and `excluded` must be real paths (see `realPathOfLocal`); `maxListedNames` bounds the
@@ -84,12 +84,22 @@ export class LocalRoot {
   ) {
     this.path = path;
     this.#excluded = excluded;
-    this.#maxListedNames = maxListedNames;
+    this.#listing = { names: 0, max: maxListedNames };
+  }
+
+  /**
+   * The folder at the real path `realPath` (inside this one, already confined by the caller) as a
+   * root of its own: the same excluded paths, and the same budget of listed names.
+   */
+  scoped(realPath: string): LocalRoot {
+    const view = new LocalRoot(realPath, this.#excluded, this.#listing.max);
+    view.#listing = this.#listing;
+    return view;
   }
 
   /** Names held by the listings in progress now. */
   get listedNames(): number {
-    return this.#listedNames;
+    return this.#listing.names;
   }
 
   /**
@@ -157,8 +167,8 @@ export class LocalRoot {
       for await (const entry of Deno.readDir(folder)) {
         // Counted against the budget of all listings as they are read: a folder too big for
         // what is left is refused (`busy`) before it is held whole.
-        if (this.#listedNames >= this.#maxListedNames) throw this.#tooManyNames(shown);
-        this.#listedNames++;
+        if (this.#listing.names >= this.#listing.max) throw this.#tooManyNames(shown);
+        this.#listing.names++;
         names.push(entry.name);
       }
       names.sort(compareNames);
@@ -172,7 +182,7 @@ export class LocalRoot {
         }
       }
     } finally {
-      this.#listedNames -= names.length;
+      this.#listing.names -= names.length;
     }
   }
 

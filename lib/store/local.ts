@@ -291,6 +291,18 @@ export class LocalStore implements FileStore {
     return await PartialFile.open(folder, name, path);
   }
 
+  /**
+   * The folder at the untrusted remote `path` as a store of its own (see `FileStore.scope`): a
+   * `LocalStore` whose root is that folder's real path, with the same excluded paths and the same
+   * budget of listed names. {@link NotFoundError} when `path` names no folder that may be served
+   * (missing, leading outside, excluded, or a file).
+   */
+  async scope(path: string): Promise<LocalStore> {
+    const resolved = await this.#root.resolve(parseLocalPath(path), path);
+    if (resolved.info.type !== "dir") throw notFound(path);
+    return new LocalStore(this.#root.scoped(resolved.realPath));
+  }
+
   #assertWritable(realPath: string, path: string): void {
     if (this.#root.isExcluded(realPath)) {
       throw hiddenPath(path, "it is excluded from the served folder");

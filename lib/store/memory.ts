@@ -203,6 +203,30 @@ export class MemoryStore implements FileStore {
     });
   }
 
+  /**
+   * The folder at `path` as a store of its own (see `FileStore.scope`): the same files, seen from
+   * that folder, with the excluded paths below it. {@link NotFoundError} when `path` names no
+   * folder (missing, excluded, or a file).
+   */
+  scope(path: string): Promise<MemoryStore> {
+    return settle(() => {
+      const components = parseRemotePath(path);
+      const node = this.#lookup(components, path);
+      if (node.kind !== "dir") {
+        throw new NotFoundError(`Cannot find ${quote(path)}: no such file or folder`);
+      }
+      const view = new MemoryStore();
+      view.#root = node;
+      view.#excluded = this.#excluded
+        .filter((excluded) =>
+          excluded.length > components.length &&
+          components.every((component, index) => excluded[index] === component)
+        )
+        .map((excluded) => excluded.slice(components.length));
+      return view;
+    });
+  }
+
   /** The node at `components`: {@link NotFoundError} when missing, {@link PathError} if excluded. */
   #lookup(components: readonly string[], shown: string): MemoryNode {
     let node: MemoryNode = this.#root;

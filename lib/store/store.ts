@@ -147,6 +147,14 @@ export interface FileStore {
    * only looked at by {@link PendingFile.commit}.
    */
   beginUpload(path: string): Promise<PendingFile>;
+  /**
+   * A view of the folder at `path` as a store of its own, for a code limited to that folder: its
+   * root is that folder, and the same confinement applies to it (no `..`, no absolute path, no
+   * link that leaves it), so no path, listing or error of the view says anything of what lies
+   * above it. `NotFoundError` when `path` names no folder (missing, hidden, or a file). Optional:
+   * a store without it cannot serve codes limited to a folder.
+   */
+  scope?(path: string): Promise<FileStore>;
 }
 
 /** Options of `FileStore.entries` and `FileStore.walk`. */

@@ -145,8 +145,9 @@ export const SHELL_COMMANDS: readonly ShellCommand[] = [
     names: ["help", "?"],
     usage: "help",
     summary: "show this help",
-    run() {
+    run({ session }) {
       printLine(SHELL_HELP);
+      printLine(rightsNote(session.mode));
       return Promise.resolve();
     },
   },
@@ -161,6 +162,22 @@ export const SHELL_COMMANDS: readonly ShellCommand[] = [
 /** The command named `name` (by any of its names), if there is one. */
 export function findShellCommand(name: string): ShellCommand | undefined {
   return SHELL_COMMANDS.find((command) => command.names.includes(name));
+}
+
+/** What the server said this session may do (its mode and the code's rights), for `help`. */
+export function rightsNote(mode: string): string {
+  switch (mode) {
+    case "read-write":
+      return "Here you may list, download and upload.";
+    case "read-only":
+      return "Here you may list and download; uploads (put) are refused (read-only).";
+    case "upload-only":
+      return "Here you may upload only (a drop box); ls and get are refused (upload-only).";
+    case "none":
+      return "Here you may neither list, download nor upload: ask the server's owner.";
+    default:
+      return `The server says this session is ${sanitizeForDisplay(mode)}.`;
+  }
 }
 
 /** The shell's own help text: its commands in aligned columns, then how paths and keys work. */

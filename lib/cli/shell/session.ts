@@ -14,7 +14,7 @@ import { listRemoteFolder } from "../../client/remote_glob.ts";
 import { InterruptedError, PathError, UsageError } from "../../errors.ts";
 import type { ListEntry } from "../../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay } from "../../protocol/remote_path.ts";
-import type { HostPort } from "../common.ts";
+import type { ClientCode, HostPort } from "../common.ts";
 import { connectClient } from "../remote.ts";
 
 /**
@@ -70,8 +70,9 @@ export function displayRemoteFolder(components: readonly string[]): string {
 /** One shell's connection and remote current folder. */
 export class ShellSession {
   #address: HostPort;
-  #secret: Uint8Array;
+  #code: ClientCode;
   #client: FerryClient | undefined;
+  #mode: string;
   /** The requests of one connection, one at a time (a completion's listing, then a command). */
   #queue: Promise<unknown> = Promise.resolve();
   /** How many times the connection was dropped: what was asked before belongs to the old one. */
@@ -81,11 +82,20 @@ export class ShellSession {
   #cwd: string[] = [];
   #listings = new Map<string, Promise<ListEntry[] | undefined>>();
 
-  /** A session on the open `client`; `address` and `secret` make a new connection when needed. */
-  constructor(client: FerryClient, address: HostPort, secret: Uint8Array) {
+  /** A session on the open `client`; `address` and `code` make a new connection when needed. */
+  constructor(client: FerryClient, address: HostPort, code: ClientCode) {
     this.#client = client;
+    this.#mode = client.welcome.mode;
     this.#address = address;
-    this.#secret = secret;
+    this.#code = code;
+  }
+
+  /**
+   * What the server said this session may do, as its last `welcome` put it (`read-write`,
+   * `read-only`, `upload-only`, `none`, or a word from a newer server).
+   */
+  get mode(): string {
+    return this.#mode;
   }
 
   /** The current remote folder, as components (`[]` is the top of the served folder). */
@@ -148,12 +158,13 @@ export class ShellSession {
       this.#client = undefined;
     }
     if (!this.#client) {
-      const client = await connectClient(this.#address, this.#secret);
+      const client = await connectClient(this.#address, this.#code);
       if (generation !== this.#generation) {
         client.abort(); // interrupted while it connected (a busy server is waited for)
         throw new InterruptedError("Interrupted");
       }
       this.#client = client;
+      this.#mode = client.welcome.mode;
     }
     return this.#client;
   }
