@@ -12,8 +12,8 @@ import { IncompleteError, RemoteError, UsageError } from "../errors.ts";
 import { listShortly } from "./get_paths.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import { STREAMED_UPLOAD_MAX_BYTES } from "./upload_stream.ts";
-import { DEFAULT_CODE_FILE } from "../code_file.ts";
 import {
+  isSecretFileName,
   nameProblem,
   notUtf8Problem,
   PARTIAL_PREFIX,
@@ -136,9 +136,9 @@ async function walkLocal(
   children.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const child of children) {
     const path = join(folder, child.name);
-    // Never sent from inside a folder: a connection code (a secret for some server) and the
-    // hidden partial files of transfers in progress or cut.
-    if (child.name === DEFAULT_CODE_FILE || child.name.startsWith(PARTIAL_PREFIX)) continue;
+    // Never sent from inside a folder: files holding a secret (a connection code for some
+    // server, a relay token) and the hidden partial files of transfers in progress or cut.
+    if (isSecretFileName(child.name) || child.name.startsWith(PARTIAL_PREFIX)) continue;
     const problem = notUtf8Problem(child.name) ?? nameProblem(child.name);
     if (problem !== undefined) {
       plan.notTransferred.push({ name: sanitizeForDisplay(path), reason: problem });

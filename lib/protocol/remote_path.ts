@@ -28,6 +28,26 @@ import { PathError } from "../errors.ts";
 
 /** Prefix of the hidden partial files of transfers in progress; never listed nor addressable. */
 export const PARTIAL_PREFIX = ".ferry-partial.";
+/**
+ * Names of the files that hold secrets: a connection code (`.connection_code`), a server's named
+ * codes and their last use (`.connection_codes`, `.connection_codes.used`) and a relay's token
+ * (`.relay_token`). Compared in lower case. Such a file never travels: no remote path may name
+ * one, a server never lists nor serves one (wherever it lies in its folder), a client never sends
+ * one, and a download never writes one (a hostile server could otherwise plant a code it knows
+ * where `ferry serve` would later pick it up).
+ */
+export const SECRET_FILE_NAMES: ReadonlySet<string> = new Set([
+  ".connection_code",
+  ".connection_codes",
+  ".connection_codes.used",
+  ".relay_token",
+]);
+
+/** Whether `name` is one of {@link SECRET_FILE_NAMES}, in any case. */
+export function isSecretFileName(name: string): boolean {
+  return SECRET_FILE_NAMES.has(name.toLowerCase());
+}
+
 /** Longest accepted remote path, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
 /** Longest accepted name (one path component), in UTF-8 bytes. */
@@ -90,7 +110,7 @@ export function parseRemotePath(path: string): string[] {
  * Validates one name (a single path component). Throws {@link PathError} when it is empty,
  * `.` or `..`, longer than {@link MAX_NAME_BYTES}, not valid Unicode, or contains a slash, a
  * backslash, a control character, a bidirectional control or a slash look-alike, or starts with
- * {@link PARTIAL_PREFIX} (in any case). The same checks are applied to the name's NFKC form, which
+ * {@link PARTIAL_PREFIX} (in any case), or is one of {@link SECRET_FILE_NAMES}. The same checks are applied to the name's NFKC form, which
  * catches full-width and compatibility look-alikes ("／", "․․"). Names that only Windows cannot
  * store (`aux.c`, `trailing.`) are valid here: a receiver on Windows refuses them itself
  * ({@link validateLocalName}).
@@ -216,6 +236,7 @@ function structuralProblem(name: string): string | undefined {
   const control = CONTROL.exec(name);
   if (control !== null) return `it contains a control character (${codePoint(control[0])})`;
   if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return "it names a partial transfer file";
+  if (isSecretFileName(name)) return "it names a file that holds a connection code or relay token";
   return undefined;
 }
 

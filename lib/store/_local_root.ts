@@ -13,6 +13,7 @@
 import { join } from "node:path/posix";
 import { BusyError, FerryError, PathError } from "../errors.ts";
 import {
+  isSecretFileName,
   nameProblem,
   notUtf8Problem,
   PARTIAL_PREFIX,
@@ -145,9 +146,11 @@ export class LocalRoot {
     if (!isInside(this.path, realPath)) return "it leads outside the served folder";
     if (this.isExcluded(realPath)) return "it is excluded from the served folder";
     const relative = realPath.slice(this.path.length);
-    if (relative.split("/").some((part) => part.toLowerCase().startsWith(PARTIAL_PREFIX))) {
+    const parts = relative.split("/");
+    if (parts.some((part) => part.toLowerCase().startsWith(PARTIAL_PREFIX))) {
       return "it leads to a partial transfer file";
     }
+    if (parts.some(isSecretFileName)) return "it leads to a file that holds a secret";
     return undefined;
   }
 
@@ -326,12 +329,15 @@ export class LocalRoot {
   }
 }
 
-/** {@link nameRefusal} of a partial file's name: hidden, never reported. */
+/**
+ * {@link nameRefusal} of a partial file's name, or of a file holding a secret (a connection code
+ * of this share or another, a relay token): hidden, never reported.
+ */
 const PARTIAL = "a partial transfer file";
 
 /** Why a name read from the disk cannot be listed (see `notUtf8Problem`), or undefined. */
 function nameRefusal(name: string): string | undefined {
-  if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return PARTIAL;
+  if (name.toLowerCase().startsWith(PARTIAL_PREFIX) || isSecretFileName(name)) return PARTIAL;
   const notUtf8 = notUtf8Problem(name);
   if (notUtf8 !== undefined) return notUtf8;
   const problem = nameProblem(name);
