@@ -79,16 +79,32 @@ Deno.test("hostile client: through a link leading outside, a path that exists ou
 
 Deno.test("hostile client: the excluded code file answers exactly like a name that does not exist", async () => {
   await using dir = await tempDir();
-  const codeFile = join(dir.path, ".connection_code");
+  const codeFile = join(dir.path, "share.code"); // --code-file may name any file
   await Deno.writeTextFile(codeFile, "K7QD");
   await using server = await startTestServer(dir.path, { exclude: [codeFile] });
   await using local = await tempDir();
   await using client = await connect(server);
   const answers = [
-    await refusal(client.download(".connection_code", local.path, "x"), ".connection_code"),
+    await refusal(client.download("share.code", local.path, "x"), "share.code"),
     await refusal(client.download(".no_such_file", local.path, "x"), ".no_such_file"),
   ];
   assert.equal(answers[0], answers[1]);
+});
+
+Deno.test("hostile client: a secret file's name is refused the same way whether it is there or not", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(join(dir.path, "a"));
+  await Deno.mkdir(join(dir.path, "b"));
+  await Deno.writeTextFile(join(dir.path, "a", ".connection_code"), "K7QD");
+  await using server = await startTestServer(dir.path);
+  await using local = await tempDir();
+  await using client = await connect(server);
+  const answers = [
+    await refusal(client.download("a/.connection_code", local.path, "x"), "a/.connection_code"),
+    await refusal(client.download("b/.connection_code", local.path, "x"), "b/.connection_code"),
+  ];
+  assert.equal(answers[0], answers[1]);
+  assert.match(answers[0]!, /^invalid-path: /);
 });
 
 Deno.test("hostile client: a drop box answers every probe of the owner's folders the same way, and writes only where uploads belong", async () => {

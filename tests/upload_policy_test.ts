@@ -11,10 +11,10 @@ import { runFerry, startServe, tempDir } from "./_helpers.ts";
 Deno.test("`put --force` with an empty upload prefix cannot replace the code file in the served folder", async () => {
   await using served = await tempDir();
   await using local = await tempDir();
-  const codeFile = join(served.path, ".connection_code");
+  const codeFile = join(served.path, "share.code"); // --code-file may name any file
   await using server = await startServe(served.path, { codeFile, args: ["--upload-prefix", ""] });
   const before = await Deno.readTextFile(codeFile);
-  const forged = join(local.path, ".connection_code");
+  const forged = join(local.path, "share.code");
   await Deno.writeTextFile(forged, "AAAA-AAAA-AAAA-AAAA\n");
 
   const result = await runFerry([
@@ -26,7 +26,7 @@ Deno.test("`put --force` with an empty upload prefix cannot replace the code fil
     codeFile,
   ]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /Cannot find "\.connection_code"/); // as if missing: no oracle
+  assert.match(result.stderr, /Cannot find "share\.code"/); // as if missing: no oracle
   assert.equal(await Deno.readTextFile(codeFile), before, "the code file is unchanged");
 
   const other = join(local.path, "notes.txt");
