@@ -75,7 +75,7 @@ Deno.test("a list and a download through the relay: exact bytes, the client seen
     await sha256File(join(served.path, "big.bin")),
   );
   // The server logs the client by the address the relay reported, marked as relayed.
-  await server.log.waitFor(/127\.0\.0\.1:\d+ via relay authenticated$/);
+  await server.log.waitFor(/127\.0\.0\.1:\d+ via relay code=default authenticated$/);
   await relay.log.waitFor(/paired with K7QD/);
   ok(server.log.text().includes("registered K7QD"), server.log.text());
 });
@@ -96,7 +96,7 @@ Deno.test("a wrong code through the relay fails the handshake end to end (exit 3
   await using served = await tempDir();
   await using server = await startRelayedServer(served.path, relay);
   await rejects(viaRelay(relay.port, codeSecret(generateCode())), AuthenticationError);
-  await server.log.waitFor(/via relay authentication failed: wrong code$/);
+  await server.log.waitFor(/via relay authentication failed: wrong code \(identifier 0000/);
   await assertStillServesViaRelay(relay.port, server.secret);
 });
 
@@ -539,7 +539,15 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
   await using relay = await startTestRelay();
   await using served = await tempDir();
   await Deno.writeTextFile(join(served.path, "real.txt"), "real");
-  await using server = await startRelayedServer(served.path, relay, { alsoTcp: true });
+  // The server's code carries the identifier K7QD, which reachServer names in the handshake.
+  await using codes = await tempDir();
+  const code = `K7QD-${generateCode()}`;
+  const codeFile = join(codes.path, "code");
+  await Deno.writeTextFile(codeFile, `${code}\n`, { mode: 0o600 });
+  await using server = await startRelayedServer(served.path, relay, {
+    alsoTcp: true,
+    server: { code, secret: undefined, codeFile },
+  });
   // A fake announcer's port: a ferry server holding another code, and a port that is no ferry
   // server at all.
   await using other = await tempDir();
@@ -599,7 +607,11 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
   await t.step("nothing on the LAN and no relay: one line saying where it looked", async () => {
     await rejects(reach(candidates(), server.secret, false), (error: Error) => {
       ok(error instanceof ConnectionError, String(error));
-      ok(/^No server announced K7QD on the local network within 3 s/.test(error.message));
+      ok(
+        /^No server announced this code \(identifier K7QD\) on the local network within 2 s/
+          .test(error.message),
+        error.message,
+      );
       return true;
     });
     await rejects(reach(candidates(garbage.addr.port), server.secret, false), ProtocolError);
