@@ -11,7 +11,7 @@ import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/str
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { parseServerTarget, ServerSearch } from "../lib/cli/target.ts";
-import { codeIdentifier, codeSecret } from "../lib/code.ts";
+import { codeIdentifier, codeSecret, generateCode } from "../lib/code.ts";
 import { UsageError } from "../lib/errors.ts";
 import { relayDial } from "../lib/net/relay_dial.ts";
 import { makeCodeFile, runFerry, type RunResult, startServe, tempDir, until } from "./_helpers.ts";
@@ -85,6 +85,13 @@ Deno.test("`@` and --relay on the command line: what cannot work exits 2 in one 
   );
   for (const [index, result] of results.entries()) assertOneLine(result, 2, cases[index]![1]);
   ok(!results.some((result) => /^\s+at |Uncaught/m.test(result.stderr)));
+  // A named code and @, but no network permission: said before looking, with the flag to add.
+  await Deno.writeTextFile(join(cwd.path, "named"), `K7QD-${generateCode()}\n`, { mode: 0o600 });
+  assertOneLine(
+    await runFerry(["ls", "@", "--code-file", "named"], { cwd: cwd.path, permissions }),
+    1,
+    /^ferry: Permission denied: run deno with --allow-net \(to find the server on the local network, whose address is not known in advance\)$/m,
+  );
 });
 
 Deno.test("every client command's help says how to write @ and --relay", async () => {

@@ -600,6 +600,37 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
     deepStrictEqual((await client.list("")).map((entry) => entry.name), ["real.txt"]);
   });
 
+  await t.step(
+    "a route that worked before is tried first; when it fails, the search goes on",
+    async () => {
+      tried.length = 0;
+      const relayRoute = { kind: "relay", hostname: "127.0.0.1", port: relay.port } as const;
+      const { client, route } = await reachServer({
+        identifier: "K7QD",
+        secret: server.secret,
+        find: candidates(server.port),
+        relay: { hostname: "127.0.0.1", port: relay.port },
+        prefer: relayRoute,
+        onAttempt: (attempt) => tried.push(`${attempt.kind}:${attempt.port}`),
+      });
+      await client.close();
+      deepStrictEqual(route, relayRoute);
+      deepStrictEqual(tried, [`relay:${relay.port}`]);
+      tried.length = 0;
+      const gone = { kind: "lan", hostname: "127.0.0.1", port: garbage.addr.port } as const;
+      const again = await reachServer({
+        identifier: "K7QD",
+        secret: server.secret,
+        find: candidates(garbage.addr.port, server.port),
+        prefer: gone,
+        onAttempt: (attempt) => tried.push(`${attempt.kind}:${attempt.port}`),
+      });
+      await again.client.close();
+      // The route that failed is not tried twice in one search.
+      deepStrictEqual(tried, [`lan:${garbage.addr.port}`, `lan:${server.port}`]);
+    },
+  );
+
   await t.step("a wrong code fails on every route and is reported as a wrong code", async () => {
     await rejects(reach(candidates(server.port), codeSecret(generateCode())), AuthenticationError);
   });
