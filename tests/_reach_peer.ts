@@ -128,10 +128,14 @@ switch (role) {
         family === "IPv4" && !address.startsWith("127.")
       )!.address;
     socket.setMulticastInterface(address);
-    const valid = encodeAnnouncement(7878, ["K7QD"]);
+    // Flawed announcements of --identifier (K7QD by default), and random bytes.
+    const identifier = values.identifier ?? "K7QD";
+    const valid = encodeAnnouncement(7878, [identifier]);
+    // Lowercase, with a look-alike letter in front: never an identifier in canonical form.
+    const misspelt = new TextEncoder().encode(`i${identifier.slice(1).toLowerCase()}`);
     const variants = [
       () => crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 1400))),
-      () => Uint8Array.of(...valid.subarray(0, 9), 0x6b, 0x37, 0x71, 0x64), // lowercase identifier
+      () => Uint8Array.of(...valid.subarray(0, 9), ...misspelt),
       () => Uint8Array.of(...valid.subarray(0, 8), 200, ...valid.subarray(9)), // a lying count
       () => Uint8Array.of(...valid, ...new Uint8Array(200)), // oversized
     ];

@@ -8,7 +8,7 @@
  * These need root, `ip` and `iptables`; where namespaces cannot be made the tests are ignored
  * and the reason is printed once (see tests/_netns.ts).
  */
-import { ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { codeIdentifier, generateCode } from "../lib/code.ts";
 import { planTaskRun } from "../scripts/task.ts";
@@ -359,7 +359,7 @@ Deno.test({
       "--port",
       "7878",
     ], "fake");
-    const noise = peer(lab, "h5", "noise", []);
+    const noise = peer(lab, "h5", "noise", ["--identifier", codeIdentifier(alpha)]);
     await Promise.all([fake, noise].map((process) => process.event("listening")));
     for (const server of [serverA, serverB]) {
       await server.stderrMatches(/announced on the local network \(ferry ls @ finds it\)/);
@@ -372,6 +372,22 @@ Deno.test({
     };
     const failures = (process: LabProcess) =>
       countLines(process.stderr, /authentication failed: wrong code/);
+
+    await t.step(
+      "a finder hears both announcers of alpha's identifier, never the others nor the noise",
+      async () => {
+        const finder = peer(lab, "h4", "find", [
+          "--identifier",
+          codeIdentifier(alpha),
+          "--timeout",
+          "1000",
+        ]);
+        await finder.event("done");
+        const heard = finder.events.filter((event) => event.event === "candidate")
+          .map((event) => `${event.hostname}:${event.port}`).sort();
+        deepStrictEqual(heard, ["10.9.0.1:7878", "10.9.0.3:7878"]);
+      },
+    );
 
     await t.step(
       "each named code finds its own server; the fake costs one attempt at most, and no error shows",
