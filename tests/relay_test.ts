@@ -631,6 +631,29 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
     },
   );
 
+  await t.step(
+    "a wrong server that asks this address to slow down is passed over too",
+    async () => {
+      await using strict = await startTestServer(other.path, {
+        penalty: { freeFailures: 0, baseDelayMs: 60_000 },
+      });
+      // One failed handshake there (a client's default code at another server, say)...
+      await rejects(reach(candidates(strict.port), server.secret, false), AuthenticationError);
+      await strict.log.waitFor(/authentication failed: wrong code/);
+      // ...and the next attempt is refused before the handshake; the right server still serves.
+      tried.length = 0;
+      const { client, route } = await reach(
+        candidates(strict.port, server.port),
+        server.secret,
+        false,
+      );
+      await client.close();
+      deepStrictEqual(route, { kind: "lan", hostname: "127.0.0.1", port: server.port });
+      deepStrictEqual(tried, [`lan:${strict.port}`, `lan:${server.port}`]);
+      strictEqual(strict.log.count(/refused: too many failed attempts/), 1, strict.log.text());
+    },
+  );
+
   await t.step("a wrong code fails on every route and is reported as a wrong code", async () => {
     await rejects(reach(candidates(server.port), codeSecret(generateCode())), AuthenticationError);
   });
