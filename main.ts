@@ -50,6 +50,7 @@ export function mainHelp(): string {
     "Examples:",
     "  ferry serve                       # share this folder (creates .connection_code)",
     "  ferry get 192.168.1.20 notes.txt  # on another machine, with the same code",
+    "  ferry get @ notes.txt             # the same, found on the local network by the code alone",
   ].join("\n");
 }
 
