@@ -337,17 +337,13 @@ export async function runServe(
   printError(
     `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}${also}. Press Ctrl-C to stop.`,
   );
-  let refused: FerryError | undefined;
   try {
-    // A relay refusing the token (before ever accepting it) stops the server with that error.
-    refused = await Promise.race([server.finished.then(() => undefined), reach.refused]);
-    if (refused) await server.shutdown(0);
+    await server.finished;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onTerminate);
     await reach.close();
   }
-  if (refused) throw refused;
   printError("Server stopped.");
   // The same calm line for both signals; Ctrl-C still exits 130, as every interrupted command.
   if (signalled === "SIGINT") throw new ServerInterruptedError("Server stopped by Ctrl-C");

@@ -16,7 +16,7 @@ import { FerryError, UsageError } from "../errors.ts";
 import { formatAddress } from "../net/address.ts";
 import { ANNOUNCE_NET_HOSTS, type Announcer, startAnnouncer } from "../net/announce.ts";
 import { mergeListeners } from "../net/merged_listener.ts";
-import { listenViaRelay, type RelayListener } from "../net/relay_listener.ts";
+import { listenViaRelay } from "../net/relay_listener.ts";
 import { type Listen, listenTcp } from "../net/socket.ts";
 import { DEFAULT_TOKEN_FILE, readTokenFile, tokenFileWarning } from "../relay/token.ts";
 import { DEFAULT_RELAY_PORT, MAX_IDENTIFIERS_PER_CONTROL } from "../relay/wire.ts";
@@ -150,12 +150,10 @@ export class ServeReach {
   #relay: { address: HostPort; token: Uint8Array; tokenFile: string } | undefined;
   #server: FerryServer | undefined;
   #announcer: Announcer | undefined;
-  #listener: RelayListener | undefined;
   /** Lines of the relay listener held back until its first answer (see {@link start}). */
   #heldLines: string[] | undefined = [];
-  #everRegistered = false;
   #firstAnswer = Promise.withResolvers<void>();
-  #refused = Promise.withResolvers<FerryError>();
+  /** The relay's refusal of the token, when that was its first answer. */
   #refusal: FerryError | undefined;
   #tooMany = false;
 
@@ -182,42 +180,32 @@ export class ServeReach {
     const tcp = listenTcp(hostname, port);
     const relay = this.#relay;
     if (relay === undefined) return tcp;
-    this.#listener = listenViaRelay({
+    const listener = listenViaRelay({
       relay: relay.address,
       token: relay.token,
       identifiers: () => this.#relayIdentifiers(),
       log: (line) => this.#heldLines ? this.#heldLines.push(line) : printError(line),
       onEvent: (event) => {
-        if (event.kind === "registered") this.#everRegistered = true;
-        else if (event.unauthorized && !this.#everRegistered) {
-          this.#heldLines = undefined; // the error says it, once
-          this.#refusal ??= new FerryError(
+        const first = this.#heldLines !== undefined;
+        if (first && event.kind === "disconnected" && event.unauthorized) {
+          this.#refusal = new FerryError(
             `The relay at ${
               formatAddress(relay.address.hostname, relay.address.port)
             } refused the token in ${relay.tokenFile}: it is not this relay's token file (copy it again from the relay's machine)`,
           );
-          this.#refused.resolve(this.#refusal);
         }
         this.#firstAnswer.resolve();
       },
     });
-    return mergeListeners([tcp, this.#listener]);
+    return mergeListeners([tcp, listener]);
   };
 
   /**
-   * Settles with the error that must stop the server: the relay refused the token before it was
-   * ever accepted (a wrong token file). Never settles otherwise: a relay that cannot be reached
-   * is tried again quietly.
-   */
-  get refused(): Promise<FerryError> {
-    return this.#refused.promise;
-  }
-
-  /**
-   * Starts announcing `server`'s identifiers (when it may), and waits a moment for the relay's
-   * first answer, so that a wrong token stops the server at start-up: then throws that error.
-   * Returns how else the server can be found, for the line that says it serves ("announced on
-   * the local network"), when it can.
+   * Starts announcing `server`'s identifiers (when it may), after waiting up to 5 s for the
+   * relay's first answer: when that is a refusal of the token (a wrong token file), throws that
+   * error, one line, for the server to stop with. A relay that cannot be reached, or answers
+   * later, is tried again quietly, its refusals logged as they come. Returns how else the server
+   * can be found, for the line that says it serves ("announced on the local network").
    */
   async start(server: FerryServer): Promise<string[]> {
     const ways: string[] = [];
@@ -229,9 +217,10 @@ export class ServeReach {
         new Promise<void>((done) => timer = setTimeout(done, RELAY_FIRST_ANSWER_MS)),
       ]);
       clearTimeout(timer);
-      if (this.#refusal !== undefined) throw this.#refusal;
-      for (const line of this.#heldLines ?? []) printError(line);
+      const held = this.#heldLines ?? [];
       this.#heldLines = undefined;
+      if (this.#refusal !== undefined) throw this.#refusal; // the listener's line says the same
+      for (const line of held) printError(line);
       ways.push(
         `through the relay at ${
           formatAddress(this.#relay.address.hostname, this.#relay.address.port)
