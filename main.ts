@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run -q --v8-flags=--max-semi-space-size=1 --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE
+#!/usr/bin/env -S deno run -q --v8-flags=--max-semi-space-size=1 --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE --allow-sys=networkInterfaces
 /**
  * ferry's command line: parse, dispatch, and turn errors into exit codes. The only module that
  * exits the process.
@@ -50,6 +50,7 @@ export function mainHelp(): string {
     "Examples:",
     "  ferry serve                       # share this folder (creates .connection_code)",
     "  ferry get 192.168.1.20 notes.txt  # on another machine, with the same code",
+    "  ferry get @ notes.txt             # the same, found on the local network by the code alone",
   ].join("\n");
 }
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 mkdir -p dist
 log="$(mktemp)"
 if deno compile --v8-flags=--max-semi-space-size=1 --allow-net --allow-read --allow-write --allow-env=FERRY_CODE \
-  --output dist/ferry main.ts >"$log" 2>&1; then
+  --allow-sys=networkInterfaces --output dist/ferry main.ts >"$log" 2>&1; then
   cat "$log"
   echo "Built dist/ferry ($(du -h dist/ferry | cut -f1)). Try: dist/ferry --help"
   rm -f "$log"

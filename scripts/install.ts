@@ -74,12 +74,19 @@ export function shellQuote(text: string): string {
 /**
  * The `ferry` launcher: a POSIX shell script that runs `checkout/main.ts` with the Deno at `deno`,
  * ferry's flags ({@link runFlags}) and the permissions an installed command gets: the network,
- * and reading and writing whatever the person names (as the `deno install` line the README used
- * to give). Deno's update check is off: this Deno is the one ferry was installed with.
+ * reading and writing whatever the person names (as the `deno install` line the README used
+ * to give), and the list of network interfaces (announcing and finding servers on each of them,
+ * not only on the default route's). Deno's update check is off: this Deno is the one ferry was installed with.
  */
 export function launcherScript(deno: string, checkout: string): string {
   const main = join(checkout, "main.ts");
-  const flags = [...runFlags(checkout), "--allow-net", "--allow-read", "--allow-write"];
+  const flags = [
+    ...runFlags(checkout),
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-sys=networkInterfaces",
+  ];
   return [
     "#!/bin/sh",
     LAUNCHER_MARK,

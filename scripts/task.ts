@@ -25,6 +25,9 @@ import { parseCommand, type ParsedCommand } from "../lib/cli/args.ts";
 import { findCommand } from "../lib/cli/commands.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
 import { printError } from "../lib/cli/output.ts";
+import { worthAnnouncing } from "../lib/cli/serve_reach.ts";
+import { parseServerTarget, ServerSearch } from "../lib/cli/target.ts";
+import { ANNOUNCE_NET_HOSTS } from "../lib/net/announce.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { formatAddress } from "../lib/net/address.ts";
 import { DEFAULT_PORT } from "../lib/protocol/constants.ts";
@@ -50,13 +53,18 @@ export interface TaskContext {
 class Grants {
   readonly read = new Set<string>();
   readonly write = new Set<string>();
-  net: string | undefined;
+  readonly net = new Set<string>();
+  /** The whole network: addresses learnt on the way (a server found on the LAN). */
+  anyNet = false;
+  readonly sys = new Set<string>();
 
   flags(): string[] {
     const flags: string[] = [];
-    if (this.net !== undefined) flags.push(`--allow-net=${this.net}`);
+    if (this.anyNet) flags.push("--allow-net");
+    else if (this.net.size > 0) flags.push(`--allow-net=${[...this.net].join(",")}`);
     if (this.read.size > 0) flags.push(`--allow-read=${[...this.read].join(",")}`);
     if (this.write.size > 0) flags.push(`--allow-write=${[...this.write].join(",")}`);
+    if (this.sys.size > 0) flags.push(`--allow-sys=${[...this.sys].join(",")}`);
     return flags;
   }
 
@@ -68,9 +76,12 @@ class Grants {
 
 /**
  * Works out the Deno permissions the command line `args` (as given to ferry) needs when run in
- * `context.here`: the network address it listens on or connects to, the folders and files it
- * reads and writes (relative paths taken from `here`), and `./.connection_code` there unless
- * `--code-file` names another. A command line ferry will refuse (a typo, a missing argument) gets
+ * `context.here`: the network address it listens on or connects to (for `serve`, also the
+ * announcements' UDP port and group and the list of network interfaces, unless `--no-announce`,
+ * and the relay with its token file; for a client given `@`, the whole network, since the
+ * server's address is learnt from its announcement), the folders and files it reads and writes
+ * (relative paths taken from `here`), and `./.connection_code` there unless `--code-file` names
+ * another. A command line ferry will refuse (a typo, a missing argument) gets
  * no permissions: ferry then prints its usual message.
  *
  * `serve` with no folder, run in the checkout itself, is refused: it would share ferry's own
@@ -107,7 +118,13 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
       }
       const root = at(positionals[0] ?? ".");
       const port = typeof flags.port === "number" ? flags.port : DEFAULT_PORT;
-      grants.net = formatAddress(text("host") ?? "0.0.0.0", port);
+      const host = text("host") ?? "0.0.0.0";
+      grants.net.add(formatAddress(host, port));
+      if (!flags["no-announce"] && worthAnnouncing(host)) {
+        // Announcements: a UDP port and a multicast group, on every network interface.
+        for (const udp of ANNOUNCE_NET_HOSTS) grants.net.add(udp);
+        grants.sys.add("networkInterfaces");
+      }
       // The code file's folder also holds the named codes (`.connection_codes`), which ferry
       // code add may create while the server runs, and their last-use record, which the server
       // writes there (not with --read-only: then last use is simply not recorded).
@@ -117,6 +134,16 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
         // ferry serve creates it: a temporary file beside it, renamed into place.
         grants.write.add(dirname(codeFile));
       }
+      const relay = text("relay");
+      if (relay !== undefined) {
+        try {
+          const { hostname, port } = parseHostPort(relay, DEFAULT_RELAY_PORT);
+          grants.net.add(formatAddress(hostname, port));
+        } catch {
+          return { permissions: [] }; // ferry names what is wrong with the address
+        }
+        grants.read.add(at(text("relay-token-file") ?? DEFAULT_TOKEN_FILE));
+      }
       break;
     }
     case "ls":
@@ -124,8 +151,14 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
     case "put":
     case "connect": {
       try {
-        const { hostname, port } = parseHostPort(positionals[0] ?? "");
-        grants.net = formatAddress(hostname, port);
+        const target = parseServerTarget(positionals[0] ?? "", text("relay"));
+        if (target instanceof ServerSearch) {
+          // `@`: the server's address comes from its announcement on the LAN, unknown until then.
+          grants.anyNet = true;
+          grants.sys.add("networkInterfaces");
+        } else {
+          grants.net.add(formatAddress(target.hostname, target.port));
+        }
       } catch {
         return { permissions: [] }; // ferry names what is wrong with the address
       }
@@ -146,7 +179,7 @@ export function planTaskRun(args: readonly string[], context: TaskContext): Task
     }
     case "relay": {
       const port = typeof flags.port === "number" ? flags.port : DEFAULT_RELAY_PORT;
-      grants.net = formatAddress(text("host") ?? "0.0.0.0", port);
+      grants.net.add(formatAddress(text("host") ?? "0.0.0.0", port));
       const tokenFile = at(text("token-file") ?? DEFAULT_TOKEN_FILE);
       grants.read.add(tokenFile);
       if (!context.exists(tokenFile)) {

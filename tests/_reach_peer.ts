@@ -1,9 +1,9 @@
 /**
  * A small program the namespace tests run inside their namespaces (`ip netns exec NS deno run -A
- * tests/_reach_peer.ts ROLE ...`): a ferry server reached directly, through a relay and by LAN
- * announcements; a client that reaches one by identifier; a recording TCP tap; a fake announcer;
- * a finder; a plain TCP dial. It uses the library's seams (listeners, dials, the announcer and
- * finder, `reachServer`) until `ferry serve` and the client commands are wired to them.
+ * tests/_reach_peer.ts ROLE ...`) for what is not ferry itself: a recording TCP tap, a fake
+ * announcer (an impostor ferry server announcing someone else's identifier), malformed datagrams,
+ * a finder that prints what it hears, a plain TCP dial. Ferry's own servers, relay and clients in
+ * those tests are the real `ferry` command.
  *
  * Each role prints one JSON object per line on stdout (`{"event": ...}`) and logs on stderr.
  *
@@ -12,7 +12,6 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { writeAll } from "../lib/_fs.ts";
-import { reachServer } from "../lib/client/reach.ts";
 import {
   ANNOUNCE_GROUP,
   ANNOUNCE_PORT,
@@ -20,10 +19,6 @@ import {
   findServers,
   startAnnouncer,
 } from "../lib/net/announce.ts";
-import { mergeListeners } from "../lib/net/merged_listener.ts";
-import { listenViaRelay } from "../lib/net/relay_listener.ts";
-import { listenTcp } from "../lib/net/socket.ts";
-import { readTokenFile } from "../lib/relay/token.ts";
 import { startServer } from "../lib/server/server.ts";
 
 function say(event: string, fields: Record<string, unknown> = {}): void {
@@ -35,24 +30,14 @@ function hostPort(text: string): { hostname: string; port: number } {
   return { hostname: text.slice(0, index), port: Number(text.slice(index + 1)) };
 }
 
-function fromHex(hex: string): Uint8Array {
-  return Uint8Array.from(hex.match(/../g)!, (pair) => parseInt(pair, 16));
-}
-
 const [role, ...rest] = Deno.args;
 const { values, positionals } = parseArgs({
   args: rest,
   allowPositionals: true,
   options: {
     root: { type: "string" },
-    secret: { type: "string" },
     identifier: { type: "string" },
-    relay: { type: "string" },
-    "token-file": { type: "string" },
-    announce: { type: "boolean" },
     port: { type: "string" },
-    "lan-ms": { type: "string" },
-    "no-lan": { type: "boolean" },
     listen: { type: "string" },
     target: { type: "string" },
     out: { type: "string" },
@@ -66,75 +51,6 @@ const stopped = new Promise<void>((resolve) => {
 });
 
 switch (role) {
-  case "serve": {
-    // A ferry server on --port (default 7878) on every address, with --relay and --announce.
-    const identifier = values.identifier!;
-    const relay = values.relay && listenViaRelay({
-      relay: hostPort(values.relay),
-      token: await readTokenFile(values["token-file"]!),
-      identifiers: () => [identifier],
-      log: (line) => console.error(line),
-      onEvent: (event) => say(event.kind, { ...event }),
-      firstRetryMs: 100,
-      maxRetryMs: 500,
-    });
-    const server = await startServer({
-      root: values.root!,
-      secret: fromHex(values.secret!),
-      hostname: "0.0.0.0",
-      port: Number(values.port ?? 7878),
-      log: (line) => console.error(line),
-      listen: (hostname, port) =>
-        relay ? mergeListeners([listenTcp(hostname, port), relay]) : listenTcp(hostname, port),
-    });
-    const announcer = values.announce
-      ? await startAnnouncer({
-        port: server.port,
-        identifiers: () => [identifier],
-        log: (line) => console.error(line),
-      })
-      : undefined;
-    say("listening", { port: server.port });
-    await stopped;
-    await announcer?.close();
-    await server.shutdown(0);
-    break;
-  }
-
-  case "client": {
-    // Reaches the server announcing --identifier, or through --relay; then `ls` or `get NAME DIR`.
-    try {
-      const { client, route } = await reachServer({
-        identifier: values.identifier!,
-        secret: fromHex(values.secret!),
-        relay: values.relay ? hostPort(values.relay) : undefined,
-        lan: !values["no-lan"],
-        lanTimeoutMs: values["lan-ms"] ? Number(values["lan-ms"]) : undefined,
-        onAttempt: (attempt) => say("attempt", { ...attempt }),
-      });
-      say("reached", { ...route });
-      const [command, name, dir] = positionals;
-      if (command === "ls") {
-        say("listed", { names: (await client.list("")).map((entry) => entry.name) });
-      } else if (command === "get") {
-        const result = await client.download(name!, dir!, name!, {
-          onProgress: ({ bytes }) => {
-            if (bytes > 0) say("progress", { bytes });
-          },
-        });
-        say("got", { size: result.size, resumedFrom: result.resumedFrom });
-      }
-      await client.close();
-    } catch (error) {
-      say("error", {
-        name: error instanceof Error ? error.name : "Error",
-        message: error instanceof Error ? error.message : String(error),
-      });
-      Deno.exit(1);
-    }
-    break;
-  }
-
   case "tap": {
     // A TCP proxy from --listen to --target that writes every byte it forwards, both ways, to
     // files in --out (one per direction and connection).
@@ -212,10 +128,14 @@ switch (role) {
         family === "IPv4" && !address.startsWith("127.")
       )!.address;
     socket.setMulticastInterface(address);
-    const valid = encodeAnnouncement(7878, ["K7QD"]);
+    // Flawed announcements of --identifier (K7QD by default), and random bytes.
+    const identifier = values.identifier ?? "K7QD";
+    const valid = encodeAnnouncement(7878, [identifier]);
+    // Lowercase, with a look-alike letter in front: never an identifier in canonical form.
+    const misspelt = new TextEncoder().encode(`i${identifier.slice(1).toLowerCase()}`);
     const variants = [
       () => crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 1400))),
-      () => Uint8Array.of(...valid.subarray(0, 9), 0x6b, 0x37, 0x71, 0x64), // lowercase identifier
+      () => Uint8Array.of(...valid.subarray(0, 9), ...misspelt),
       () => Uint8Array.of(...valid.subarray(0, 8), 200, ...valid.subarray(9)), // a lying count
       () => Uint8Array.of(...valid, ...new Uint8Array(200)), // oversized
     ];

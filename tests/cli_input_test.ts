@@ -341,6 +341,9 @@ Deno.test("a malformed HOST[:PORT] exits 2 in one line before any code is read",
     ["host:http", /^ferry: Invalid port "http": expected a number$/],
     ["", /^ferry: Invalid server address "": expected HOST or HOST:PORT$/],
     ["http://host", /^ferry: Invalid server address "http:\/\/host": .*not a URL$/],
+    ["@:9000", /^ferry: Invalid server address "@:9000": write @ alone to find the server by/],
+    ["@host", /^ferry: Invalid server address "@host": write @ alone to find the server by/],
+    ["user@host", /^ferry: Invalid server address "user@host": expected HOST or HOST:PORT$/],
   ];
   const results = await Promise.all(
     cases.map(([host]) => runFerry(["ls", host], { cwd: cwd.path })),
@@ -360,7 +363,7 @@ Deno.test("the top level: no arguments, `help CMD`, options before the command, 
   await t.step("`ferry help get` prints the help of get", async () => {
     const result = await runFerry(["help", "get"]);
     strictEqual(result.code, 0, show(result));
-    match(result.stdout, /^Usage: ferry get HOST\[:PORT\] REMOTE_PATH\.\.\./);
+    match(result.stdout, /^Usage: ferry get HOST\[:PORT\]\|@ REMOTE_PATH\.\.\./);
   });
   await t.step("`ferry help gte` exits 2 and suggests get", async () => {
     const result = await runFerry(["help", "gte"]);

@@ -157,6 +157,9 @@ Deno.test("launcherScript() runs main.ts with the kept Deno and passes every arg
   assert.ok(words.includes("--v8-flags=--max-semi-space-size=1"));
   assert.ok(words.includes(`--config=${join(checkout, "deno.json")}`));
   assert.ok(words.includes("--allow-env=FERRY_CODE"));
+  // The network, and each network interface for announcements and `@` (lib/net/announce.ts).
+  assert.ok(words.includes("--allow-net"));
+  assert.ok(words.includes("--allow-sys=networkInterfaces"));
   assert.deepEqual(words.slice(-6), [
     join(checkout, "main.ts"),
     "get",

@@ -75,7 +75,7 @@ Deno.test("a list and a download through the relay: exact bytes, the client seen
     await sha256File(join(served.path, "big.bin")),
   );
   // The server logs the client by the address the relay reported, marked as relayed.
-  await server.log.waitFor(/127\.0\.0\.1:\d+ via relay authenticated$/);
+  await server.log.waitFor(/127\.0\.0\.1:\d+ via relay code=default authenticated$/);
   await relay.log.waitFor(/paired with K7QD/);
   ok(server.log.text().includes("registered K7QD"), server.log.text());
 });
@@ -96,7 +96,7 @@ Deno.test("a wrong code through the relay fails the handshake end to end (exit 3
   await using served = await tempDir();
   await using server = await startRelayedServer(served.path, relay);
   await rejects(viaRelay(relay.port, codeSecret(generateCode())), AuthenticationError);
-  await server.log.waitFor(/via relay authentication failed: wrong code$/);
+  await server.log.waitFor(/via relay authentication failed: wrong code \(identifier 0000/);
   await assertStillServesViaRelay(relay.port, server.secret);
 });
 
@@ -539,7 +539,15 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
   await using relay = await startTestRelay();
   await using served = await tempDir();
   await Deno.writeTextFile(join(served.path, "real.txt"), "real");
-  await using server = await startRelayedServer(served.path, relay, { alsoTcp: true });
+  // The server's code carries the identifier K7QD, which reachServer names in the handshake.
+  await using codes = await tempDir();
+  const code = `K7QD-${generateCode()}`;
+  const codeFile = join(codes.path, "code");
+  await Deno.writeTextFile(codeFile, `${code}\n`, { mode: 0o600 });
+  await using server = await startRelayedServer(served.path, relay, {
+    alsoTcp: true,
+    server: { code, secret: undefined, codeFile },
+  });
   // A fake announcer's port: a ferry server holding another code, and a port that is no ferry
   // server at all.
   await using other = await tempDir();
@@ -592,6 +600,60 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
     deepStrictEqual((await client.list("")).map((entry) => entry.name), ["real.txt"]);
   });
 
+  await t.step(
+    "a route that worked before is tried first; when it fails, the search goes on",
+    async () => {
+      tried.length = 0;
+      const relayRoute = { kind: "relay", hostname: "127.0.0.1", port: relay.port } as const;
+      const { client, route } = await reachServer({
+        identifier: "K7QD",
+        secret: server.secret,
+        find: candidates(server.port),
+        relay: { hostname: "127.0.0.1", port: relay.port },
+        prefer: relayRoute,
+        onAttempt: (attempt) => tried.push(`${attempt.kind}:${attempt.port}`),
+      });
+      await client.close();
+      deepStrictEqual(route, relayRoute);
+      deepStrictEqual(tried, [`relay:${relay.port}`]);
+      tried.length = 0;
+      const gone = { kind: "lan", hostname: "127.0.0.1", port: garbage.addr.port } as const;
+      const again = await reachServer({
+        identifier: "K7QD",
+        secret: server.secret,
+        find: candidates(garbage.addr.port, server.port),
+        prefer: gone,
+        onAttempt: (attempt) => tried.push(`${attempt.kind}:${attempt.port}`),
+      });
+      await again.client.close();
+      // The route that failed is not tried twice in one search.
+      deepStrictEqual(tried, [`lan:${garbage.addr.port}`, `lan:${server.port}`]);
+    },
+  );
+
+  await t.step(
+    "a wrong server that asks this address to slow down is passed over too",
+    async () => {
+      await using strict = await startTestServer(other.path, {
+        penalty: { freeFailures: 0, baseDelayMs: 60_000 },
+      });
+      // One failed handshake there (a client's default code at another server, say)...
+      await rejects(reach(candidates(strict.port), server.secret, false), AuthenticationError);
+      await strict.log.waitFor(/authentication failed: wrong code/);
+      // ...and the next attempt is refused before the handshake; the right server still serves.
+      tried.length = 0;
+      const { client, route } = await reach(
+        candidates(strict.port, server.port),
+        server.secret,
+        false,
+      );
+      await client.close();
+      deepStrictEqual(route, { kind: "lan", hostname: "127.0.0.1", port: server.port });
+      deepStrictEqual(tried, [`lan:${strict.port}`, `lan:${server.port}`]);
+      strictEqual(strict.log.count(/refused: too many failed attempts/), 1, strict.log.text());
+    },
+  );
+
   await t.step("a wrong code fails on every route and is reported as a wrong code", async () => {
     await rejects(reach(candidates(server.port), codeSecret(generateCode())), AuthenticationError);
   });
@@ -599,7 +661,11 @@ Deno.test("reachServer(): every LAN candidate is tried in turn; a fake costs one
   await t.step("nothing on the LAN and no relay: one line saying where it looked", async () => {
     await rejects(reach(candidates(), server.secret, false), (error: Error) => {
       ok(error instanceof ConnectionError, String(error));
-      ok(/^No server announced K7QD on the local network within 3 s/.test(error.message));
+      ok(
+        /^No server announced this code \(identifier K7QD\) on the local network within 2 s/
+          .test(error.message),
+        error.message,
+      );
       return true;
     });
     await rejects(reach(candidates(garbage.addr.port), server.secret, false), ProtocolError);

@@ -149,14 +149,32 @@ function context(existing: string[] = ["/home/ann/Public/.connection_code"]): Ta
   };
 }
 
-Deno.test("planTaskRun() grants serve its folder, its code file and its folder (the named codes), its address, and nothing else", () => {
+Deno.test("planTaskRun() grants serve its folder, its code file and its folder (the named codes), its address, its announcements, and nothing else", () => {
   assert.deepEqual(planTaskRun(["serve"], context()), {
     permissions: [
-      "--allow-net=0.0.0.0:7878",
+      // TCP, then the announcements' UDP port (the same 0.0.0.0:7878) and multicast group.
+      "--allow-net=0.0.0.0:7878,239.255.78.78:7878",
+      "--allow-read=/home/ann/Public,/home/ann/Public/.connection_code",
+      "--allow-write=/home/ann/Public",
+      "--allow-sys=networkInterfaces",
+    ],
+  });
+  assert.deepEqual(planTaskRun(["serve", "-p", "9000", "--no-announce"], context()), {
+    permissions: [
+      "--allow-net=0.0.0.0:9000",
       "--allow-read=/home/ann/Public,/home/ann/Public/.connection_code",
       "--allow-write=/home/ann/Public",
     ],
   });
+  assert.deepEqual(planTaskRun(["serve", "-p", "9000", "--host", "192.168.1.20"], context()), {
+    permissions: [
+      "--allow-net=192.168.1.20:9000,0.0.0.0:7878,239.255.78.78:7878",
+      "--allow-read=/home/ann/Public,/home/ann/Public/.connection_code",
+      "--allow-write=/home/ann/Public",
+      "--allow-sys=networkInterfaces",
+    ],
+  });
+  // Listening on loopback (or one IPv6 address), the server announces nothing.
   assert.deepEqual(
     planTaskRun(["serve", "../Shared", "--read-only", "-p", "9000", "--host", "::1"], context()),
     {
@@ -170,7 +188,10 @@ Deno.test("planTaskRun() grants serve its folder, its code file and its folder (
 
 Deno.test("planTaskRun() lets serve create a missing code file (a temporary file beside it)", () => {
   assert.deepEqual(
-    planTaskRun(["serve", "/srv/share", "--code-file", "codes/ferry"], context([])),
+    planTaskRun(
+      ["serve", "/srv/share", "--code-file", "codes/ferry", "--no-announce"],
+      context([]),
+    ),
     {
       permissions: [
         "--allow-net=0.0.0.0:7878",
@@ -179,6 +200,65 @@ Deno.test("planTaskRun() lets serve create a missing code file (a temporary file
       ],
     },
   );
+});
+
+Deno.test("planTaskRun() grants serve --relay the relay's address and its token file, ./.relay_token by default", () => {
+  assert.deepEqual(
+    planTaskRun(["serve", "--no-announce", "--relay", "relay.example.org"], context()),
+    {
+      permissions: [
+        "--allow-net=0.0.0.0:7878,relay.example.org:7879",
+        `--allow-read=/home/ann/Public,/home/ann/Public/.connection_code,/home/ann/Public/${DEFAULT_TOKEN_FILE}`,
+        "--allow-write=/home/ann/Public",
+      ],
+    },
+  );
+  assert.deepEqual(
+    planTaskRun([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--relay",
+      "[2001:db8::7]:443",
+      "--relay-token-file",
+      "../keys/relay",
+    ], context()),
+    {
+      permissions: [
+        "--allow-net=127.0.0.1:7878,[2001:db8::7]:443",
+        "--allow-read=/home/ann/Public,/home/ann/Public/.connection_code,/home/ann/keys/relay",
+        "--allow-write=/home/ann/Public",
+      ],
+    },
+  );
+});
+
+Deno.test("planTaskRun() gives a client given @ the whole network (the server's address is learnt on the way) and the network interfaces", () => {
+  const code = "/home/ann/Public/.connection_code";
+  for (
+    const args of [
+      ["ls", "@"],
+      ["ls", "@", "--relay", "relay.example.org"],
+      ["connect", "@", "--relay=relay.example.org:443"],
+    ]
+  ) {
+    const plan = planTaskRun(args, context());
+    assert.ok("permissions" in plan);
+    assert.equal(plan.permissions[0], "--allow-net", args.join(" "));
+    assert.equal(plan.permissions.at(-1), "--allow-sys=networkInterfaces", args.join(" "));
+  }
+  assert.deepEqual(planTaskRun(["get", "@", "a.txt"], context()), {
+    permissions: [
+      "--allow-net",
+      `--allow-read=${code},/home/ann/Public`,
+      "--allow-write=/home/ann/Public",
+      "--allow-sys=networkInterfaces",
+    ],
+  });
+  // --relay with an address is ferry's usage error, shown as ferry words it.
+  assert.deepEqual(planTaskRun(["ls", "host.lan", "--relay", "r"], context()), {
+    permissions: [],
+  });
 });
 
 Deno.test("planTaskRun() gives each client command the server's address, the code file and its local paths", () => {
@@ -225,7 +305,7 @@ Deno.test("planTaskRun() refuses serve with no folder in the checkout, and a pat
   const refused = planTaskRun(["serve"], inCheckout);
   assert.ok("refusal" in refused);
   assert.match(refused.refusal, /ferry's own checkout/);
-  assert.deepEqual(planTaskRun(["serve", "."], inCheckout), {
+  assert.deepEqual(planTaskRun(["serve", ".", "--no-announce"], inCheckout), {
     permissions: [
       "--allow-net=0.0.0.0:7878",
       "--allow-read=/home/ann/ferry,/home/ann/ferry/.connection_code",

@@ -28,15 +28,21 @@ export function parsePort(text: string, allowZero = false): number {
 }
 
 /**
- * Parses `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address (`::1`) takes the default
- * port. A bare IPv6 address whose last group could be a port (`::1:9003`) is refused with a hint
- * to write `[::1]:9003` (or `[::1:9003]` for the address itself). A name in another script (`bücher.example`) becomes its ASCII (punycode) form.
+ * Parses `host`, `host:port`, `[v6]` or `[v6]:port`; an address without a port, a bare IPv6
+ * address (`::1`) too, takes `defaultPort` (ferry's 7878 unless given). A bare IPv6 address whose
+ * last group could be a port (`::1:9003`) is refused with a hint to write `[::1]:9003` (or
+ * `[::1:9003]` for the address itself). A name in another script (`bücher.example`) becomes its
+ * ASCII (punycode) form. `what` names the address in errors ("server address").
  */
-export function parseHostPort(text: string): HostPort {
+export function parseHostPort(
+  text: string,
+  defaultPort: number = DEFAULT_PORT,
+  what = "server address",
+): HostPort {
   const invalid = (why: string) =>
-    new UsageError(`Invalid server address "${sanitizeForDisplay(text)}": ${why}`);
+    new UsageError(`Invalid ${what} "${sanitizeForDisplay(text)}": ${why}`);
   let hostname = text;
-  let port = DEFAULT_PORT;
+  let port = defaultPort;
   if (text.includes("://")) throw invalid("expected HOST or HOST:PORT, not a URL");
   const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
   const colons = (text.match(/:/g) ?? []).length;
@@ -59,7 +65,7 @@ export function parseHostPort(text: string): HostPort {
       throw invalid(
         `write [${address}]:${tail} for port ${tail}` +
           (isIPv6(text)
-            ? `, or [${text}] for that whole address with the default port ${DEFAULT_PORT}`
+            ? `, or [${text}] for that whole address with the default port ${defaultPort}`
             : ""),
       );
     }

@@ -18,10 +18,11 @@ import {
 } from "../errors.ts";
 import { formatAddress } from "../net/address.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { clientCode, parseHostPort } from "./common.ts";
-import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET } from "./options.ts";
+import { clientCode } from "./common.ts";
+import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET, RELAY_CLIENT } from "./options.ts";
 import { printError } from "./output.ts";
 import { connectClient } from "./remote.ts";
+import { describeRoute, parseServerTarget, ServerSearch } from "./target.ts";
 import { findShellCommand, runShellLine } from "./shell/commands.ts";
 import { complete, sessionCandidates } from "./shell/completion.ts";
 import { pipedLines, type ShellLines, terminalLines } from "./shell/lines.ts";
@@ -32,15 +33,16 @@ import { splitWords } from "./shell/words.ts";
 export const connectSpec = {
   name: "connect",
   summary: "Open an interactive shell on a server",
-  usage: "connect HOST[:PORT] [--code-file PATH]",
+  usage: "connect HOST[:PORT]|@ [--code-file PATH] [--relay HOST[:PORT]]",
   description:
     "Opens a shell with the commands ls, cd, pwd, get, put, lcd, lpwd, help and quit (type help in it for their arguments). Remote paths are relative to the current remote folder, which the prompt shows; get takes patterns ('*.jpg') as ferry get does. Tab completes commands and remote and local paths. Ctrl-C stops a transfer and returns to the prompt, keeping what came so that the same get resumes it; at the prompt it clears the line. Ctrl-D or quit leaves. When standard input is not a terminal, reads commands line by line without a prompt, so it can be scripted (like sftp -b -), and stops at the first command that fails.",
   args: [HOST_ARG],
-  options: [CODE_FILE, QUIET],
+  options: [CODE_FILE, RELAY_CLIENT, QUIET],
   minArgs: 1,
   maxArgs: 1,
   examples: [
     ["ferry connect 192.168.1.20", "an interactive session"],
+    ["ferry connect @ --relay relay.example.org", "with the server of this code, wherever it is"],
     ["printf 'ls\\nget a.txt\\n' | ferry connect 192.168.1.20", "a scripted session"],
   ],
   environment: CODE_ENV,
@@ -57,17 +59,23 @@ const INTERRUPT_GRACE_MS = 1_000;
 export async function runConnect(
   { positionals, flags }: ParsedCommand<typeof connectSpec>,
 ): Promise<void> {
-  const address = parseHostPort(positionals[0]!);
+  // Where `@` found the server is said in the line below, on a terminal (and again if it moves).
+  let terminal = false;
+  const target = parseServerTarget(
+    positionals[0]!,
+    flags.relay,
+    (line) => terminal && !flags.quiet && printError(line),
+  );
   const code = await clientCode(flags["code-file"]);
-  const client = await connectClient(address, code);
-  const session = new ShellSession(client, address, code);
+  const client = await connectClient(target, code);
+  terminal = Deno.stdin.isTerminal();
+  const session = new ShellSession(client, target, code);
   try {
-    if (Deno.stdin.isTerminal()) {
-      printError(
-        `Connected to ${
-          formatAddress(address.hostname, address.port)
-        } (${client.welcome.mode}). Type help for commands.`,
-      );
+    if (terminal) {
+      const where = target instanceof ServerSearch
+        ? `, ${describeRoute(target.route!)}`
+        : ` to ${formatAddress(target.hostname, target.port)}`;
+      printError(`Connected${where} (${client.welcome.mode}). Type help for commands.`);
       await runPrompt(session, flags.quiet);
     } else {
       await runScript(session, flags.quiet);

@@ -9,7 +9,6 @@ import { expandRemoteGlobs, isRemoteGlob } from "../client/remote_glob.ts";
 import { IncompleteError, NotFoundError, PathError, UsageError } from "../errors.ts";
 import { sanitizeForDisplay, validateLocalName } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseHostPort } from "./common.ts";
 import {
   CODE_ENV,
   CODE_FILE,
@@ -17,17 +16,19 @@ import {
   HOST_ARG,
   JSON_OPTION,
   QUIET,
+  RELAY_CLIENT,
   VERIFY,
 } from "./options.ts";
-import { TransferReporter } from "./output.ts";
+import { printError, TransferReporter } from "./output.ts";
 import { checkRemoteArgument, openClient, outputOptions, transferring } from "./remote.ts";
+import { parseServerTarget } from "./target.ts";
 
 /** What `ferry get` accepts. */
 export const getSpec = {
   name: "get",
   summary: "Download files or folders",
   usage:
-    "get HOST[:PORT] REMOTE_PATH... [-o DIR | --as LOCAL_PATH] [-N] [--force] [--verify] [--json] [--quiet]",
+    "get HOST[:PORT]|@ REMOTE_PATH... [-o DIR | --as LOCAL_PATH] [-N] [--force] [--verify] [--relay HOST[:PORT]] [--json] [--quiet]",
   description:
     "Downloads files, or folders with everything in them. Each file takes its name only once every byte came through the authenticated channel unchanged at its source (with --verify, also once its SHA-256 matches the server's); a cut download resumes where it stopped when you run the same command again. Existing files are kept unless --force. " +
     "A remote path whose last component has *, ? or [...] (quote it from your shell) downloads every file and folder of that server folder whose name matches, as a shell would (* does not match a leading dot); a pattern that matches nothing is named and the command fails once the other paths are downloaded. Wildcards are refused in the folders above the last component. There is no escape character: --no-glob takes every path literally, to reach a name that holds *, ? or [. " +
@@ -60,6 +61,7 @@ export const getSpec = {
     FORCE_LOCAL,
     VERIFY,
     CODE_FILE,
+    RELAY_CLIENT,
     { ...JSON_OPTION, description: "Print one JSON object per line for each event" },
     QUIET,
   ],
@@ -67,6 +69,11 @@ export const getSpec = {
   maxArgs: Infinity,
   examples: [
     ["ferry get 192.168.1.20 report.pdf", "download one file into the current folder"],
+    ["ferry get @ report.pdf", "from the server of this code, found on the local network"],
+    [
+      "ferry get @ report.pdf --relay relay.example.org",
+      "the same, through a relay when the server is not on this network",
+    ],
     ["ferry get 192.168.1.20 photos notes.txt -o ~/Downloads", "a folder and a file"],
     ["ferry get 192.168.1.20 'photos/*.jpg'", "every .jpg file in the server's photos folder"],
     ["ferry get 192.168.1.20 report.pdf --as old-report.pdf", "save under another name"],
@@ -79,7 +86,11 @@ export const getSpec = {
 export async function runGet(
   { positionals, flags }: ParsedCommand<typeof getSpec>,
 ): Promise<void> {
-  const address = parseHostPort(positionals[0]!);
+  const target = parseServerTarget(
+    positionals[0]!,
+    flags.relay,
+    flags.quiet ? undefined : printError,
+  );
   const remotePaths = positionals.slice(1);
   const { outputDir, localName } = localTarget(flags.output, flags.as, remotePaths);
   const force = flags.force;
@@ -102,7 +113,7 @@ export async function runGet(
     ...outputOptions(flags),
     many: remotePaths.length > 1 || globs.length > 0,
   });
-  await using client = await openClient(address, flags["code-file"]);
+  await using client = await openClient(target, flags["code-file"]);
   let paths = remotePaths;
   let unmatched: { name: string; reason: string }[] = [];
   if (globs.length > 0) {

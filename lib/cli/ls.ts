@@ -7,16 +7,16 @@
 import type { ListEntry, SkippedEntry } from "../protocol/messages.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseHostPort } from "./common.ts";
-import { CODE_ENV, CODE_FILE, HOST_ARG, JSON_OPTION } from "./options.ts";
+import { CODE_ENV, CODE_FILE, HOST_ARG, JSON_OPTION, RELAY_CLIENT } from "./options.ts";
 import { formatBytes, printError, printLine, printText } from "./output.ts";
 import { checkRemoteArgument, openClient } from "./remote.ts";
+import { parseServerTarget } from "./target.ts";
 
 /** What `ferry ls` accepts. */
 export const lsSpec = {
   name: "ls",
   summary: "List a folder on the server",
-  usage: "ls HOST[:PORT] [REMOTE_PATH] [--json]",
+  usage: "ls HOST[:PORT]|@ [REMOTE_PATH] [--relay HOST[:PORT]] [--json]",
   description: "Lists the names, types, sizes and modification times in a folder on the server.",
   args: [HOST_ARG, {
     name: "REMOTE_PATH",
@@ -24,6 +24,7 @@ export const lsSpec = {
   }],
   options: [
     CODE_FILE,
+    RELAY_CLIENT,
     { ...JSON_OPTION, description: "Print a JSON array of {name, type, size, mtime}" },
     {
       name: "recursive",
@@ -37,6 +38,8 @@ export const lsSpec = {
   examples: [
     ["ferry ls 192.168.1.20", "list the shared folder"],
     ["ferry ls 192.168.1.20:9000 photos --json", "list a subfolder as JSON"],
+    ["ferry ls @", "find the server of this code on the local network, and list it"],
+    ["ferry ls @ --relay relay.example.org", "the same, through a relay when it is not here"],
   ],
   environment: CODE_ENV,
 } as const satisfies CommandSpec;
@@ -89,14 +92,16 @@ export async function printListing(
   printLine(opened ? "]" : "[]");
 }
 
-/** Runs `ferry ls`. Permissions: net to the server; read on the code file. */
+/**
+ * Runs `ferry ls`. Permissions: net to the server (all of it with `@`); read on the code file.
+ */
 export async function runLs(
   { positionals, flags }: ParsedCommand<typeof lsSpec>,
 ): Promise<void> {
-  const address = parseHostPort(positionals[0]!);
+  const target = parseServerTarget(positionals[0]!, flags.relay, printError);
   const path = positionals[1] ?? "";
   checkRemoteArgument(path); // refuse a bad path before connecting
-  await using client = await openClient(address, flags["code-file"]);
+  await using client = await openClient(target, flags["code-file"]);
   const batches = client.listBatches(path, {
     recursive: flags.recursive,
     onSkipped: reportUnlisted,

@@ -54,11 +54,21 @@ export const VERIFY = {
     "Also hash every file on both sides and compare the SHA-256 (reported in --json); costs CPU",
 } as const satisfies OptionSpec;
 
-/** The `HOST[:PORT]` argument of the client commands. */
+/** The `HOST[:PORT]` argument of the client commands, or `@`. */
 export const HOST_ARG = {
-  name: "HOST[:PORT]",
-  description: "The server's address; the port defaults to 7878",
+  name: "HOST[:PORT] or @",
+  description:
+    "The server's address (port 7878 unless given), or @ to find the server by the code alone: the one announcing it on the local network (about 2 s), else through --relay",
 } as const;
+
+/** `--relay HOST[:PORT]` of the client commands: where `@` looks after the local network. */
+export const RELAY_CLIENT = {
+  name: "relay",
+  type: "string",
+  value: "HOST[:PORT]",
+  description:
+    "With @: when the server is not on the local network, reach it through this relay (port 7879 unless given; the code must be a named one, from ferry code add)",
+} as const satisfies OptionSpec;
 
 /** The environment a command that reads the connection code looks at. */
 export const CODE_ENV = [[

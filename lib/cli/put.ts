@@ -7,7 +7,6 @@ import { planUpload, putPaths } from "../client/put_paths.ts";
 import { IncompleteError, UsageError } from "../errors.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseHostPort } from "./common.ts";
 import {
   CODE_ENV,
   CODE_FILE,
@@ -15,16 +14,19 @@ import {
   HOST_ARG,
   JSON_OPTION,
   QUIET,
+  RELAY_CLIENT,
   VERIFY,
 } from "./options.ts";
-import { TransferReporter } from "./output.ts";
+import { printError, TransferReporter } from "./output.ts";
 import { checkRemoteArgument, openClient, outputOptions, transferring } from "./remote.ts";
+import { parseServerTarget } from "./target.ts";
 
 /** What `ferry put` accepts. */
 export const putSpec = {
   name: "put",
   summary: "Upload files or folders",
-  usage: "put HOST[:PORT] LOCAL_PATH... [--to REMOTE_DIR] [--force] [--verify] [--json] [--quiet]",
+  usage:
+    "put HOST[:PORT]|@ LOCAL_PATH... [--to REMOTE_DIR] [--force] [--verify] [--relay HOST[:PORT]] [--json] [--quiet]",
   description:
     "Uploads files, or folders with everything in them. They land on the server as <prefix><name> (uploaded_<name> by default). A cut upload resumes when you run the same command again. Existing files on the server are kept unless --force.",
   args: [HOST_ARG, { name: "LOCAL_PATH...", description: "Files or folders to send" }],
@@ -39,6 +41,7 @@ export const putSpec = {
     FORCE_REMOTE,
     VERIFY,
     CODE_FILE,
+    RELAY_CLIENT,
     { ...JSON_OPTION, description: "Print one JSON object per line for each event" },
     QUIET,
   ],
@@ -46,6 +49,11 @@ export const putSpec = {
   maxArgs: Infinity,
   examples: [
     ["ferry put 192.168.1.20 notes.txt", "upload a file (it lands as uploaded_notes.txt)"],
+    ["ferry put @ notes.txt", "to the server of this code, found on the local network"],
+    [
+      "ferry put @ notes.txt --relay relay.example.org",
+      "the same, through a relay when the server is not on this network",
+    ],
     ["ferry put 192.168.1.20 build/ --to releases", "upload a folder into releases/"],
   ],
   environment: CODE_ENV,
@@ -55,7 +63,11 @@ export const putSpec = {
 export async function runPut(
   { positionals, flags }: ParsedCommand<typeof putSpec>,
 ): Promise<void> {
-  const address = parseHostPort(positionals[0]!);
+  const target = parseServerTarget(
+    positionals[0]!,
+    flags.relay,
+    flags.quiet ? undefined : printError,
+  );
   const remoteDir = flags.to ?? "";
   checkRemoteArgument(remoteDir, "--to"); // refuse a bad --to before reading or sending anything
   const localPaths = positionals.slice(1);
@@ -84,7 +96,7 @@ export async function runPut(
   });
   const files = plan.items.filter((item) => item.kind === "file");
   reporter.expect(files.length, files.reduce((sum, item) => sum + item.size, 0));
-  await using client = await openClient(address, flags["code-file"]);
+  await using client = await openClient(target, flags["code-file"]);
   try {
     await transferring(() =>
       putPaths(client, plan, {

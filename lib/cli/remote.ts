@@ -9,8 +9,9 @@ import { FerryClient } from "../client/client.ts";
 import { ConnectionLostError, PathError, RefusedError, UsageError } from "../errors.ts";
 import { RefusalStatus } from "../protocol/handshake.ts";
 import { parseRemotePath } from "../protocol/remote_path.ts";
-import { type ClientCode, clientCode, type HostPort } from "./common.ts";
+import { type ClientCode, clientCode } from "./common.ts";
 import { type OutputOptions, printError } from "./output.ts";
+import { ServerSearch, type ServerTarget } from "./target.ts";
 
 /** How often, and after how long, a busy server is asked again (seconds): about 14 s in all. */
 const BUSY_RETRY_SECONDS = [2, 4, 8];
@@ -18,32 +19,35 @@ const BUSY_RETRY_SECONDS = [2, 4, 8];
 const MAX_SLOW_DOWN_WAIT_SECONDS = 15;
 
 /**
- * Opens a session with `address`, with the code from `--code-file`, FERRY_CODE or the default
- * file. A server that is busy, or asks this address to slow down for a short while, is asked
- * again a few times, each wait said on stderr ("server busy, retrying in 2 s"); a server shutting
- * down, or one that keeps refusing, ends the command with its reason.
+ * Opens a session with `target` (an address, or `@`: found by the code), with the code from
+ * `--code-file`, FERRY_CODE or the default file. A server that is busy, or asks this address to
+ * slow down for a short while, is asked again a few times, each wait said on stderr ("server
+ * busy, retrying in 2 s"); a server shutting down, or one that keeps refusing, ends the command
+ * with its reason.
  */
 export async function openClient(
-  address: HostPort,
+  target: ServerTarget,
   codeFile: string | undefined,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
-  return connectClient(address, await clientCode(codeFile), wait);
+  return connectClient(target, await clientCode(codeFile), wait);
 }
 
 /**
- * Opens a session with `address` with `code` (from `clientCode`), asking a busy server again as
+ * Opens a session with `target` with `code` (from `clientCode`), asking a busy server again as
  * {@link openClient} does. The `connect` shell reconnects with it, without reading
  * or asking for the code again.
  */
 export async function connectClient(
-  address: HostPort,
+  target: ServerTarget,
   code: ClientCode,
   wait: (seconds: number) => Promise<void> = sleepSeconds,
 ): Promise<FerryClient> {
   for (let attempt = 0;; attempt++) {
     try {
-      return await FerryClient.connect({ ...address, ...code });
+      return target instanceof ServerSearch
+        ? await target.connect(code)
+        : await FerryClient.connect({ ...target, ...code });
     } catch (error) {
       const seconds = retryAfter(error, attempt);
       if (seconds === undefined) throw error;

@@ -24,14 +24,16 @@ import {
 import { CODE_ENV, CODE_FILE } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
+import { prepareReach, SERVE_REACH_OPTIONS } from "./serve_reach.ts";
 
 /** What `ferry serve` accepts; numbers, sizes and durations arrive converted. */
 export const serveSpec = {
   name: "serve",
   summary: "Share a folder with everyone who holds a code",
-  usage: "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--upload-prefix S] [options]",
+  usage:
+    "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--relay HOST[:PORT]] [--no-announce] [options]",
   description:
-    "Serves DIR to clients that hold the connection code, or one of the named codes of the code store beside the code file (`ferry code add`: each with its own rights, folder and expiry, within what the server allows). Creates a code file first if there is none (and no named code either), and prints the new code. Codes added, revoked or expiring take effect at once, without a restart. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish.",
+    "Serves DIR to clients that hold the connection code, or one of the named codes of the code store beside the code file (`ferry code add`: each with its own rights, folder and expiry, within what the server allows). Creates a code file first if there is none (and no named code either), and prints the new code. Codes added, revoked or expiring take effect at once, without a restart. Uploads land as <prefix><name> so they never replace the folder's own files. Announces the public identifiers of its codes (never a secret) on the local network, so that clients find it with @ in place of its address; with --relay, also takes clients through that relay (named codes only). Stop with Ctrl-C: transfers in progress get a grace period to finish.",
   args: [{ name: "DIR", description: "The folder to share (default: the current folder)" }],
   options: [
     {
@@ -112,6 +114,7 @@ export const serveSpec = {
       default: "10",
       parse: parseSeconds,
     },
+    ...SERVE_REACH_OPTIONS,
   ],
   minArgs: 0,
   maxArgs: 1,
@@ -119,6 +122,10 @@ export const serveSpec = {
     ["ferry serve", "share the current folder on port 7878"],
     ["ferry serve ~/Public --port 9000 --read-only", "share a folder for download only"],
     ["ferry serve inbox --upload-only --max-upload 2G", "a drop box that takes files up to 2 GiB"],
+    [
+      "ferry serve --relay relay.example.org",
+      "also reachable through a relay (token in ./.relay_token; ferry code add NAME for a code)",
+    ],
   ],
   environment: CODE_ENV,
 } as const satisfies CommandSpec;
@@ -266,6 +273,7 @@ export async function runServe(
       why: "to store uploads",
     }]),
   ]);
+  const reach = await prepareReach(flags, hostname);
   warnOfGitFolder(root);
   const { codeStore, recordLastUse } = codeStoreOf(codeFile ?? DEFAULT_CODE_FILE);
   if (codeStore !== undefined && await lstatOrNull(codeStore) !== null) {
@@ -296,10 +304,18 @@ export async function runServe(
     recordLastUse,
     // The store and its last-use file too, by the server itself (when it may read them, which
     // it may wherever it serves).
-    exclude: [resolve(codeFile ?? DEFAULT_CODE_FILE)],
+    exclude: [resolve(codeFile ?? DEFAULT_CODE_FILE), ...reach.exclude],
+    listen: reach.listen,
   }).catch((error) => {
     throw listenError(error, hostname, port);
   });
+  let found: string[];
+  try {
+    found = await reach.start(server);
+  } catch (error) {
+    await server.shutdown(0);
+    throw error;
+  }
   const limits = [mode, maxUpload !== undefined ? `uploads up to ${formatBytes(maxUpload)}` : ""]
     .filter(Boolean).join(", ");
   const uploads = mode === "read-only" ? "" : `; uploads land as ${uploadPrefix}<name>`;
@@ -309,6 +325,7 @@ export async function runServe(
     if (signalled) return;
     signalled = signal;
     printError("Stopping: no new connections; transfers in progress get a moment to finish.");
+    void reach.close();
     void server.shutdown(graceMs);
   };
   const onInterrupt = stopOn("SIGINT");
@@ -316,14 +333,16 @@ export async function runServe(
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onTerminate);
   // Announced only once Ctrl-C and SIGTERM are handled: a signal right after it stops gracefully.
+  const also = found.map((way) => `; ${way}`).join("");
   printError(
-    `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
+    `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}${also}. Press Ctrl-C to stop.`,
   );
   try {
     await server.finished;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onTerminate);
+    await reach.close();
   }
   printError("Server stopped.");
   // The same calm line for both signals; Ctrl-C still exits 130, as every interrupted command.

@@ -36,11 +36,16 @@ export interface ReachOptions {
   secret: Uint8Array;
   /** A relay to fall back on. */
   relay?: { hostname: string; port: number };
+  /**
+   * A route to try first, before looking (the one that worked last time, when a shell connects
+   * again): if it fails, the search goes on as if it had not been given.
+   */
+  prefer?: Route;
   /** Whether to look on the local network first (default true). */
   lan?: boolean;
   /**
    * How long to look on the local network: default 1 s when a relay is named (servers answer a
-   * query at once), 3 s otherwise (an announcement comes every second).
+   * query at once), 2 s otherwise (an announcement also comes every second).
    */
   lanTimeoutMs?: number;
   /** Deadline of each connection and its handshake (default 5 s for a LAN candidate, 15 s else). */
@@ -71,43 +76,50 @@ export async function reachServer(options: ReachOptions): Promise<Reached> {
   if (!isIdentifier(identifier)) throw new TypeError("Not a server identifier");
   const connect = options.connect ?? ((connectOptions) => FerryClient.connect(connectOptions));
   const failures: unknown[] = [];
-  const lanTimeoutMs = options.lanTimeoutMs ?? (options.relay ? 1000 : 3000);
+  const lanTimeoutMs = options.lanTimeoutMs ?? (options.relay ? 1000 : 2000);
+  /** Tries one route; the session, or undefined when only this route failed. */
+  const attempt = async (route: Route): Promise<FerryClient | undefined> => {
+    options.onAttempt?.(route);
+    try {
+      return await connect({
+        hostname: route.hostname,
+        port: route.port,
+        secret,
+        identifier,
+        ...(route.kind === "relay" ? { dial: relayDial(identifier) } : {}),
+        timeoutMs: options.timeoutMs ?? (route.kind === "lan" ? 5000 : 15_000),
+        idleTimeoutMs: options.idleTimeoutMs,
+      });
+    } catch (error) {
+      if (!isRouteFailure(error)) throw error;
+      failures.push(error);
+      return undefined;
+    }
+  };
+  const tried = new Set<string>();
+  const key = (route: Route) => `${route.kind} ${route.hostname} ${route.port}`;
+  if (options.prefer) {
+    tried.add(key(options.prefer));
+    const client = await attempt(options.prefer);
+    if (client) return { client, route: options.prefer };
+  }
   let heard = 0;
   if (options.lan ?? true) {
     const find = options.find ?? findServers;
     for await (const candidate of find(identifier, { timeoutMs: lanTimeoutMs })) {
       heard++;
       const route: Route = { kind: "lan", ...candidate };
-      options.onAttempt?.(route);
-      try {
-        const client = await connect({
-          ...candidate,
-          secret,
-          timeoutMs: options.timeoutMs ?? 5000,
-          idleTimeoutMs: options.idleTimeoutMs,
-        });
-        return { client, route };
-      } catch (error) {
-        if (!isRouteFailure(error)) throw error;
-        failures.push(error);
-      }
+      if (tried.has(key(route))) continue;
+      tried.add(key(route));
+      const client = await attempt(route);
+      if (client) return { client, route };
     }
   }
   if (options.relay) {
     const route: Route = { kind: "relay", ...options.relay };
-    options.onAttempt?.(route);
-    try {
-      const client = await connect({
-        ...options.relay,
-        secret,
-        dial: relayDial(identifier),
-        timeoutMs: options.timeoutMs ?? 15_000,
-        idleTimeoutMs: options.idleTimeoutMs,
-      });
-      return { client, route };
-    } catch (error) {
-      if (!isRouteFailure(error)) throw error;
-      failures.push(error);
+    if (!tried.has(key(route))) {
+      const client = await attempt(route);
+      if (client) return { client, route };
     }
   }
   const wrongCode = failures.find((error) => error instanceof AuthenticationError);
@@ -118,7 +130,7 @@ export async function reachServer(options: ReachOptions): Promise<Reached> {
   const seconds = (lanTimeoutMs / 1000).toFixed(lanTimeoutMs % 1000 === 0 ? 0 : 1);
   throw new ConnectionError(
     heard === 0
-      ? `No server announced ${identifier} on the local network within ${seconds} s: is it running on this network? Otherwise give its address, or a relay`
+      ? `No server announced this code (identifier ${identifier}) on the local network within ${seconds} s: is its ferry serve running, with announcements on, on this network? Otherwise give its address, or a relay with --relay HOST`
       : `No server announcing ${identifier} could be reached`,
   );
 }

@@ -38,6 +38,14 @@ import {
 export const ANNOUNCE_GROUP = "239.255.78.78";
 /** The UDP port announcements go to (the same number as ferry's TCP port). */
 export const ANNOUNCE_PORT = 7878;
+/**
+ * What `--allow-net` must name to announce or to look: the UDP port on every address (to bind it
+ * and hear datagrams) and the group (to send to it).
+ */
+export const ANNOUNCE_NET_HOSTS: readonly string[] = [
+  `0.0.0.0:${ANNOUNCE_PORT}`,
+  `${ANNOUNCE_GROUP}:${ANNOUNCE_PORT}`,
+];
 /** How often a server announces itself. */
 export const ANNOUNCE_INTERVAL_MS = 1000;
 /** `"FRYA"`: the first four bytes of every datagram. */

@@ -18,7 +18,8 @@
  *
  * **Reconnection.** A lost or refused control connection is tried again after a growing delay
  * (half a second, doubling to 30 s, with a random tenth either way), which starts over once a
- * registration came through. A relay that sends nothing for {@link RelayListenerOptions.silenceMs}
+ * registration came through. The log gets one line per change (lost, refused for another reason,
+ * connected again), not one per try. A relay that sends nothing for {@link RelayListenerOptions.silenceMs}
  * is taken for lost. Clients already paired keep their connections.
  *
  * Permission: `--allow-net=<relay host:port>`.
@@ -116,6 +117,8 @@ export class RelayListener implements Listener {
   #control: Deno.TcpConn | undefined;
   #opening = 0;
   #lastReport: string | undefined;
+  /** The last failure logged, so that the same one is not logged at every try. */
+  #lastProblem: string | undefined;
   /** Whether the current (or last) control connection got past the token. */
   #connected = false;
   #running: Promise<void>;
@@ -182,13 +185,23 @@ export class RelayListener implements Listener {
         reason = "the relay closed the connection";
       } catch (error) {
         if (error instanceof Unauthorized) unauthorized = true;
-        reason = (error instanceof Error ? error.message : String(error)).split("\n", 1)[0]!;
+        reason = firstLine(error).replace(/ \(os error \d+\)/, "");
       }
       if (this.#closed.signal.aborted) break;
       if (registered) delay = this.#options.firstRetryMs;
       const retryInMs = Math.round(delay * (0.9 + Math.random() * 0.2));
       const what = this.#connected ? "connection lost" : "cannot register";
-      this.#log(`${what} (${reason}); trying again in ${(retryInMs / 1000).toFixed(1)} s`);
+      // One line per change of state: a relay that stays unreachable is not reported each try.
+      const state = `${what} (${reason})`;
+      if (state !== this.#lastProblem) {
+        this.#lastProblem = state;
+        const longest = this.#options.maxRetryMs / 1000;
+        this.#log(
+          `${state}; trying again now and then (at most ${
+            longest >= 1 ? Math.round(longest) : longest.toFixed(1)
+          } s apart), quietly until something changes`,
+        );
+      }
       this.#options.onEvent?.({ kind: "disconnected", reason, retryInMs, unauthorized });
       await sleep(retryInMs, this.#closed.signal);
       delay = Math.min(delay * 2, this.#options.maxRetryMs);
@@ -220,6 +233,7 @@ export class RelayListener implements Listener {
       expectOk(await readExact(conn, 6), this.#where, "registering");
       this.#log("connected, token accepted");
       this.#connected = true;
+      this.#lastProblem = undefined;
       this.#lastReport = undefined;
 
       // From here the relay's silence is what ends the connection.

@@ -111,6 +111,14 @@ export class ServerCodes {
     return code === undefined || this.#expired(code) ? undefined : code;
   }
 
+  /**
+   * The identifiers of the codes that work now (not expired), the default code's first: what a
+   * server announces on the LAN and registers at a relay.
+   */
+  get identifiers(): string[] {
+    return this.all.filter((code) => !this.#expired(code)).map((code) => code.identifier);
+  }
+
   /** Whether `identifier` belongs to a code in force (expired or not). */
   has(identifier: string): boolean {
     return this.#byIdentifier.has(identifier);

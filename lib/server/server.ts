@@ -226,6 +226,15 @@ export class FerryServer {
     await codes.saveLastUse();
   }
 
+  /**
+   * The public identifiers of the codes that work now (`0000` for a default code of 16 symbols),
+   * as the server last read its code file and store (before every handshake, and every second).
+   * What `ferry serve` announces on the LAN and registers at a relay; never a secret.
+   */
+  get identifiers(): string[] {
+    return this.#context.codes.identifiers;
+  }
+
   /** Connections being served now. */
   get connections(): number {
     return this.#sessions.size;

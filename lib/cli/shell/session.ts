@@ -14,8 +14,9 @@ import { listRemoteFolder } from "../../client/remote_glob.ts";
 import { InterruptedError, PathError, UsageError } from "../../errors.ts";
 import type { ListEntry } from "../../protocol/messages.ts";
 import { parseRemotePath, sanitizeForDisplay } from "../../protocol/remote_path.ts";
-import type { ClientCode, HostPort } from "../common.ts";
+import type { ClientCode } from "../common.ts";
 import { connectClient } from "../remote.ts";
+import type { ServerTarget } from "../target.ts";
 
 /**
  * Reconnect before a command once the connection has been idle for this share of the server's
@@ -69,7 +70,7 @@ export function displayRemoteFolder(components: readonly string[]): string {
 
 /** One shell's connection and remote current folder. */
 export class ShellSession {
-  #address: HostPort;
+  #target: ServerTarget;
   #code: ClientCode;
   #client: FerryClient | undefined;
   #mode: string;
@@ -82,11 +83,11 @@ export class ShellSession {
   #cwd: string[] = [];
   #listings = new Map<string, Promise<ListEntry[] | undefined>>();
 
-  /** A session on the open `client`; `address` and `code` make a new connection when needed. */
-  constructor(client: FerryClient, address: HostPort, code: ClientCode) {
+  /** A session on the open `client`; `target` and `code` make a new connection when needed. */
+  constructor(client: FerryClient, target: ServerTarget, code: ClientCode) {
     this.#client = client;
     this.#mode = client.welcome.mode;
-    this.#address = address;
+    this.#target = target;
     this.#code = code;
   }
 
@@ -158,7 +159,7 @@ export class ShellSession {
       this.#client = undefined;
     }
     if (!this.#client) {
-      const client = await connectClient(this.#address, this.#code);
+      const client = await connectClient(this.#target, this.#code);
       if (generation !== this.#generation) {
         client.abort(); // interrupted while it connected (a busy server is waited for)
         throw new InterruptedError("Interrupted");
