@@ -1,5 +1,6 @@
 /**
- * `ferry serve`: share a folder until interrupted.
+ * `ferry serve`: share a folder, or a bucket of an S3-compatible object store
+ * (`s3://BUCKET[/PREFIX]`), until interrupted.
  *
  * @module
  */
@@ -22,16 +23,20 @@ import {
 } from "./common.ts";
 import { CODE_ENV, CODE_FILE } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
-import { requirePermissions } from "./permissions.ts";
+import { type Needed, requirePermissions } from "./permissions.ts";
 
 /** What `ferry serve` accepts; numbers, sizes and durations arrive converted. */
 export const serveSpec = {
   name: "serve",
   summary: "Share a folder with everyone who holds the code",
-  usage: "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--upload-prefix S] [options]",
+  usage:
+    "serve [DIR | s3://BUCKET[/PREFIX]] [--host ADDR] [--port N] [--code-file PATH] [--upload-prefix S] [options]",
   description:
-    "Serves DIR to clients that hold the connection code. Creates a code file first if there is none, and prints the new code. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish.",
-  args: [{ name: "DIR", description: "The folder to share (default: the current folder)" }],
+    "Serves DIR to clients that hold the connection code. Creates a code file first if there is none, and prints the new code. Uploads land as <prefix><name> so they never replace the folder's own files. Stop with Ctrl-C: transfers in progress get a grace period to finish. With s3://BUCKET[/PREFIX], serves that bucket (or prefix) of an S3-compatible object store the same way; its endpoint, region and credentials come from the AWS variables below or the AWS files (~/.aws/credentials, ~/.aws/config), never from the command line.",
+  args: [{
+    name: "DIR",
+    description: "The folder to share (default: the current folder), or s3://BUCKET[/PREFIX]",
+  }],
   options: [
     {
       name: "host",
@@ -118,8 +123,15 @@ export const serveSpec = {
     ["ferry serve", "share the current folder on port 7878"],
     ["ferry serve ~/Public --port 9000 --read-only", "share a folder for download only"],
     ["ferry serve inbox --upload-only --max-upload 2G", "a drop box that takes files up to 2 GiB"],
+    ["ferry serve s3://team-files/shared", "share a prefix of a bucket (see Environment)"],
   ],
-  environment: CODE_ENV,
+  environment: [
+    ...CODE_ENV,
+    ["AWS_ENDPOINT_URL", "S3 endpoint of s3:// (default: AWS itself); path-style addressing"],
+    ["AWS_REGION", "Region of s3:// (default: the profile's, else us-east-1)"],
+    ["AWS_ACCESS_KEY_ID", "Access key of s3://, with AWS_SECRET_ACCESS_KEY (else the profile's)"],
+    ["AWS_PROFILE", "Profile of ~/.aws/credentials and ~/.aws/config (default: default)"],
+  ],
 } as const satisfies CommandSpec;
 
 /**
@@ -209,36 +221,18 @@ export async function runServe(
   if (root === "") {
     throw new UsageError("Name the folder to share (DIR), or leave it out for this one");
   }
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(root);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Folder ${root} does not exist`);
-    }
-    throw error;
-  }
-  if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
   const codeFile = flags["code-file"];
   const hostname = flags.host ?? "0.0.0.0";
-  requirePermissions([
-    {
-      descriptor: { name: "net", host: `${hostname}:${port}` },
-      flag: `--allow-net=${hostname}:${port}`,
-      why: "to listen",
-    },
-    {
-      descriptor: { name: "read", path: root },
-      flag: `--allow-read=${root}`,
-      why: "to serve the folder",
-    },
-    ...(mode === "read-only" ? [] : [{
-      descriptor: { name: "write" as const, path: root },
-      flag: `--allow-write=${root}`,
-      why: "to store uploads",
-    }]),
-  ]);
-  warnOfGitFolder(root);
+  const listen: Needed = {
+    descriptor: { name: "net", host: `${hostname}:${port}` },
+    flag: `--allow-net=${hostname}:${port}`,
+    why: "to listen",
+  };
+  // A bucket is served through its own store; a folder through the server's LocalStore.
+  const bucket = /^s3:\/\//i.test(root)
+    ? await (await import("./serve_bucket.ts")).openBucket(root, listen)
+    : undefined;
+  if (bucket === undefined) await checkFolder(root, mode, listen);
   const code = await serverCode(codeFile);
   // A safety net: a bug in one connection's handling must not stop the others. Errors that reach
   // here are logged (one line, no stack) and the server keeps serving.
@@ -251,6 +245,7 @@ export async function runServe(
   globalThis.addEventListener("error", keepServing);
   const server = await startServer({
     root,
+    store: bucket?.store,
     ...code,
     hostname,
     port,
@@ -283,15 +278,48 @@ export async function runServe(
   printError(
     `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}. Press Ctrl-C to stop.`,
   );
+  const stopSweeping = bucket?.sweep();
   try {
     await server.finished;
   } finally {
+    stopSweeping?.();
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onTerminate);
   }
   printError("Server stopped.");
   // The same calm line for both signals; Ctrl-C still exits 130, as every interrupted command.
   if (signalled === "SIGINT") throw new ServerInterruptedError("Server stopped by Ctrl-C");
+}
+
+/**
+ * Checks that `root` is a folder this process may serve (read, and write unless `mode` is
+ * read-only) and listen for, and warns of a `.git` folder in it.
+ */
+async function checkFolder(root: string, mode: ServeMode, listen: Needed): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Folder ${root} does not exist`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
+  requirePermissions([
+    listen,
+    {
+      descriptor: { name: "read", path: root },
+      flag: `--allow-read=${root}`,
+      why: "to serve the folder",
+    },
+    ...(mode === "read-only" ? [] : [{
+      descriptor: { name: "write" as const, path: root },
+      flag: `--allow-write=${root}`,
+      why: "to store uploads",
+    }]),
+  ]);
+  warnOfGitFolder(root);
 }
 
 /** `ferry serve`: its spec and its runner. */

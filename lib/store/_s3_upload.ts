@@ -110,7 +110,10 @@ interface Kept {
   tail: Uint8Array;
 }
 
-const NOTHING: Kept = { parts: [], tail: new Uint8Array(0) };
+/** No kept bytes (a new object each time: a pending file's parts array grows). */
+function nothingKept(): Kept {
+  return { parts: [], tail: new Uint8Array(0) };
+}
 
 /** One upload into the S3 store (see the module's text). */
 export class S3PendingFile implements PendingFile {
@@ -148,6 +151,8 @@ export class S3PendingFile implements PendingFile {
   /** Bytes arrived since the last lease write. */
   #active = false;
   #heartbeat: ReturnType<typeof setInterval>;
+  /** When the lease was last written (this process's clock, after the store answered). */
+  #leaseWrittenAt = performance.now();
   /** The lease write that {@link close} left running. */
   #settledClose: Promise<void> = Promise.resolve();
 
@@ -156,7 +161,7 @@ export class S3PendingFile implements PendingFile {
     this.#holder = holder;
     this.#leaseEtag = leaseEtag;
     this.#uploadId = kept.uploadId;
-    this.#parts = kept.parts;
+    this.#parts = [...kept.parts];
     this.#partCount = kept.parts.length;
     this.#sentBytes = kept.parts.reduce((sum, part) => sum + part.size, 0);
     this.#partsState = kept.state;
@@ -184,7 +189,7 @@ export class S3PendingFile implements PendingFile {
         { ifNoneMatch: true },
       );
       if (created !== "precondition-failed") {
-        return new S3PendingFile(place, holder, created.etag, NOTHING);
+        return new S3PendingFile(place, holder, created.etag, nothingKept());
       }
       const existing = await client.readSmall(leaseKey);
       if (existing === null) continue; // let go of meanwhile
@@ -207,7 +212,7 @@ export class S3PendingFile implements PendingFile {
       );
       if (taken === "precondition-failed") continue; // another upload took it first
       const kept = lease === undefined
-        ? NOTHING
+        ? nothingKept()
         : await checkedKept(place, lease.record, lease.tail);
       return new S3PendingFile(place, holder, taken.etag, kept);
     }
@@ -301,6 +306,7 @@ export class S3PendingFile implements PendingFile {
     try {
       await this.#inFlight;
       this.#throwFailure();
+      await this.#confirmLease();
       if (await folderAt(client, key)) {
         throw new PathError(
           `Cannot replace ${sanitizeForDisplay(this.#place.shown)}: it is a folder`,
@@ -452,11 +458,31 @@ export class S3PendingFile implements PendingFile {
           ifMatch: this.#leaseEtag,
         },
       );
-      if (outcome === "precondition-failed") this.#lost = true;
-      else this.#leaseEtag = outcome.etag;
+      if (outcome === "precondition-failed") {
+        this.#lost = true;
+      } else {
+        this.#leaseEtag = outcome.etag;
+        this.#leaseWrittenAt = performance.now();
+      }
     });
     this.#leaseWrites = write.catch(() => {});
     return write;
+  }
+
+  /**
+   * Makes sure the lease is still this upload's before it names anything: a lease written less
+   * than half the lease time ago cannot have been taken over (that takes a whole lease time of
+   * quiet by the store's clock); an older one is written again, which fails if it was.
+   */
+  async #confirmLease(): Promise<void> {
+    if (performance.now() - this.#leaseWrittenAt > this.#place.leaseMs / 2) {
+      await this.#saveLease(this.#holder);
+    }
+    if (this.#lost) {
+      throw new BusyError(
+        `${sanitizeForDisplay(this.#place.shown)} was taken over by another upload`,
+      );
+    }
   }
 
   /** Refreshes the lease while bytes arrive, so that another server sees the upload is alive. */
@@ -545,7 +571,7 @@ async function checkedKept(
     }
     await place.client.abortUpload(place.key, upload.id).catch(() => {});
   }
-  return NOTHING;
+  return nothingKept();
 }
 
 /** A SHA-256 to go on from `state` (a fresh one without), with `tail` hashed. */
