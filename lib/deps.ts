@@ -12,4 +12,4 @@ export { hkdf } from "npm:@noble/hashes@2.4.0/hkdf.js";
 export { hmac } from "npm:@noble/hashes@2.4.0/hmac.js";
 export { concatBytes } from "npm:@noble/hashes@2.4.0/utils.js";
 export { _SHA256 } from "npm:@noble/hashes@2.4.0/sha2.js";
-export { AwsClient } from "npm:aws4fetch@1.0.20";
+export { AwsClient, AwsV4Signer } from "npm:aws4fetch@1.0.20";

@@ -22,7 +22,7 @@ mon_port="${FERRY_S3_MON_PORT:-6789}"
 memory="${FERRY_S3_MEMORY:-2147483648}"
 
 say() { echo "s3_gateway: $*" >&2; }
-fail() { say "$*"; exit 1; }
+fail() { say "$*"; return 1; }
 
 # Waits up to $1 seconds for the command after it to succeed.
 wait_for() {
@@ -63,6 +63,9 @@ start() {
     return
   fi
   if answers; then fail "something already listens on 127.0.0.1:${port} (set FERRY_S3_PORT)"; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$mon_port") 2>/dev/null; then
+    fail "something already listens on 127.0.0.1:${mon_port} (set FERRY_S3_MON_PORT)"
+  fi
   rm -rf "$dir"
   mkdir -p "$dir"/{run,log,mon,osd,rgw}
   local fsid conf
@@ -99,8 +102,15 @@ osd data = $dir/osd
 rgw data = $dir/rgw
 rgw frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
 rgw dns name = 127.0.0.1
+# Deleted objects and aborted uploads are freed within seconds, not after the default two hours:
+# the OSD lives in memory, and tests and benchmarks write many large objects one after another.
+rgw gc obj min wait = 5
+rgw gc processor period = 5
+rgw gc processor max time = 5
 EOF
   local started=$SECONDS
+  # A start that fails halfway stops what it started, so that the next attempt finds free ports.
+  trap 'say "start failed: stopping what was started"; stop >/dev/null 2>&1' ERR
   monmaptool --create --add a "127.0.0.1:$mon_port" --fsid "$fsid" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" 2>>"$dir/log/mon.start.log"
   ceph-mon -c "$conf" -i a
@@ -129,6 +139,7 @@ export AWS_SECRET_ACCESS_KEY=$secret
 EOF
   chmod 600 "$dir/env.tmp"
   mv "$dir/env.tmp" "$dir/env"
+  trap - ERR
   say "ready on 127.0.0.1:$port after $((SECONDS - started)) s; source $dir/env"
   cat "$dir/env"
 }

@@ -10,8 +10,9 @@
  *
  * @module
  */
-import { AwsClient } from "../deps.ts";
+import { AwsClient, AwsV4Signer } from "../deps.ts";
 import { ObjectStoreError } from "../errors.ts";
+import { sendWithBody } from "./_s3_http.ts";
 import { childText, elements } from "./_s3_xml.ts";
 import type { S3Settings } from "./s3_config.ts";
 
@@ -74,6 +75,14 @@ export type WriteOutcome = { etag: string } | "precondition-failed";
 const ATTEMPTS = 4;
 /** First pause before a second attempt; doubled each time. */
 const FIRST_RETRY_MS = 100;
+/**
+ * A request whose answer has not begun by then fails (and is not tried again): a store that
+ * hangs (a full Ceph cluster blocks writes rather than refusing them) becomes an error the client
+ * is told, before the client's own 120 s deadline gives up on the server.
+ */
+export const REQUEST_TIMEOUT_MS = 60_000;
+/** Bodies this large (parts) are written from their buffer rather than through `fetch`. */
+const DIRECT_BODY_BYTES = 1024 * 1024;
 
 /** Options of one request. */
 interface RequestOptions {
@@ -369,6 +378,37 @@ export class S3Client {
     }
   }
 
+  /**
+   * Signs and sends one request: through `fetch`, except a large body (a part), which is written
+   * from its buffer without the copies `fetch` makes (see `_s3_http.ts`).
+   */
+  async #send(
+    method: string,
+    url: URL,
+    options: RequestOptions,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const body = options.body;
+    if (body instanceof Uint8Array && body.length >= DIRECT_BODY_BYTES) {
+      const signed = await new AwsV4Signer({
+        ...this.#settings.credentials,
+        method,
+        url: url.toString(),
+        headers: options.headers,
+        service: "s3",
+        region: this.#settings.region,
+      }).sign();
+      return await sendWithBody(method, url, new Headers(signed.headers), body, signal);
+    }
+    const request = await this.#signer.sign(url.toString(), {
+      method,
+      headers: options.headers,
+      body: body as BodyInit | undefined,
+      signal,
+    });
+    return await fetch(request);
+  }
+
   /** The URL of `key` in the bucket (`""`: the bucket itself), with `query`. */
   #url(key: string, query: Record<string, string> = {}): URL {
     const { endpoint, pathStyle } = this.#settings;
@@ -396,14 +436,16 @@ export class S3Client {
         await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS * 2 ** (attempt - 2)));
       }
       let response: Response;
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
       try {
-        const request = await this.#signer.sign(url.toString(), {
-          method,
-          headers: options.headers,
-          body: options.body as BodyInit | undefined,
-        });
-        response = await fetch(request);
+        response = await this.#send(method, url, options, abort.signal);
       } catch (error) {
+        if (abort.signal.aborted) {
+          throw new ObjectStoreError(
+            `The object store did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`,
+          );
+        }
         lastProblem = (error as Error).message?.split("\n", 1)[0] ?? String(error);
         if (
           error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
@@ -411,6 +453,8 @@ export class S3Client {
           throw error;
         }
         continue; // the connection failed: try again
+      } finally {
+        clearTimeout(timer);
       }
       if (options.expect.includes(response.status)) return response;
       const text = method === "HEAD" ? "" : await response.text().catch(() => "");

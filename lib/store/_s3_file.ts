@@ -8,7 +8,8 @@
  *
  * @module
  */
-import type { S3Client } from "./_s3_client.ts";
+import { ObjectStoreError } from "../errors.ts";
+import { REQUEST_TIMEOUT_MS, type S3Client } from "./_s3_client.ts";
 import type { EntryInfo, StoredFile } from "./store.ts";
 
 /** An object opened for reading (see the module's text). */
@@ -51,7 +52,7 @@ export class S3StoredFile implements StoredFile {
         }
         this.#reader = stream.getReader();
       }
-      const { value, done } = await this.#reader.read();
+      const { value, done } = await readWithin(this.#reader, REQUEST_TIMEOUT_MS);
       if (done || value === undefined) {
         this.#dropReader();
         return null; // ended before the size it had: it cannot be the same object
@@ -121,5 +122,24 @@ export class S3StoredFile implements StoredFile {
 
   #assertOpen(): void {
     if (this.#closed) throw new Deno.errors.BadResource("The file is closed");
+  }
+}
+
+/** The next chunk of `reader`; an `ObjectStoreError` when the store sends nothing for `ms`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reader.cancel().catch(() => {});
+      reject(new ObjectStoreError(`The object store sent nothing for ${ms / 1000} s`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([reader.read(), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

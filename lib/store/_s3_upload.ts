@@ -45,6 +45,12 @@ import type { CommitOptions, PendingFile } from "./store.ts";
 
 /** Size of the first 1,000 parts; later ones are multiples of it (see {@link partBytes}). */
 export const PART_BYTES = 8 * 1024 * 1024;
+/**
+ * Parts sent at once while the next fills: two kept a single upload to the RADOS Gateway of this
+ * project's VM busy (37 MB/s with one, more with two; see the README's S3 benchmark). Each costs
+ * a part of memory.
+ */
+const PARTS_IN_FLIGHT = 2;
 /** The most parts one upload may have (S3's limit). */
 const MAX_PARTS = 10_000;
 /** The lease record format written by this version. */
@@ -58,6 +64,34 @@ const LEASE_VERSION = 1;
  */
 export function partBytes(number: number): number {
   return PART_BYTES * Math.min(8, Math.ceil(number / 1000));
+}
+
+/**
+ * Part buffers free for the next upload, shared by the uploads of one store: a server that takes
+ * one large upload after another reuses the same few buffers instead of leaving each upload's to
+ * the garbage collector (which let the memory of a server climb by a part's worth per upload).
+ */
+export class PartBuffers {
+  readonly #free: Uint8Array[] = [];
+  readonly #keep: number;
+
+  /** Keeps at most `keep` free buffers. */
+  constructor(keep = PARTS_IN_FLIGHT + 1) {
+    this.#keep = keep;
+  }
+
+  /** A buffer of exactly `size` bytes (its content is whatever was there). */
+  take(size: number): Uint8Array {
+    const index = this.#free.findIndex((buffer) => buffer.length === size);
+    return index < 0 ? new Uint8Array(size) : this.#free.splice(index, 1)[0]!;
+  }
+
+  /** Returns buffers no longer used (kept only if whole parts, up to the limit). */
+  give(...buffers: Uint8Array[]): void {
+    for (const buffer of buffers) {
+      if (buffer.length >= PART_BYTES && this.#free.length < this.#keep) this.#free.push(buffer);
+    }
+  }
 }
 
 /** What a lease says about the kept parts. */
@@ -100,6 +134,8 @@ export interface UploadPlace {
   leaseMs: number;
   /** Told of the work that closing leaves running (the store waits for it). */
   onClose: (settled: Promise<void>) => void;
+  /** Where part buffers come from and go back to. */
+  buffers: PartBuffers;
 }
 
 /** The kept bytes found for a resume. */
@@ -137,12 +173,15 @@ export class S3PendingFile implements PendingFile {
   /** The bytes after the parts sent; only the first `#tailLength` count. */
   #tail: Uint8Array;
   #tailLength: number;
-  /** A part buffer free for reuse. */
-  #spare: Uint8Array | undefined;
+  /** Part buffers free for reuse. */
+  #spares: Uint8Array[] = [];
   /** SHA-256 of every byte kept so far. */
   #hash: ResumableSha256;
 
-  #inFlight: Promise<void> | undefined;
+  /** Uploads of parts under way (at most {@link PARTS_IN_FLIGHT}). */
+  #inFlight = new Set<Promise<void>>();
+  /** Parts acknowledged after one still under way, and the state after each, by number. */
+  #early = new Map<number, { part: UploadedPart; state: Sha256State }>();
   #failure: unknown;
   /** Another upload took the lease over: nothing more may be written. */
   #lost = false;
@@ -194,8 +233,10 @@ export class S3PendingFile implements PendingFile {
       const existing = await client.readSmall(leaseKey);
       if (existing === null) continue; // let go of meanwhile
       const lease = decodeLease(existing.bytes);
+      // Both times come from the store's clock in whole seconds: the lease has been quiet for at
+      // least `quietMs - 1000`, which must reach the lease time.
       const quietMs = existing.date - existing.lastModified;
-      if (lease !== undefined && lease.record.holder !== null && quietMs < place.leaseMs) {
+      if (lease !== undefined && lease.record.holder !== null && quietMs - 1000 < place.leaseMs) {
         throw busy(place.shown);
       }
       // Released, stale, or not a lease this version can read: taken over, with what it keeps.
@@ -250,13 +291,14 @@ export class S3PendingFile implements PendingFile {
       return;
     }
     if (length !== 0) throw this.#cannotCut(length);
-    await this.#inFlight;
+    await this.#allSent();
     const uploadId = this.#uploadId;
     this.#uploadId = undefined;
     this.#parts = [];
     this.#partCount = 0;
     this.#sentBytes = 0;
     this.#partsState = undefined;
+    this.#early.clear();
     this.#sentState = undefined;
     this.#tailLength = 0;
     this.#hash = new ResumableSha256();
@@ -290,7 +332,7 @@ export class S3PendingFile implements PendingFile {
    * PUT or a completion once the object is stored).
    */
   async flush(): Promise<void> {
-    await this.#inFlight;
+    await this.#allSent();
     this.#throwFailure();
   }
 
@@ -304,7 +346,7 @@ export class S3PendingFile implements PendingFile {
     this.#active = true;
     const { client, key } = this.#place;
     try {
-      await this.#inFlight;
+      await this.#allSent();
       this.#throwFailure();
       await this.#confirmLease();
       if (await folderAt(client, key)) {
@@ -322,6 +364,7 @@ export class S3PendingFile implements PendingFile {
       }
       this.#committed = true;
       this.#stop();
+      this.#releaseBuffers();
       await this.#leaseWrites;
       if (!this.#lost) await client.delete(this.#place.leaseKey);
     } catch (error) {
@@ -336,9 +379,10 @@ export class S3PendingFile implements PendingFile {
   async discard(): Promise<void> {
     if (this.#committed) return;
     this.#stop();
-    await this.#inFlight;
+    await this.#allSent();
     await this.#settledClose;
     const { client, key, leaseKey } = this.#place;
+    this.#releaseBuffers();
     if (this.#uploadId !== undefined) await client.abortUpload(key, this.#uploadId);
     await this.#leaseWrites;
     if (!this.#lost) await client.delete(leaseKey);
@@ -353,25 +397,31 @@ export class S3PendingFile implements PendingFile {
     if (!this.#open) return;
     this.#stop();
     this.#settledClose = (async () => {
-      await this.#inFlight;
+      await this.#allSent();
       // A failed part: its bytes are gone, so nothing after the acknowledged parts is kept.
       const tail = this.#failure === undefined
         ? this.#tail.subarray(0, this.#tailLength)
         : new Uint8Array(0);
       await this.#saveLease(null, tail).catch(() => {});
+      this.#releaseBuffers();
     })();
     this.#place.onClose(this.#settledClose);
   }
 
-  /** Sends the full part in the tail, once the part before it is in. */
+  /**
+   * Sends the full part in the tail while the next one fills, once fewer than
+   * {@link PARTS_IN_FLIGHT} are under way. Parts are acknowledged in any order; the lease records
+   * the acknowledged ones from part 1 on, without a gap, and the SHA-256 state after the last.
+   */
   async #sendPart(): Promise<void> {
-    await this.#inFlight;
+    while (this.#inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.#inFlight);
     this.#throwFailure();
     const number = this.#partCount + 1;
     if (number > MAX_PARTS) {
       throw new ObjectStoreError("The upload is larger than the object store's 10,000 parts hold");
     }
-    const body = this.#tail.subarray(0, this.#tailLength);
+    const buffer = this.#tail;
+    const body = buffer.subarray(0, this.#tailLength);
     const state = this.#hash.save();
     const { client, key } = this.#place;
     this.#uploadId ??= await this.#startUpload();
@@ -379,18 +429,31 @@ export class S3PendingFile implements PendingFile {
     this.#partCount = number;
     this.#sentBytes += body.length;
     this.#sentState = state;
-    const spare = this.#spare;
-    this.#spare = this.#tail;
-    this.#tail = spare ?? new Uint8Array(0);
+    // Past the first part the upload is a large one: whole part buffers at once, not grown.
+    this.#tail = this.#spares.pop() ?? this.#place.buffers.take(partBytes(number + 1));
     this.#tailLength = 0;
-    this.#inFlight = (async () => {
+    const sending: Promise<void> = (async () => {
       const etag = await client.uploadPart(key, uploadId, number, body);
-      this.#parts.push({ number, etag, size: body.length });
-      this.#partsState = state;
+      this.#spares.push(buffer);
+      this.#early.set(number, { part: { number, etag, size: body.length }, state });
+      let next = this.#early.get(this.#parts.length + 1);
+      if (next === undefined) return;
+      while (next !== undefined) {
+        this.#early.delete(next.part.number);
+        this.#parts.push(next.part);
+        this.#partsState = next.state;
+        next = this.#early.get(this.#parts.length + 1);
+      }
       await this.#saveLease(this.#holder);
     })().catch((error) => {
       this.#failure ??= error;
-    });
+    }).finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  /** Waits until no part is under way. */
+  async #allSent(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   /** Starts the multipart upload and records it in the lease before any part is sent. */
@@ -526,11 +589,19 @@ export class S3PendingFile implements PendingFile {
   /** Room for `length` bytes in the tail, growing by doubling up to one part of `limit` bytes. */
   #reserve(length: number, limit: number): void {
     if (length <= this.#tail.length) return;
-    const grown = new Uint8Array(
-      Math.min(limit, Math.max(length, this.#tail.length * 2, 64 * 1024)),
-    );
+    // Doubling while small (most uploads are), then a whole part at once.
+    const doubled = Math.max(length, this.#tail.length * 2, 64 * 1024);
+    const grown = doubled > 1024 * 1024 ? this.#place.buffers.take(limit) : new Uint8Array(doubled);
     grown.set(this.#tail.subarray(0, this.#tailLength));
     this.#tail = grown;
+  }
+
+  /** Gives the part buffers back once nothing uses them (after every send and lease write). */
+  #releaseBuffers(): void {
+    this.#place.buffers.give(this.#tail, ...this.#spares);
+    this.#tail = new Uint8Array(0);
+    this.#tailLength = 0;
+    this.#spares = [];
   }
 }
 

@@ -42,7 +42,7 @@ import {
 } from "../protocol/remote_path.ts";
 import { type ListedObject, type ObjectHead, S3Client } from "./_s3_client.ts";
 import { S3StoredFile } from "./_s3_file.ts";
-import { metaOf, S3PendingFile } from "./_s3_upload.ts";
+import { metaOf, PartBuffers, S3PendingFile } from "./_s3_upload.ts";
 import type { S3Settings, S3Target } from "./s3_config.ts";
 import {
   type EntryInfo,
@@ -93,12 +93,18 @@ export class S3Store implements FileStore {
   readonly #budget: { held: number };
   /** Leases being let go of (see `S3PendingFile.close`), by key. */
   readonly #closing: Map<string, Promise<void>>;
+  /** Part buffers between uploads, shared with the views. */
+  readonly #buffers: PartBuffers;
 
   private constructor(
     client: S3Client,
     target: S3Target,
     options: S3StoreOptions,
-    shared?: { budget: { held: number }; closing: Map<string, Promise<void>> },
+    shared?: {
+      budget: { held: number };
+      closing: Map<string, Promise<void>>;
+      buffers: PartBuffers;
+    },
   ) {
     this.#client = client;
     this.#target = target;
@@ -108,6 +114,7 @@ export class S3Store implements FileStore {
     this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.#budget = shared?.budget ?? { held: 0 };
     this.#closing = shared?.closing ?? new Map();
+    this.#buffers = shared?.buffers ?? new PartBuffers();
   }
 
   /**
@@ -144,7 +151,7 @@ export class S3Store implements FileStore {
       exclude: excluded,
       maxListedNames: this.#maxListedNames,
       leaseMs: this.#leaseMs,
-    }, { budget: this.#budget, closing: this.#closing });
+    }, { budget: this.#budget, closing: this.#closing, buffers: this.#buffers });
   }
 
   /** `s3://BUCKET[/PREFIX]`, for messages on the server side. */
@@ -319,6 +326,7 @@ export class S3Store implements FileStore {
       leaseKey,
       shown: path,
       leaseMs: this.#leaseMs,
+      buffers: this.#buffers,
       onClose: (settled) => {
         this.#closing.set(leaseKey, settled);
         void settled.finally(() => {
