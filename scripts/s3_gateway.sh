@@ -74,7 +74,7 @@ start() {
   cat >"$conf" <<EOF
 [global]
 fsid = $fsid
-mon host = 127.0.0.1:$mon_port
+mon host = v1:127.0.0.1:$mon_port
 mon initial members = a
 auth cluster required = none
 auth service required = none
@@ -95,7 +95,7 @@ pid file = $dir/run/\$name.pid
 ms bind ipv6 = false
 [mon.a]
 mon data = $dir/mon
-public addr = 127.0.0.1:$mon_port
+public addr = v1:127.0.0.1:$mon_port
 [osd.0]
 osd data = $dir/osd
 [client.rgw]
@@ -111,7 +111,9 @@ EOF
   local started=$SECONDS
   # A start that fails halfway stops what it started, so that the next attempt finds free ports.
   trap 'say "start failed: stopping what was started"; stop >/dev/null 2>&1' ERR
-  monmaptool --create --add a "127.0.0.1:$mon_port" --fsid "$fsid" "$dir/monmap" >/dev/null
+  # The monitor speaks the v1 protocol on any port (Ceph takes a bare address on a port other
+  # than 6789 for v2, which then no client finds).
+  monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" 2>>"$dir/log/mon.start.log"
   ceph-mon -c "$conf" -i a
   wait_for 20 ceph -c "$conf" --connect-timeout 2 mon stat || fail "the monitor did not start (see $dir/log)"
