@@ -110,13 +110,14 @@ rgw gc processor max time = 5
 EOF
   local started=$SECONDS
   # A start that fails halfway stops what it started, so that the next attempt finds free ports.
-  trap 'say "start failed: stopping what was started"; stop >/dev/null 2>&1' ERR
+  trap 'say "start failed: the end of its logs, then stopping what was started"
+    tail -n 15 "$dir"/log/*.log >&2 2>/dev/null; stop >/dev/null 2>&1' ERR
   # The monitor speaks the v1 protocol on any port (Ceph takes a bare address on a port other
   # than 6789 for v2, which then no client finds).
   monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" 2>>"$dir/log/mon.start.log"
   ceph-mon -c "$conf" -i a
-  wait_for 20 ceph -c "$conf" --connect-timeout 2 mon stat || fail "the monitor did not start (see $dir/log)"
+  wait_for 60 ceph -c "$conf" --connect-timeout 2 mon stat || fail "the monitor did not start (see $dir/log)"
   local id
   id="$(ceph -c "$conf" osd create)"
   ceph-osd -c "$conf" -i "$id" --mkfs 2>/dev/null
@@ -125,7 +126,7 @@ EOF
   ceph -c "$conf" osd crush move host1 root=default >/dev/null 2>&1
   ceph -c "$conf" osd crush add "osd.$id" 1.0 host=host1 >/dev/null 2>&1
   osd_up() { ceph -c "$conf" osd stat | grep -q '1 up'; }
-  wait_for 30 osd_up || fail "the OSD did not come up (see $dir/log)"
+  wait_for 60 osd_up || fail "the OSD did not come up (see $dir/log)"
   radosgw -c "$conf" -n client.rgw
   wait_for 60 answers || fail "the gateway did not answer on 127.0.0.1:$port (see $dir/log)"
   local user access secret

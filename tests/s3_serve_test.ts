@@ -573,3 +573,51 @@ s3Test(
     assert.equal(await place.sha256("uploaded_race.bin"), await sha256File(source));
   },
 );
+
+Deno.test("`ferry serve s3://` names each missing permission: the AWS variables, then the endpoint", async () => {
+  await using dir = await tempDir();
+  const codeFile = join(dir.path, "code");
+  await makeCodeFile(codeFile);
+  const serve = (permissions: string[]) =>
+    runFerry([
+      "serve",
+      "s3://some-bucket/share",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--code-file",
+      codeFile,
+    ], {
+      permissions: ["--allow-net=127.0.0.1:0", `--allow-read=${codeFile}`, ...permissions],
+      env: {
+        AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+        AWS_ACCESS_KEY_ID: "AKID",
+        AWS_SECRET_ACCESS_KEY: "not-a-real-secret",
+      },
+    });
+  const noEnv = await serve(["--allow-env=FERRY_CODE"]);
+  assert.equal(noEnv.code, 1);
+  assert.match(noEnv.stderr, new RegExp(`--allow-env=${AWS_ENV_NAMES.join(",")}`));
+  const noNet = await serve([`--allow-env=FERRY_CODE,${AWS_ENV_NAMES.join(",")}`]);
+  assert.equal(noNet.code, 1);
+  assert.match(
+    noNet.stderr,
+    /Permission denied: run deno with --allow-net=127\.0\.0\.1:0,127\.0\.0\.1:9 \(to reach the object store\)/,
+  );
+  assert.doesNotMatch(noNet.stderr + noEnv.stderr, /not-a-real-secret/);
+  // Without the variables' keys and no readable AWS files: the read flag or the variables.
+  const noKeys = await runFerry([
+    "serve",
+    "s3://some-bucket",
+    "--port",
+    "0",
+    "--code-file",
+    codeFile,
+  ], {
+    permissions: ["--allow-net=0.0.0.0:0", `--allow-read=${codeFile}`, "--allow-env"],
+    env: { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "", AWS_PROFILE: "", HOME: dir.path },
+  });
+  assert.equal(noKeys.code, 1);
+  assert.match(noKeys.stderr, /--allow-read=.*\.aws\/credentials.*or set AWS_ACCESS_KEY_ID/);
+});
