@@ -220,15 +220,22 @@ export class S3Client {
   }
 
   /**
-   * Replaces the user metadata of `key` by copying it onto itself, only while its entity tag is
-   * `etag`; false when the copy was refused (it changed, or the store cannot copy it).
+   * Replaces the user metadata of `objectKey` by copying it onto itself, only while its entity
+   * tag is `etag`; false when the copy was refused (it changed, or the store cannot copy it).
    */
-  async replaceMeta(key: string, etag: string, meta: Record<string, string>): Promise<boolean> {
+  async replaceMeta(
+    objectKey: string,
+    etag: string,
+    meta: Record<string, string>,
+  ): Promise<boolean> {
     const headers = metaHeaders(meta);
-    headers["x-amz-copy-source"] = `/${this.#bucket}/${encodeKey(key)}`;
+    headers["x-amz-copy-source"] = `/${this.#bucket}/${encodeKey(objectKey)}`;
     headers["x-amz-copy-source-if-match"] = etag;
     headers["x-amz-metadata-directive"] = "REPLACE";
-    const response = await this.#request("PUT", key, { headers, expect: [200, 400, 412] });
+    const response = await this.#request("PUT", objectKey, {
+      headers,
+      expect: [200, 400, 412],
+    });
     const text = await response.text();
     return response.status === 200 && elements(text, "Error").length === 0;
   }
@@ -458,25 +465,27 @@ export class S3Client {
       }
       if (options.expect.includes(response.status)) return response;
       const text = method === "HEAD" ? "" : await response.text().catch(() => "");
-      const code = childText(text, "Code") ?? response.statusText;
+      const errorCode = childText(text, "Code") ?? response.statusText;
       if (response.status >= 500 || response.status === 429) {
-        lastProblem = `${response.status} ${code}`;
+        lastProblem = `${response.status} ${errorCode}`;
         continue;
       }
-      throw storeError(response.status, code);
+      throw storeError(response.status, errorCode);
     }
     throw new ObjectStoreError(`The object store did not answer: ${lastProblem}`);
   }
 }
 
-/** An {@link ObjectStoreError} for the store's answer `status` with S3 error `code`. */
-function storeError(status: number, code: string): ObjectStoreError {
+/** An {@link ObjectStoreError} for the store's answer `status` with S3 error `errorCode`. */
+function storeError(status: number, errorCode: string): ObjectStoreError {
   const hint = status === 403
     ? ": check the server's credentials and the bucket's permissions"
-    : code === "NoSuchBucket"
+    : errorCode === "NoSuchBucket"
     ? ": the bucket does not exist"
     : "";
-  return new ObjectStoreError(`The object store refused the request (${status} ${code})${hint}`);
+  return new ObjectStoreError(
+    `The object store refused the request (${status} ${errorCode})${hint}`,
+  );
 }
 
 /** What a HEAD or GET response tells of its object. */

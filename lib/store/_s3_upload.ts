@@ -652,9 +652,9 @@ function hashAfter(state: Sha256State | undefined, tail: Uint8Array): ResumableS
   return hash;
 }
 
-/** Whether a folder (any key below `key/`) is at `key`. */
-async function folderAt(client: S3Client, key: string): Promise<boolean> {
-  const page = await client.list(`${key}/`, { maxKeys: 1 });
+/** Whether a folder (any key below `objectKey/`) is at `objectKey`. */
+async function folderAt(client: S3Client, objectKey: string): Promise<boolean> {
+  const page = await client.list(`${objectKey}/`, { maxKeys: 1 });
   return page.objects.length > 0 || page.prefixes.length > 0;
 }
 
