@@ -4,7 +4,7 @@
 # Listens on 127.0.0.1 only; no authentication between the daemons, which never leave loopback.
 #
 #   scripts/s3_gateway.sh install        apt-get install the Debian packages (root; once)
-#   scripts/s3_gateway.sh start [DIR]    start it (about 40 s), write DIR/env, print its lines
+#   scripts/s3_gateway.sh start [DIR]    start it (about 15 s), write DIR/env, print its lines
 #   scripts/s3_gateway.sh stop [DIR]     stop the daemons started in DIR and remove DIR
 #   scripts/s3_gateway.sh status [DIR]   exit 0 when the gateway in DIR answers
 #
