@@ -11,3 +11,5 @@ export { sha256, sha512 } from "npm:@noble/hashes@2.4.0/sha2.js";
 export { hkdf } from "npm:@noble/hashes@2.4.0/hkdf.js";
 export { hmac } from "npm:@noble/hashes@2.4.0/hmac.js";
 export { concatBytes } from "npm:@noble/hashes@2.4.0/utils.js";
+export { _SHA256 } from "npm:@noble/hashes@2.4.0/sha2.js";
+export { AwsClient, AwsV4Signer } from "npm:aws4fetch@1.0.20";

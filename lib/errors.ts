@@ -162,6 +162,15 @@ export class RemoteError extends FerryError {
   }
 }
 
+/**
+ * The object store a server serves (an S3 bucket) failed or refused a request: unreachable, wrong
+ * credentials, an error status. The message names the S3 error code, never the endpoint or bucket.
+ */
+export class ObjectStoreError extends FerryError {
+  /** Always `io`. */
+  override readonly code: string = "io";
+}
+
 /** Deno did not grant a permission the command needs; the message names the flag to add. */
 export class PermissionError extends FerryError {
   /** Always `permission`. */

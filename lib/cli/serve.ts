@@ -23,7 +23,7 @@ import {
 } from "./common.ts";
 import { CODE_ENV, CODE_FILE } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
-import { requirePermissions } from "./permissions.ts";
+import { type Needed, requirePermissions } from "./permissions.ts";
 import { prepareReach, SERVE_REACH_OPTIONS } from "./serve_reach.ts";
 
 /** What `ferry serve` accepts; numbers, sizes and durations arrive converted. */
@@ -31,10 +31,13 @@ export const serveSpec = {
   name: "serve",
   summary: "Share a folder with everyone who holds a code",
   usage:
-    "serve [DIR] [--host ADDR] [--port N] [--code-file PATH] [--relay HOST[:PORT]] [--no-announce] [options]",
+    "serve [DIR | s3://BUCKET[/PREFIX]] [--host ADDR] [--port N] [--code-file PATH] [--relay HOST[:PORT]] [--no-announce] [options]",
   description:
-    "Serves DIR to clients that hold the connection code, or one of the named codes of the code store beside the code file (`ferry code add`: each with its own rights, folder and expiry, within what the server allows). Creates a code file first if there is none (and no named code either), and prints the new code. Codes added, revoked or expiring take effect at once, without a restart. Uploads land as <prefix><name> so they never replace the folder's own files. Announces the public identifiers of its codes (never a secret) on the local network, so that clients find it with @ in place of its address; with --relay, also takes clients through that relay (named codes only). Stop with Ctrl-C: transfers in progress get a grace period to finish.",
-  args: [{ name: "DIR", description: "The folder to share (default: the current folder)" }],
+    "Serves DIR to clients that hold the connection code, or one of the named codes of the code store beside the code file (`ferry code add`: each with its own rights, folder and expiry, within what the server allows). Creates a code file first if there is none (and no named code either), and prints the new code. Codes added, revoked or expiring take effect at once, without a restart. Uploads land as <prefix><name> so they never replace the folder's own files. Announces the public identifiers of its codes (never a secret) on the local network, so that clients find it with @ in place of its address; with --relay, also takes clients through that relay (named codes only). Stop with Ctrl-C: transfers in progress get a grace period to finish. With s3://BUCKET[/PREFIX], serves that bucket (or prefix) of an S3-compatible object store the same way; its endpoint, region and credentials come from the AWS variables below or the AWS files (~/.aws/credentials, ~/.aws/config), never from the command line.",
+  args: [{
+    name: "DIR",
+    description: "The folder to share (default: the current folder), or s3://BUCKET[/PREFIX]",
+  }],
   options: [
     {
       name: "host",
@@ -126,8 +129,15 @@ export const serveSpec = {
       "ferry serve --relay relay.example.org",
       "also reachable through a relay (token in ./.relay_token; ferry code add NAME for a code)",
     ],
+    ["ferry serve s3://team-files/shared", "share a prefix of a bucket (see Environment)"],
   ],
-  environment: CODE_ENV,
+  environment: [
+    ...CODE_ENV,
+    ["AWS_ENDPOINT_URL", "S3 endpoint of s3:// (default: AWS itself); path-style addressing"],
+    ["AWS_REGION", "Region of s3:// (default: the profile's, else us-east-1)"],
+    ["AWS_ACCESS_KEY_ID", "Access key of s3://, with AWS_SECRET_ACCESS_KEY (else the profile's)"],
+    ["AWS_PROFILE", "Profile of ~/.aws/credentials and ~/.aws/config (default: default)"],
+  ],
 } as const satisfies CommandSpec;
 
 /**
@@ -244,37 +254,19 @@ export async function runServe(
   if (root === "") {
     throw new UsageError("Name the folder to share (DIR), or leave it out for this one");
   }
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(root);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Folder ${root} does not exist`);
-    }
-    throw error;
-  }
-  if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
   const codeFile = flags["code-file"];
   const hostname = flags.host ?? "0.0.0.0";
-  requirePermissions([
-    {
-      descriptor: { name: "net", host: `${hostname}:${port}` },
-      flag: `--allow-net=${hostname}:${port}`,
-      why: "to listen",
-    },
-    {
-      descriptor: { name: "read", path: root },
-      flag: `--allow-read=${root}`,
-      why: "to serve the folder",
-    },
-    ...(mode === "read-only" ? [] : [{
-      descriptor: { name: "write" as const, path: root },
-      flag: `--allow-write=${root}`,
-      why: "to store uploads",
-    }]),
-  ]);
+  const listen: Needed = {
+    descriptor: { name: "net", host: `${hostname}:${port}` },
+    flag: `--allow-net=${hostname}:${port}`,
+    why: "to listen",
+  };
+  // A bucket is served through its own store; a folder through the server's LocalStore.
+  const bucket = /^s3:\/\//i.test(root)
+    ? await (await import("./serve_bucket.ts")).openBucket(root, listen)
+    : undefined;
+  if (bucket === undefined) await checkFolder(root, mode, listen);
   const reach = await prepareReach(flags, hostname);
-  warnOfGitFolder(root);
   const { codeStore, recordLastUse } = codeStoreOf(codeFile ?? DEFAULT_CODE_FILE);
   if (codeStore !== undefined && await lstatOrNull(codeStore) !== null) {
     await warnOfReadableCodeFile(codeStore);
@@ -291,6 +283,7 @@ export async function runServe(
   globalThis.addEventListener("error", keepServing);
   const server = await startServer({
     root,
+    store: bucket?.store,
     ...code,
     hostname,
     port,
@@ -337,9 +330,11 @@ export async function runServe(
   printError(
     `Serving ${root} on ${shownHost}:${server.port} (${limits})${uploads}${also}. Press Ctrl-C to stop.`,
   );
+  const stopSweeping = bucket?.sweep();
   try {
     await server.finished;
   } finally {
+    stopSweeping?.();
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onTerminate);
     await reach.close();
@@ -347,6 +342,37 @@ export async function runServe(
   printError("Server stopped.");
   // The same calm line for both signals; Ctrl-C still exits 130, as every interrupted command.
   if (signalled === "SIGINT") throw new ServerInterruptedError("Server stopped by Ctrl-C");
+}
+
+/**
+ * Checks that `root` is a folder this process may serve (read, and write unless `mode` is
+ * read-only) and listen for, and warns of a `.git` folder in it.
+ */
+async function checkFolder(root: string, mode: ServeMode, listen: Needed): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Folder ${root} does not exist`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) throw new UsageError(`${root} is not a folder`);
+  requirePermissions([
+    listen,
+    {
+      descriptor: { name: "read", path: root },
+      flag: `--allow-read=${root}`,
+      why: "to serve the folder",
+    },
+    ...(mode === "read-only" ? [] : [{
+      descriptor: { name: "write" as const, path: root },
+      flag: `--allow-write=${root}`,
+      why: "to store uploads",
+    }]),
+  ]);
+  warnOfGitFolder(root);
 }
 
 /** `ferry serve`: its spec and its runner. */

@@ -4,8 +4,9 @@
  * Every path given to a store is an untrusted remote path (POSIX, relative to the served root),
  * which the store validates with `parseRemotePath` and confines before it touches anything. The
  * server never reaches the disk itself: it decides policy (rights, the upload prefix, `--force`)
- * and asks the store. `LocalStore` (lib/store/local.ts) serves a folder on disk; `MemoryStore`
- * (lib/store/memory.ts) keeps everything in memory for tests.
+ * and asks the store. `LocalStore` (lib/store/local.ts) serves a folder on disk; `S3Store`
+ * (lib/store/s3.ts) a bucket of an S3-compatible object store; `MemoryStore` (lib/store/memory.ts)
+ * keeps everything in memory for tests.
  *
  * @module
  */
@@ -29,8 +30,10 @@ export interface EntryInfo {
 }
 
 /**
- * A file opened for reading. An upload that replaces the file meanwhile does not change what it
- * reads. Close it (or `using` it) when done; closing twice is harmless.
+ * A file opened for reading. An upload that replaces the file meanwhile never mixes into what it
+ * reads: on disk and in memory the old bytes stay readable; in an object store that keeps one
+ * version (`S3Store`), reads end early and {@link changed} says so. Close it (or `using` it) when
+ * done; closing twice is harmless.
  */
 export interface StoredFile extends Disposable {
   /** What the file was when opened (size, mtime, mode). */
