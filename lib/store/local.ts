@@ -32,13 +32,14 @@ import {
 } from "./_local_paths.ts";
 import { LocalRoot } from "./_local_root.ts";
 import { PartialFile } from "./partial_file.ts";
-import type {
-  EntryInfo,
-  FileStore,
-  PendingFile,
-  StoredFile,
-  TargetKind,
-  WalkOptions,
+import {
+  type EntryInfo,
+  type FileStore,
+  type PendingFile,
+  skippedTo,
+  type StoredFile,
+  type TargetKind,
+  type WalkOptions,
 } from "./store.ts";
 
 export type { EntryInfo } from "./store.ts";
@@ -321,18 +322,4 @@ function parseLocalPath(path: string): string[] {
     for (const component of components) validateLocalName(component);
   }
   return components;
-}
-
-/** `options.onSkipped` for the children of the folder at `relative`, given their bare names. */
-function skippedTo(
-  options: WalkOptions,
-  relative: string,
-): ((name: string, reason: string) => void) | undefined {
-  const onSkipped = options.onSkipped;
-  if (onSkipped === undefined) return undefined;
-  return (name, reason) =>
-    onSkipped({
-      name: sanitizeForDisplay(relative === "" ? name : `${relative}/${name}`),
-      reason,
-    });
 }

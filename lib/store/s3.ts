@@ -50,6 +50,7 @@ import {
   hiddenPath,
   notFound,
   type PendingFile,
+  skippedTo,
   type StoredFile,
   type TargetKind,
   type WalkOptions,
@@ -557,20 +558,6 @@ function leaseKeyOf(key: string): string | undefined {
   const name = key.slice(slash + 1);
   if (nameProblem(name) !== undefined) return undefined;
   return key.slice(0, slash + 1) + partialNameFor(name);
-}
-
-/** `options.onSkipped` for the children of the folder at `relative`, given their bare names. */
-function skippedTo(
-  options: WalkOptions,
-  relative: string,
-): ((name: string, reason: string) => void) | undefined {
-  const onSkipped = options.onSkipped;
-  if (onSkipped === undefined) return undefined;
-  return (name, reason) =>
-    onSkipped({
-      name: sanitizeForDisplay(relative === "" ? name : `${relative}/${name}`),
-      reason,
-    });
 }
 
 function compareNames(a: string, b: string): number {

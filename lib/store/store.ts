@@ -189,3 +189,21 @@ export function hiddenPath(path: string, reason: string, cause?: unknown): NotFo
     new PathError(`Refused path "${sanitizeForDisplay(path)}": ${reason}`, { cause }),
   );
 }
+
+/**
+ * `options.onSkipped` for the children of the folder at `relative` (a remote path, `""` for the
+ * top), taking their bare names: each store reports the names it leaves out of a listing with it,
+ * so the other side sees the same path shapes whatever the store.
+ */
+export function skippedTo(
+  options: WalkOptions,
+  relative: string,
+): ((name: string, reason: string) => void) | undefined {
+  const onSkipped = options.onSkipped;
+  if (onSkipped === undefined) return undefined;
+  return (name, reason) =>
+    onSkipped({
+      name: sanitizeForDisplay(relative === "" ? name : `${relative}/${name}`),
+      reason,
+    });
+}
