@@ -14,6 +14,7 @@ import { AWS_ENV_NAMES, awsFiles, parseS3Url, resolveS3Settings } from "../store
 import type { FileStore } from "../store/store.ts";
 import { printError } from "./output.ts";
 import { type Needed, requirePermissions } from "./permissions.ts";
+import { unrefTimer } from "../_timers.ts";
 
 /** How often `ferry serve s3://` aborts multipart uploads abandoned for a week. */
 const SWEEP_INTERVAL_MS = 60 * 60 * 1000;
@@ -94,7 +95,7 @@ export async function openBucket(
   const sweep = () => {
     void sweepOnce();
     const timer = setInterval(() => void sweepOnce(), SWEEP_INTERVAL_MS);
-    (timer as unknown as { unref?: () => void }).unref?.();
+    unrefTimer(timer);
     return () => clearInterval(timer);
   };
   return { store, sweep };

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { unrefTimer } from "../_timers.ts";
 
 /** Calls `onExpire(reason)` once the deadline passes without being pushed back. */
 export class Watchdog {
@@ -59,7 +60,7 @@ export class Watchdog {
     clearTimeout(this.#timer);
     this.#timerDue = performance.now() + ms;
     this.#timer = setTimeout(() => this.#fire(), ms);
-    if (this.#unref) Deno.unrefTimer(Number(this.#timer));
+    if (this.#unref) unrefTimer(this.#timer);
   }
 
   #fire(): void {

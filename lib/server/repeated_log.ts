@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { unrefTimer } from "../_timers.ts";
 
 /** How {@link RepeatedLog} limits. */
 export interface RepeatedLogOptions {
@@ -42,7 +43,7 @@ export class RepeatedLog {
     this.#log = log;
     this.#options = { ...DEFAULT_REPEATED_LOG_OPTIONS, ...options };
     this.#timer = setInterval(() => this.flush(), this.#options.windowMs);
-    Deno.unrefTimer(Number(this.#timer));
+    unrefTimer(this.#timer);
   }
 
   /**

@@ -36,6 +36,7 @@ import { RepeatedLog, type RepeatedLogOptions } from "./repeated_log.ts";
 import { Rights } from "./rights.ts";
 import { Session } from "./session.ts";
 import { UploadClaims } from "./upload_claims.ts";
+import { unrefTimer } from "../_timers.ts";
 
 /**
  * How a server is set up. `root` is required, and at least one code: `secret` or `codeFile` (the
@@ -145,7 +146,7 @@ export class FerryServer {
     this.#context = context;
     if (context.codes.watched) {
       this.#codeTimer = setInterval(() => void this.#checkCodes(), CODE_CHECK_INTERVAL_MS);
-      Deno.unrefTimer(Number(this.#codeTimer));
+      unrefTimer(this.#codeTimer);
     }
     this.finished = this.#acceptLoop().finally(async () => {
       clearInterval(this.#codeTimer);

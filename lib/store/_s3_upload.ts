@@ -42,6 +42,7 @@ import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import type { S3Client, UploadedPart } from "./_s3_client.ts";
 import { ResumableSha256, type Sha256State } from "./_s3_sha256.ts";
 import type { CommitOptions, PendingFile } from "./store.ts";
+import { unrefTimer } from "../_timers.ts";
 
 /** Size of the first 1,000 parts; later ones are multiples of it (see {@link partBytes}). */
 export const PART_BYTES = 8 * 1024 * 1024;
@@ -209,8 +210,7 @@ export class S3PendingFile implements PendingFile {
     this.#tailLength = kept.tail.length;
     this.#hash = hashAfter(kept.state, kept.tail);
     this.#heartbeat = setInterval(() => this.#beat(), Math.max(10, place.leaseMs / 3));
-    // Deno 2.9's timers are objects: `unref()` (Deno.unrefTimer(Number(timer)) no longer works).
-    (this.#heartbeat as unknown as { unref?: () => void }).unref?.();
+    unrefTimer(this.#heartbeat);
   }
 
   /**
