@@ -12,6 +12,8 @@ import {
   throws,
 } from "node:assert/strict";
 import { join } from "node:path";
+import { ConnectionError } from "../lib/errors.ts";
+import { relayDial } from "../lib/net/relay_dial.ts";
 import {
   decodeDatagram,
   encodeAnnouncement,
@@ -234,4 +236,28 @@ Deno.test("mergeListeners() accepts from each listener and rejects once all are 
   merged.close();
   await rejects(merged.accept(), Deno.errors.BadResource);
   for (const conn of [...clients, ...accepted.map(({ socket }) => socket)]) conn.close();
+});
+
+Deno.test("`relayDial()` against a peer that hangs up before answering says so in words, not byte counts", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closing = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(64)); // the client's request, then hang up without an answer
+    conn.close();
+  })();
+  try {
+    const dial = relayDial("K7QD");
+    await rejects(
+      dial({ hostname: "127.0.0.1", port: listener.addr.port }, new AbortController().signal),
+      (error: unknown) => {
+        ok(error instanceof ConnectionError, String(error));
+        ok(/closed the connection before answering/.test(error.message), error.message);
+        ok(!/bytes/.test(error.message), error.message);
+        return true;
+      },
+    );
+  } finally {
+    await closing;
+    listener.close();
+  }
 });

@@ -9,7 +9,7 @@
 import { writeAll } from "../_fs.ts";
 import { ConnectionError, RelayRefusedError } from "../errors.ts";
 import { decodeAnswer, encodeClientRequest, RELAY_VERSION, RelayStatus } from "../relay/wire.ts";
-import { readExact } from "./_exact.ts";
+import { readExact, ShortReadError } from "./_exact.ts";
 import { formatAddress } from "./address.ts";
 import { type ClientSocket, type Dial, dialTcp } from "./dial.ts";
 import { isIdentifier } from "./identifier.ts";
@@ -66,6 +66,11 @@ export function relayDial(identifier: string, dial: Dial = dialTcp): Dial {
       closeQuietly(conn);
       if (signal.aborted || error instanceof ConnectionError) throw error;
       // The relay closed or reset the connection before answering.
+      if (error instanceof ShortReadError) {
+        throw new ConnectionError(
+          `The relay at ${where} closed the connection before answering (stopping, or not a ferry relay): try again later`,
+        );
+      }
       const detail = error instanceof Error ? error.message.split(" (os error", 1)[0] : error;
       throw new ConnectionError(`The relay at ${where} closed the connection: ${detail}`);
     } finally {
