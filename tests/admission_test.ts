@@ -259,3 +259,34 @@ Deno.test("hostile client: stalled handshakes do not take the places of authenti
     await attacker.stop();
   }
 });
+
+Deno.test("admission: a client that has sent its share outlives silent sockets, however long its handshake runs", () => {
+  let now = 0;
+  const admission = new Admission({ maxHandshakes: 4, staleMs: 1000 }, () => now);
+  const slow = connection("127.0.0.1"); // an honest client on a loaded machine
+  admission.startHandshake(slow);
+  admission.progressed(slow);
+  now = 5000; // its handshake is stale; the silent sockets below are fresh
+  const silent = [1, 2, 3].map(() => connection("127.0.0.2"));
+  for (const one of silent) admission.startHandshake(one);
+  for (let newcomer = 0; newcomer < 6; newcomer++) {
+    now += 10;
+    assert.equal(admission.startHandshake(connection(`127.0.0.${3 + newcomer}`)), undefined);
+  }
+  assert.equal(slow.evicted, undefined, "the client that sent its share is kept");
+  assert.ok(silent.every((one) => one.evicted !== undefined), "the silent ones made room");
+  assert.equal(admission.handshakes, 4);
+});
+
+Deno.test("admission: with only clients that sent their share, the usual order applies", () => {
+  let now = 0;
+  const admission = new Admission({ maxHandshakes: 2, staleMs: 1000 }, () => now);
+  const [old, fresh] = [connection("10.2.0.1"), connection("10.2.0.2")];
+  admission.startHandshake(old);
+  admission.progressed(old);
+  now = 2000;
+  admission.startHandshake(fresh);
+  admission.progressed(fresh);
+  admission.startHandshake(connection("10.2.0.3"));
+  assert.deepEqual([old.evicted !== undefined, fresh.evicted], [true, undefined]);
+});

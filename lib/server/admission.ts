@@ -7,10 +7,13 @@
  *   their handshake; a newcomer from it closes that address's oldest stale handshake (see below),
  *   or is refused at once (`busy`) when none is stale;
  * - all addresses together hold at most {@link AdmissionOptions.maxHandshakes}; when a new
- *   connection finds them full, one is closed to make room: the oldest handshake of the address
- *   holding the most that have run longer than {@link AdmissionOptions.staleMs}, or, when none
- *   has, the oldest of the address holding the most. An honest client's handshake takes
- *   milliseconds, so connections that never finish theirs only ever push out each other, and a
+ *   connection finds them full, one is closed to make room. Connections that have not yet sent
+ *   their share (the client's first flight, which an honest client sends one round trip after
+ *   the server's hello) go first, before any that has ({@link Admission.progressed}); within
+ *   each, the oldest handshake of the address holding the most that have run longer than
+ *   {@link AdmissionOptions.staleMs}, or, when none has, the oldest of the address holding the
+ *   most. So connections that never send anything only ever push out each other, an honest
+ *   client on a slow machine is not closed for being slow while silent ones are there, and a
  *   burst of honest clients from one address is not taken for a crowd while stale ones are there;
  * - authenticated sessions are capped apart ({@link AdmissionOptions.maxSessions}), so a crowd of
  *   strangers never takes the places of clients who hold the code, nor the other way round.
@@ -60,6 +63,8 @@ export class Admission {
   #options: AdmissionOptions;
   /** Connections in their handshake with when each started, oldest first (insertion order). */
   #handshaking = new Map<Handshaking, number>();
+  /** Those of {@link #handshaking} whose client has sent its share. */
+  #progressed = new Set<Handshaking>();
   #perAddress = new Map<string, number>();
   #sessions = 0;
 
@@ -115,8 +120,18 @@ export class Admission {
     return undefined;
   }
 
+  /**
+   * Notes that the client of `connection` has sent its share (its first flight): it is a client
+   * running the protocol, not a socket held open, and is closed to make room only when no
+   * connection that has sent nothing is left (see the module documentation).
+   */
+  progressed(connection: Handshaking): void {
+    if (this.#handshaking.has(connection)) this.#progressed.add(connection);
+  }
+
   /** Gives back the handshake slot of `connection` (however its handshake ended); idempotent. */
   endHandshake(connection: Handshaking): void {
+    this.#progressed.delete(connection);
     if (!this.#handshaking.delete(connection)) return;
     const left = (this.#perAddress.get(connection.address) ?? 1) - 1;
     if (left > 0) this.#perAddress.set(connection.address, left);
@@ -154,13 +169,16 @@ export class Admission {
   }
 
   /**
-   * The handshake to close for a newcomer: among the stale ones if there are any, else among all,
-   * the oldest of those whose address holds the most (ties: the oldest).
+   * The handshake to close for a newcomer: among those that have sent nothing yet if there are
+   * any, else among all; of those, among the stale ones if there are any; then the oldest of
+   * those whose address holds the most (ties: the oldest).
    */
   #victim(): Handshaking {
     const staleBefore = this.#now() - this.#options.staleMs;
-    const stale = [...this.#handshaking].filter(([, started]) => started <= staleBefore);
-    const candidates = (stale.length > 0 ? stale : [...this.#handshaking]).map(([one]) => one);
+    const silent = [...this.#handshaking].filter(([one]) => !this.#progressed.has(one));
+    const pool = silent.length > 0 ? silent : [...this.#handshaking];
+    const stale = pool.filter(([, started]) => started <= staleBefore);
+    const candidates = (stale.length > 0 ? stale : pool).map(([one]) => one);
     const held = new Map<string, number>();
     for (const one of candidates) held.set(one.address, (held.get(one.address) ?? 0) + 1);
     const most = Math.max(...held.values());

@@ -148,6 +148,7 @@ export class Session {
       /** The identifier the client named, once its share came, and the code it stands for. */
       let named: { identifier: string; known: boolean; code: ActiveCode | undefined } | undefined;
       const choose = (identifier: string): CodeChoice => {
+        admission.progressed(slot); // its share came: a client, not a socket held open
         const known = codes.has(identifier);
         const code = codes.find(identifier);
         named = { identifier, known, code };
