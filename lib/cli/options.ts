@@ -5,6 +5,7 @@
  * @module
  */
 import type { OptionSpec } from "./args.ts";
+import { parsePort } from "./common.ts";
 
 /** `--code-file PATH`: where a client reads the connection code. */
 export const CODE_FILE = {
@@ -75,3 +76,25 @@ export const CODE_ENV = [[
   "FERRY_CODE",
   "The connection code, when no --code-file is given (read only if --allow-env grants it)",
 ]] as const;
+
+/** `--host ADDR` of a command that listens (`serve`, `relay`). */
+export const LISTEN_HOST = {
+  name: "host",
+  type: "string",
+  value: "ADDR",
+  description: "Address to listen on",
+  default: "0.0.0.0",
+} as const satisfies OptionSpec;
+
+/** `--port N` of a command that listens on `defaultPort` unless told (0: any free port). */
+export function listenPort(defaultPort: number) {
+  return {
+    name: "port",
+    short: "p",
+    type: "string",
+    value: "N",
+    description: "Port to listen on (0 = any free port)",
+    default: String(defaultPort),
+    parse: (text: string) => parsePort(text, true),
+  } as const satisfies OptionSpec;
+}

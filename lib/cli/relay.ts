@@ -16,7 +16,8 @@ import {
 import { lstatOrNull } from "../_fs.ts";
 import { formatAddress } from "../net/address.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { parseCount, parsePort, parseSeconds, parseSize } from "./common.ts";
+import { parseCount, parseSeconds, parseSize } from "./common.ts";
+import { LISTEN_HOST, listenPort } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
 import { type Needed, requirePermissions } from "./permissions.ts";
 
@@ -29,22 +30,8 @@ export const relaySpec = {
     "Runs a relay: servers that cannot be reached directly connect out to it and register the public identifiers of their codes, and clients that name the relay reach them through it. The relay splices the two encrypted streams; it never learns a code, a file name or a byte of content. Registering needs the relay's token, kept in the token file (created with mode 0600 if missing; copy it to each server); connecting as a client needs only the code. Stop with Ctrl-C: transfers through the relay are cut, and resume when run again.",
   args: [],
   options: [
-    {
-      name: "host",
-      type: "string",
-      value: "ADDR",
-      description: "Address to listen on",
-      default: "0.0.0.0",
-    },
-    {
-      name: "port",
-      short: "p",
-      type: "string",
-      value: "N",
-      description: "Port to listen on (0 = any free port)",
-      default: String(DEFAULT_RELAY_PORT),
-      parse: (text: string) => parsePort(text, true),
-    },
+    LISTEN_HOST,
+    listenPort(DEFAULT_RELAY_PORT),
     {
       name: "token-file",
       type: "string",

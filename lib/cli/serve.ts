@@ -14,14 +14,8 @@ import { validateName } from "../protocol/remote_path.ts";
 import { DEFAULT_PORT, DEFAULT_UPLOAD_PREFIX } from "../protocol/constants.ts";
 import { startServer } from "../server/server.ts";
 import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import {
-  parseCount,
-  parsePort,
-  parseSeconds,
-  parseSize,
-  warnOfReadableCodeFile,
-} from "./common.ts";
-import { CODE_ENV, CODE_FILE } from "./options.ts";
+import { parseCount, parseSeconds, parseSize, warnOfReadableCodeFile } from "./common.ts";
+import { CODE_ENV, CODE_FILE, LISTEN_HOST, listenPort } from "./options.ts";
 import { formatBytes, printError } from "./output.ts";
 import { type Needed, requirePermissions } from "./permissions.ts";
 import { prepareReach, SERVE_REACH_OPTIONS } from "./serve_reach.ts";
@@ -39,22 +33,8 @@ export const serveSpec = {
     description: "The folder to share (default: the current folder), or s3://BUCKET[/PREFIX]",
   }],
   options: [
-    {
-      name: "host",
-      type: "string",
-      value: "ADDR",
-      description: "Address to listen on",
-      default: "0.0.0.0",
-    },
-    {
-      name: "port",
-      short: "p",
-      type: "string",
-      value: "N",
-      description: "Port to listen on (0 = any free port)",
-      default: "7878",
-      parse: (text: string) => parsePort(text, true),
-    },
+    LISTEN_HOST,
+    listenPort(DEFAULT_PORT),
     {
       ...CODE_FILE,
       description: "Connection code file (created if missing)",
