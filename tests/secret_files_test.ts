@@ -22,6 +22,7 @@ import { DEFAULT_CODE_FILE } from "../lib/code_file.ts";
 import { codeStorePath, lastUsePath } from "../lib/code_store.ts";
 import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
 import { LocalStore } from "../lib/store/local.ts";
+import { listingRefusal } from "../lib/store/store.ts";
 import { exists, makeCodeFile, names, runFerry, startServe, tempDir } from "./_helpers.ts";
 
 Deno.test("the secret file names are the ones ferry writes: code file, code store, last use, relay token", () => {
@@ -110,4 +111,14 @@ Deno.test("`ferry put` refuses a secret file named on its own, and leaves them o
   assert.equal(folder.code, 0, folder.stderr);
   assert.deepEqual(await names(join(served.path, "uploaded_site")), ["index.html"]);
   assert.ok(!await exists(join(served.path, `uploaded_${DEFAULT_CODE_FILE}`)));
+});
+
+Deno.test("every store lists through one rule: partial files and secret files hidden, refused names reported", () => {
+  for (const name of [...SECRET_FILE_NAMES, ".CONNECTION_CODE", ".ferry-partial.a.txt"]) {
+    assert.equal(listingRefusal(name), "hidden", name);
+  }
+  assert.equal(listingRefusal("notes.txt"), undefined);
+  const refused = listingRefusal("a\u0007b");
+  assert.ok(refused !== undefined && refused !== "hidden", "a control character is reported");
+  assert.match(refused.skipped, /^its name is refused: /);
 });

@@ -12,13 +12,7 @@
  */
 import { join } from "node:path/posix";
 import { BusyError, FerryError, PathError } from "../errors.ts";
-import {
-  isSecretFileName,
-  nameProblem,
-  notUtf8Problem,
-  PARTIAL_PREFIX,
-  sanitizeForDisplay,
-} from "../protocol/remote_path.ts";
+import { isSecretFileName, PARTIAL_PREFIX, sanitizeForDisplay } from "../protocol/remote_path.ts";
 import {
   compareNames,
   entryInfo,
@@ -32,7 +26,7 @@ import {
   notFound,
   quote,
 } from "./_local_paths.ts";
-import type { EntryInfo } from "./store.ts";
+import { type EntryInfo, listingRefusal } from "./store.ts";
 
 /** What is known about a confined entry. */
 export interface Resolved {
@@ -206,9 +200,9 @@ export class LocalRoot {
     name: string,
     onSkipped?: (name: string, reason: string) => void,
   ): Resolved | undefined {
-    const refused = nameRefusal(name);
+    const refused = listingRefusal(name);
     if (refused !== undefined) {
-      if (refused !== PARTIAL) onSkipped?.(name, refused);
+      if (refused !== "hidden") onSkipped?.(name, refused.skipped);
       return undefined;
     }
     const lexical = join(folder, name);
@@ -327,19 +321,4 @@ export class LocalRoot {
     }
     throw new FerryError(`Cannot create folder ${quote(shown)}: it keeps changing`);
   }
-}
-
-/**
- * {@link nameRefusal} of a partial file's name, or of a file holding a secret (a connection code
- * of this share or another, a relay token): hidden, never reported.
- */
-const PARTIAL = "a partial transfer file";
-
-/** Why a name read from the disk cannot be listed (see `notUtf8Problem`), or undefined. */
-function nameRefusal(name: string): string | undefined {
-  if (name.toLowerCase().startsWith(PARTIAL_PREFIX) || isSecretFileName(name)) return PARTIAL;
-  const notUtf8 = notUtf8Problem(name);
-  if (notUtf8 !== undefined) return notUtf8;
-  const problem = nameProblem(name);
-  return problem === undefined ? undefined : `its name is refused: ${problem}`;
 }

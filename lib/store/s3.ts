@@ -34,9 +34,7 @@ import { BusyError, ExistsError, IsFolderError, PathError } from "../errors.ts";
 import {
   MAX_PATH_BYTES,
   nameProblem,
-  notUtf8Problem,
   parseRemotePath,
-  PARTIAL_PREFIX,
   partialNameFor,
   sanitizeForDisplay,
 } from "../protocol/remote_path.ts";
@@ -48,6 +46,7 @@ import {
   type EntryInfo,
   type FileStore,
   hiddenPath,
+  listingRefusal,
   notFound,
   type PendingFile,
   skippedTo,
@@ -492,19 +491,18 @@ export class S3Store implements FileStore {
   }
 
   /**
-   * Whether the child `name` of the folder at `components` is shown. Leases and excluded paths
-   * are hidden; a name the path rules refuse is told to `onSkipped`.
+   * Whether the child `name` of the folder at `components` is shown. Leases, files holding a
+   * secret and excluded paths are hidden; a name the path rules refuse is told to `onSkipped`
+   * (see `listingRefusal`).
    */
   #visible(
     components: readonly string[],
     name: string,
     onSkipped: ((name: string, reason: string) => void) | undefined,
   ): boolean {
-    if (name.toLowerCase().startsWith(PARTIAL_PREFIX)) return false;
-    const problem = notUtf8Problem(name) ??
-      (nameProblem(name) === undefined ? undefined : `its name is refused: ${nameProblem(name)}`);
-    if (problem !== undefined) {
-      onSkipped?.(name, problem);
+    const refused = listingRefusal(name);
+    if (refused !== undefined) {
+      if (refused !== "hidden") onSkipped?.(name, refused.skipped);
       return false;
     }
     return !this.#isExcluded([...components, name]);

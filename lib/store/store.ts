@@ -13,7 +13,13 @@
 import type { Hash } from "node:crypto";
 import { NotFoundError, PathError } from "../errors.ts";
 import type { SkippedEntry } from "../protocol/messages.ts";
-import { sanitizeForDisplay } from "../protocol/remote_path.ts";
+import {
+  isSecretFileName,
+  nameProblem,
+  notUtf8Problem,
+  PARTIAL_PREFIX,
+  sanitizeForDisplay,
+} from "../protocol/remote_path.ts";
 
 /** One file or folder as shown to the other side. */
 export interface EntryInfo {
@@ -206,4 +212,18 @@ export function skippedTo(
       name: sanitizeForDisplay(relative === "" ? name : `${relative}/${name}`),
       reason,
     });
+}
+
+/**
+ * How a listing treats a name found in a store: `undefined` to show it; `"hidden"` to leave it
+ * out without a word (a partial transfer file, a file holding a secret); otherwise the reason to
+ * leave it out and report it as skipped (a name the path rules refuse, or one that is not valid
+ * UTF-8), so that nothing is left out silently. Every store lists through it.
+ */
+export function listingRefusal(name: string): "hidden" | { skipped: string } | undefined {
+  if (name.toLowerCase().startsWith(PARTIAL_PREFIX) || isSecretFileName(name)) return "hidden";
+  const notUtf8 = notUtf8Problem(name);
+  if (notUtf8 !== undefined) return { skipped: notUtf8 };
+  const problem = nameProblem(name);
+  return problem === undefined ? undefined : { skipped: `its name is refused: ${problem}` };
 }
