@@ -31,7 +31,7 @@ import { ANNOUNCE_NET_HOSTS } from "../lib/net/announce.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { formatAddress } from "../lib/net/address.ts";
 import { DEFAULT_PORT } from "../lib/protocol/constants.ts";
-import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
+import { DEFAULT_TOKEN_FILE } from "../lib/relay/wire.ts";
 import { DEFAULT_RELAY_PORT } from "../lib/relay/wire.ts";
 import { sanitizeForDisplay } from "../lib/protocol/remote_path.ts";
 import { CHECKOUT, runFlags } from "./_run_flags.ts";

@@ -11,7 +11,7 @@ import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { GLOBAL_OPTIONS, parseCommand, suggestOption } from "../lib/cli/args.ts";
 import { parseHostPort } from "../lib/cli/common.ts";
-import { serveSpec } from "../lib/cli/serve.ts";
+import { serveSpec } from "../lib/cli/specs/serve.ts";
 import { FerryClient } from "../lib/client/client.ts";
 import { ConnectionError } from "../lib/errors.ts";
 import { codeSecret } from "../lib/code.ts";

@@ -19,7 +19,7 @@ import {
   validateCodeName,
   writeLastUse,
 } from "../lib/code_store.ts";
-import { parseDuration } from "../lib/cli/code.ts";
+import { parseDuration } from "../lib/cli/common.ts";
 import { UsageError } from "../lib/errors.ts";
 import { runFerry, type RunResult, tempDir } from "./_helpers.ts";
 

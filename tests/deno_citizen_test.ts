@@ -178,3 +178,55 @@ Deno.test("README documents every `--json` event and every error code an error e
     assert.match(section, new RegExp("`" + code + "`"), `error code ${code} is documented`);
   }
 });
+
+/** The relay's fixed names and numbers, which `ferry relay --help` shows (no I/O, no crypto). */
+const LIGHT_AT_START = ["relay/wire.ts", "net/identifier.ts"];
+
+Deno.test("start-up loads the command table only: a command's runner, and the client, server, relay or store behind it, is imported when that command runs", async () => {
+  const info = new Deno.Command(DENO, { args: ["info", "--json", MAIN], stdout: "piped" });
+  const { success, stdout } = await info.output();
+  assert.ok(success, "deno info --json main.ts");
+  const graph = JSON.parse(new TextDecoder().decode(stdout)) as {
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const bySpecifier = new Map(graph.modules.map((module) => [module.specifier, module]));
+  const root = new URL(`file://${MAIN}`).href;
+  const lib = new URL("lib/", root).href;
+  const loadedAtStart = new Set<string>();
+  const walk = (specifier: string) => {
+    if (loadedAtStart.has(specifier)) return;
+    loadedAtStart.add(specifier);
+    for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (dependency.code && !dependency.isDynamic) walk(dependency.code.specifier);
+    }
+  };
+  walk(root);
+  const heavy = [...loadedAtStart]
+    .filter((specifier) => specifier.startsWith(lib))
+    .map((specifier) => specifier.slice(lib.length))
+    .filter((path) =>
+      /^(client|server|store|net|relay|transfer)\//.test(path) &&
+        !LIGHT_AT_START.includes(path) ||
+      /^cli\/(code|connect|get|ls|put|relay|serve)\.ts$/.test(path)
+    );
+  assert.deepEqual(heavy, [], "modules loaded before any command runs");
+
+  const commands = bySpecifier.get(new URL("cli/commands.ts", lib).href);
+  const lazy = (commands?.dependencies ?? [])
+    .filter((dependency) => dependency.isDynamic)
+    .map((dependency) => dependency.code?.specifier.slice(lib.length))
+    .sort();
+  // Literal import() specifiers, so that `deno compile` and a run from a URL find every runner.
+  assert.deepEqual(lazy, [
+    "cli/code.ts",
+    "cli/connect.ts",
+    "cli/get.ts",
+    "cli/ls.ts",
+    "cli/put.ts",
+    "cli/relay.ts",
+    "cli/serve.ts",
+  ]);
+});

@@ -20,7 +20,7 @@ import {
 } from "../lib/protocol/remote_path.ts";
 import { DEFAULT_CODE_FILE } from "../lib/code_file.ts";
 import { codeStorePath, lastUsePath } from "../lib/code_store.ts";
-import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
+import { DEFAULT_TOKEN_FILE } from "../lib/relay/wire.ts";
 import { LocalStore } from "../lib/store/local.ts";
 import { listingRefusal } from "../lib/store/store.ts";
 import { exists, makeCodeFile, names, runFerry, startServe, tempDir } from "./_helpers.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { planTaskRun, type TaskContext } from "../scripts/task.ts";
-import { DEFAULT_TOKEN_FILE } from "../lib/relay/token.ts";
+import { DEFAULT_TOKEN_FILE } from "../lib/relay/wire.ts";
 import { DENO, exists, tempDir } from "./_helpers.ts";
 import { CHECKOUT, denoTask, environmentWithout, startListening } from "./_launch.ts";
 

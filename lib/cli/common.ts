@@ -136,6 +136,35 @@ export function parseSeconds(text: string, name: string): number {
   return ms;
 }
 
+/** The longest `--expires`: ten years. */
+const MAX_EXPIRY_MS = 10 * 365 * 24 * 3600 * 1000;
+const UNIT_MS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+/**
+ * Parses a duration such as `30m`, `12h`, `7d` (also `s` and `w`) into milliseconds, from one
+ * second to ten years. Needs no permissions.
+ *
+ * @throws {UsageError} Saying what is expected.
+ */
+export function parseDuration(text: string, name = "expires"): number {
+  const match = /^(\d{1,9})([smhdw])$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * UNIT_MS[match[2]!]! : NaN;
+  if (!(ms >= 1000 && ms <= MAX_EXPIRY_MS)) {
+    throw new UsageError(
+      `Invalid --${name} ${
+        JSON.stringify(text.slice(0, 40))
+      }: expected a number and a unit (s, m, h, d, w) such as 30m, 12h or 7d, at most ten years`,
+    );
+  }
+  return ms;
+}
+
 /** A code as a client uses it: its secret, and the public identifier it names the code by. */
 export interface ClientCode {
   /** The secret part, as the handshake takes it. */

@@ -17,9 +17,9 @@ import {
   InterruptedError,
 } from "../errors.ts";
 import { formatAddress } from "../net/address.ts";
-import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
+import type { ParsedCommand } from "./args.ts";
+import type { connectSpec } from "./specs/connect.ts";
 import { clientCode } from "./common.ts";
-import { CODE_ENV, CODE_FILE, HOST_ARG, QUIET, RELAY_CLIENT } from "./options.ts";
 import { printError } from "./output.ts";
 import { connectClient } from "./remote.ts";
 import { describeRoute, parseServerTarget, ServerSearch } from "./target.ts";
@@ -28,25 +28,6 @@ import { complete, sessionCandidates } from "./shell/completion.ts";
 import { pipedLines, type ShellLines, terminalLines } from "./shell/lines.ts";
 import { displayRemoteFolder, ShellSession } from "./shell/session.ts";
 import { splitWords } from "./shell/words.ts";
-
-/** What `ferry connect` accepts (the shell's own commands are in lib/cli/shell/commands.ts). */
-export const connectSpec = {
-  name: "connect",
-  summary: "Open an interactive shell on a server",
-  usage: "connect HOST[:PORT]|@ [--code-file PATH] [--relay HOST[:PORT]]",
-  description:
-    "Opens a shell with the commands ls, cd, pwd, get, put, lcd, lpwd, help and quit (type help in it for their arguments). Remote paths are relative to the current remote folder, which the prompt shows; get takes patterns ('*.jpg') as ferry get does. Tab completes commands and remote and local paths. Ctrl-C stops a transfer and returns to the prompt, keeping what came so that the same get resumes it; at the prompt it clears the line. Ctrl-D or quit leaves. When standard input is not a terminal, reads commands line by line without a prompt, so it can be scripted (like sftp -b -), and stops at the first command that fails.",
-  args: [HOST_ARG],
-  options: [CODE_FILE, RELAY_CLIENT, QUIET],
-  minArgs: 1,
-  maxArgs: 1,
-  examples: [
-    ["ferry connect 192.168.1.20", "an interactive session"],
-    ["ferry connect @ --relay relay.example.org", "with the server of this code, wherever it is"],
-    ["printf 'ls\\nget a.txt\\n' | ferry connect 192.168.1.20", "a scripted session"],
-  ],
-  environment: CODE_ENV,
-} as const satisfies CommandSpec;
 
 /** How long a command interrupted by Ctrl-C gets to stop before the prompt comes back anyway. */
 const INTERRUPT_GRACE_MS = 1_000;
@@ -174,4 +155,3 @@ function interruptedMessage(line: string): string {
 }
 
 /** `ferry connect`: its spec and its runner. */
-export const connectCommand: Command<typeof connectSpec> = { spec: connectSpec, run: runConnect };

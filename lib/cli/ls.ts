@@ -6,43 +6,11 @@
  */
 import type { ListEntry, SkippedEntry } from "../protocol/messages.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
-import type { Command, CommandSpec, ParsedCommand } from "./args.ts";
-import { CODE_ENV, CODE_FILE, HOST_ARG, JSON_OPTION, RELAY_CLIENT } from "./options.ts";
+import type { ParsedCommand } from "./args.ts";
+import type { lsSpec } from "./specs/ls.ts";
 import { formatBytes, printError, printLine, printText } from "./output.ts";
 import { checkRemoteArgument, openClient } from "./remote.ts";
 import { parseServerTarget } from "./target.ts";
-
-/** What `ferry ls` accepts. */
-export const lsSpec = {
-  name: "ls",
-  summary: "List a folder on the server",
-  usage: "ls HOST[:PORT]|@ [REMOTE_PATH] [--relay HOST[:PORT]] [--json]",
-  description: "Lists the names, types, sizes and modification times in a folder on the server.",
-  args: [HOST_ARG, {
-    name: "REMOTE_PATH",
-    description: "Folder or file to list (default: the top)",
-  }],
-  options: [
-    CODE_FILE,
-    RELAY_CLIENT,
-    { ...JSON_OPTION, description: "Print a JSON array of {name, type, size, mtime}" },
-    {
-      name: "recursive",
-      short: "R",
-      type: "boolean",
-      description: "List everything below the folder",
-    },
-  ],
-  minArgs: 1,
-  maxArgs: 2,
-  examples: [
-    ["ferry ls 192.168.1.20", "list the shared folder"],
-    ["ferry ls 192.168.1.20:9000 photos --json", "list a subfolder as JSON"],
-    ["ferry ls @", "find the server of this code on the local network, and list it"],
-    ["ferry ls @ --relay relay.example.org", "the same, through a relay when it is not here"],
-  ],
-  environment: CODE_ENV,
-} as const satisfies CommandSpec;
 
 /** One listing line: type, size, modification time, name (folders end in `/`). */
 export function formatEntry(entry: ListEntry): string {
@@ -118,4 +86,3 @@ export function reportUnlisted(entry: SkippedEntry): void {
 }
 
 /** `ferry ls`: its spec and its runner. */
-export const lsCommand: Command<typeof lsSpec> = { spec: lsSpec, run: runLs };

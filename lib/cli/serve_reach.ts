@@ -18,39 +18,18 @@ import { ANNOUNCE_NET_HOSTS, type Announcer, startAnnouncer } from "../net/annou
 import { mergeListeners } from "../net/merged_listener.ts";
 import { listenViaRelay } from "../net/relay_listener.ts";
 import { type Listen, listenTcp } from "../net/socket.ts";
-import { DEFAULT_TOKEN_FILE, readTokenFile, tokenFileWarning } from "../relay/token.ts";
-import { DEFAULT_RELAY_PORT, MAX_IDENTIFIERS_PER_CONTROL } from "../relay/wire.ts";
+import { readTokenFile, tokenFileWarning } from "../relay/token.ts";
+import {
+  DEFAULT_RELAY_PORT,
+  DEFAULT_TOKEN_FILE,
+  MAX_IDENTIFIERS_PER_CONTROL,
+} from "../relay/wire.ts";
 import type { FerryServer } from "../server/server.ts";
-import type { OptionSpec } from "./args.ts";
 import { type HostPort, parseHostPort } from "./common.ts";
 import { printError } from "./output.ts";
 import { requirePermissions } from "./permissions.ts";
 
-/** `ferry serve`'s options about being found: announcements and the relay. */
-export const SERVE_REACH_OPTIONS = [
-  {
-    name: "no-announce",
-    type: "boolean",
-    description:
-      "Do not announce this server on the local network (clients then need its address, or a relay)",
-  },
-  {
-    name: "relay",
-    type: "string",
-    value: "HOST[:PORT]",
-    description:
-      "Also take clients through this relay (port 7879 unless given): for clients that cannot reach this machine; it carries named codes only",
-  },
-  {
-    name: "relay-token-file",
-    type: "string",
-    value: "PATH",
-    description: "The relay's token file, copied from the relay's machine (never served)",
-    default: `./${DEFAULT_TOKEN_FILE}`,
-  },
-] as const satisfies readonly OptionSpec[];
-
-/** The flags of {@link SERVE_REACH_OPTIONS}, as the parser hands them out. */
+/** The flags of `SERVE_REACH_OPTIONS` (specs/serve.ts), as the parser hands them out. */
 export interface ServeReachFlags {
   readonly "no-announce": boolean;
   readonly relay: string | undefined;

@@ -20,9 +20,6 @@ import { NONCE_BYTES, PROOF_BYTES, PROOF_LABEL, SERVER_ID_BYTES } from "./wire.t
 /** Bytes of a token. */
 export const TOKEN_BYTES = 32;
 
-/** Name of the token file in the current folder when none is given. */
-export const DEFAULT_TOKEN_FILE = ".relay_token";
-
 /** A token file holds 65 bytes; anything far larger is the wrong file. */
 const MAX_TOKEN_FILE_BYTES = 1024;
 

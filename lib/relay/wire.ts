@@ -24,6 +24,10 @@
  */
 import { decodeIdentifier, encodeIdentifier, IDENTIFIER_BYTES } from "../net/identifier.ts";
 
+/** Name of the token file in the current folder when none is given (here, with the
+ * other fixed names and numbers, so that the light command table can show it). */
+export const DEFAULT_TOKEN_FILE = ".relay_token";
+
 /** `"FRLY"`: the first four bytes of every header and answer. */
 export const RELAY_MAGIC: Uint8Array = Uint8Array.of(0x46, 0x52, 0x4c, 0x59);
 
