@@ -2,6 +2,7 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path/posix";
 import { ExistsError, NotFoundError, PathError } from "../lib/errors.ts";
 import { LocalStore } from "../lib/store/local.ts";
+import { FLUSH_AHEAD_BYTES } from "../lib/store/partial_file.ts";
 import type { EntryInfo } from "../lib/store/store.ts";
 import type { SkippedEntry } from "../lib/protocol/messages.ts";
 
@@ -549,4 +550,34 @@ Deno.test("`LocalStore.beginUpload()` never writes through a partial name plante
   await pending.commit({ force: false });
   strictEqual(await Deno.readTextFile(join(layout.base, "outside", "secret.txt")), "secret");
   strictEqual(await Deno.readTextFile(join(layout.root, "up.txt")), "upload");
+});
+
+/** Writes `total` bytes of a repeating pattern to `pending`, 1 MiB at a time. */
+async function writePattern(pending: { write(bytes: Uint8Array): Promise<void> }, total: number) {
+  const chunk = new Uint8Array(1024 * 1024).map((_, index) => index % 251);
+  for (let written = 0; written < total; written += chunk.length) {
+    await pending.write(chunk.subarray(0, Math.min(chunk.length, total - written)));
+  }
+}
+
+Deno.test("`LocalStore.beginUpload()`: a file larger than the flush-ahead step, flushed in the background while written, lands whole", async () => {
+  await using layout = await makeLayout();
+  const store = await LocalStore.open(layout.root);
+  const pending = await store.beginUpload("big.bin");
+  const total = 2 * FLUSH_AHEAD_BYTES + 12345;
+  await writePattern(pending, total);
+  await pending.commit({ force: false });
+  const landed = await Deno.readFile(join(layout.root, "big.bin"));
+  strictEqual(landed.length, total);
+  ok(landed.every((byte, index) => byte === (index % (1024 * 1024)) % 251), "every byte in place");
+});
+
+Deno.test("`LocalStore.beginUpload()`: a file discarded just after a background flush started is removed", async () => {
+  await using layout = await makeLayout();
+  const store = await LocalStore.open(layout.root);
+  const pending = await store.beginUpload("cut.bin");
+  await writePattern(pending, FLUSH_AHEAD_BYTES); // the last write starts a background flush
+  await pending.discard();
+  deepStrictEqual(await names(store, ""), ["a.txt", "docs"]);
+  await rejects(Deno.lstat(join(layout.root, ".ferry-partial.cut.bin")), Deno.errors.NotFound);
 });

@@ -21,6 +21,20 @@ export type { CommitOptions } from "./store.ts";
 /** Writes up to this size are made synchronously (see lib/_fs.ts); bigger ones overlap. */
 const SYNC_WRITE_MAX_BYTES = 64 * 1024;
 
+/**
+ * After this many bytes written since the last flush, a flush starts in the background while the
+ * writing goes on. Linux keeps written data in memory until about a tenth of its RAM is dirty
+ * (2.4 GB on the 24 GB machine this was measured on), so without it the flush before the commit
+ * wrote a whole 1 GiB file at the end, with the transfer stopped (0.75 s there); with it, the
+ * disk writes while the network delivers, and the last flush waits for the tail only.
+ *
+ * The background flush goes through a second handle on the same file: Deno queues the operations
+ * of one handle behind each other, so a flush through the writing handle held every write up
+ * until it ended (measured: 1 GiB written and flushed in 2.3-2.7 s that way, 1.2 s through a
+ * second handle, 2.6-3.3 s with one flush at the end).
+ */
+export const FLUSH_AHEAD_BYTES: number = 32 * 1024 * 1024;
+
 /** The hidden partial file of one transfer into `dir/name`: the {@link PendingFile} on disk. */
 export class PartialFile implements PendingFile {
   /** Real path of the partial file. */
@@ -33,6 +47,14 @@ export class PartialFile implements PendingFile {
   #size: number;
   /** Whether every byte written so far is durable (see {@link flush}). */
   #flushed = false;
+  /** Bytes written since the last flush began. */
+  #unflushedBytes = 0;
+  /** The flush started by {@link write} and still running; it never rejects. */
+  #flushAhead: Promise<void> | undefined;
+  /** The second handle background flushes go through; `false` when it could not be had. */
+  #flushHandle: Deno.FsFile | false | undefined;
+  /** What the last background flush failed with, for {@link flush} to throw. */
+  #flushAheadError: unknown;
 
   private constructor(
     path: string,
@@ -105,17 +127,69 @@ export class PartialFile implements PendingFile {
     });
   }
 
-  /** Appends `bytes`. */
+  /**
+   * Appends `bytes`. Every {@link FLUSH_AHEAD_BYTES}, starts flushing what is written so far in
+   * the background (one such flush at a time), so that the disk keeps up with a big file.
+   */
   async write(bytes: Uint8Array): Promise<void> {
     this.#flushed = false;
     if (bytes.length <= SYNC_WRITE_MAX_BYTES) writeAllSync(this.#file, bytes);
     else await writeAll(this.#file, bytes);
     this.#size += bytes.length;
+    this.#unflushedBytes += bytes.length;
+    if (this.#unflushedBytes < FLUSH_AHEAD_BYTES || this.#flushAhead !== undefined) return;
+    if (this.#flushHandle === undefined) this.#flushHandle = this.#openFlushHandle() ?? false;
+    if (this.#flushHandle) {
+      this.#unflushedBytes = 0;
+      this.#flushAhead = this.#flushHandle.syncData().then(
+        () => {
+          this.#flushAhead = undefined;
+        },
+        (error) => {
+          this.#flushAhead = undefined;
+          this.#flushAheadError ??= error; // thrown by flush(); a discarded file never asks
+        },
+      );
+    }
+  }
+
+  /**
+   * A second handle on this same file, for flushing in the background; `null` when the partial
+   * name no longer leads to it (then only the final flush runs). Opened for reading and writing so
+   * that even a FIFO planted meanwhile cannot block the open; never written through.
+   */
+  #openFlushHandle(): Deno.FsFile | null {
+    let handle: Deno.FsFile | undefined;
+    try {
+      handle = Deno.openSync(this.path, { read: true, write: true });
+      const mine = this.#file.statSync();
+      const opened = handle.statSync();
+      if (opened.ino === mine.ino && opened.dev === mine.dev) return handle;
+    } catch {
+      // moved or removed meanwhile: the final flush alone makes the file durable
+    }
+    handle?.close();
+    return null;
+  }
+
+  /** Closes the background flush's handle, once its flush has ended. */
+  async #closeFlushHandle(): Promise<void> {
+    await this.#flushAhead;
+    this.#dropFlushHandle();
+  }
+
+  /** Closes the background flush's handle now (a flush still running on it just fails quietly). */
+  #dropFlushHandle(): void {
+    if (this.#flushHandle) this.#flushHandle.close();
+    this.#flushHandle = false;
   }
 
   /** Makes the bytes written so far durable (see `PendingFile.flush`). */
   async flush(): Promise<void> {
     if (this.#flushed) return;
+    await this.#flushAhead;
+    if (this.#flushAheadError !== undefined) throw this.#flushAheadError;
+    this.#unflushedBytes = 0;
     await this.#file.syncData();
     this.#flushed = true;
   }
@@ -129,6 +203,7 @@ export class PartialFile implements PendingFile {
    */
   async commit(options: CommitOptions): Promise<void> {
     await this.flush();
+    await this.#closeFlushHandle();
     if (options.mode !== undefined) Deno.chmodSync(this.path, options.mode & 0o777);
     if (options.mtime !== undefined) {
       const time = new Date(options.mtime);
@@ -160,6 +235,7 @@ export class PartialFile implements PendingFile {
 
   /** Closes the file and keeps the partial data for a later resume. */
   close(): void {
+    this.#dropFlushHandle();
     try {
       this.#file.close();
     } catch {
@@ -169,6 +245,7 @@ export class PartialFile implements PendingFile {
 
   /** Closes the file and deletes the partial data (it cannot be trusted or is not wanted). */
   async discard(): Promise<void> {
+    await this.#closeFlushHandle(); // a flush of data about to go: let it end first
     // Unlinked while still locked, so no other transfer can take the name in between.
     try {
       await removeIfPresent(this.path);
