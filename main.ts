@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run -q --v8-flags=--max-semi-space-size=1 --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE --allow-sys=networkInterfaces
+#!/usr/bin/env -S deno run -q --v8-flags=--max-semi-space-size=1,--expose-gc --allow-net --allow-read=. --allow-write=. --allow-env=FERRY_CODE --allow-sys=networkInterfaces
 /**
  * ferry's command line: parse, dispatch, and turn errors into exit codes. The only module that
  * exits the process.

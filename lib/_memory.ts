@@ -30,3 +30,26 @@ export function releaseBuffer(view: Uint8Array): void {
     buffer.transfer(0);
   }
 }
+
+/**
+ * Records sealed or opened between two full collections, when the runtime lets ferry ask for one
+ * (see {@link noteCipherUse}).
+ */
+export const RECORDS_PER_COLLECTION = 8192;
+
+let cipherUses = 0;
+
+/**
+ * Counts one record sealed or opened, and every {@link RECORDS_PER_COLLECTION} asks V8 for a full
+ * garbage collection, if the process runs with `--v8-flags=--expose-gc` (as every documented
+ * command does; without it this only counts). Each record needs a fresh `node:crypto` cipher: a
+ * stream object with a native cipher context behind it, whose memory V8 does not see, so
+ * thousands of them pile up before a collection comes by itself. Measured on a download of 5000
+ * files of 1 KiB: peak RSS about 4 MB lower, for one collection of a few milliseconds per 2000
+ * files or so; a 1 GiB file's 4096 records make less than one.
+ */
+export function noteCipherUse(): void {
+  if (++cipherUses % RECORDS_PER_COLLECTION !== 0) return;
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (typeof collect === "function") collect();
+}

@@ -13,8 +13,8 @@ export const CHECKOUT: string = dirname(dirname(fileURLToPath(import.meta.url)))
 
 /**
  * The Deno flags every run of ferry gets, before its permissions: quiet, no prompts (a missing
- * permission is ferry's one-line error, never a question), V8's young generation kept small
- * (the README's memory measurements use it), and the checkout's `deno.json` and lock file
+ * permission is ferry's one-line error, never a question), V8's young generation kept small and
+ * `gc()` exposed for `lib/_memory.ts` (the README's memory measurements use both), and the checkout's `deno.json` and lock file
  * whatever folder ferry runs in (a `deno.json` found there belongs to someone else's project).
  * `FERRY_CODE` may always be read. Needs no permissions.
  */
@@ -22,7 +22,7 @@ export function runFlags(checkout: string = CHECKOUT): string[] {
   return [
     "-q",
     "--no-prompt",
-    "--v8-flags=--max-semi-space-size=1",
+    "--v8-flags=--max-semi-space-size=1,--expose-gc",
     `--config=${join(checkout, "deno.json")}`,
     "--allow-env=FERRY_CODE",
   ];

@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist
 log="$(mktemp)"
-if deno compile --v8-flags=--max-semi-space-size=1 --allow-net --allow-read --allow-write --allow-env=FERRY_CODE \
+if deno compile --v8-flags=--max-semi-space-size=1,--expose-gc --allow-net --allow-read --allow-write --allow-env=FERRY_CODE \
   --allow-sys=networkInterfaces --output dist/ferry main.ts >"$log" 2>&1; then
   cat "$log"
   echo "Built dist/ferry ($(du -h dist/ferry | cut -f1)). Try: dist/ferry --help"

@@ -20,7 +20,7 @@ export const DENO = Deno.execPath();
  * per semi-space; with 1 MB, peak RSS fell by 5 MB (one large file) to 25 MB (5000 small files),
  * at the same speed. The benchmark runs ferry with it.
  */
-export const FERRY_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=1"];
+export const FERRY_V8_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=1,--expose-gc"];
 
 /** A temporary folder removed on dispose: `await using dir = await tempDir()`. */
 export async function tempDir(prefix = "ferry-test-"): Promise<{ path: string } & AsyncDisposable> {

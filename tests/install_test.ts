@@ -154,7 +154,7 @@ Deno.test("launcherScript() runs main.ts with the kept Deno and passes every arg
   assertOk(result, "launcher");
   const words = result.stdout.split("\n").slice(0, -1);
   assert.deepEqual(words.slice(0, 1), ["run"]);
-  assert.ok(words.includes("--v8-flags=--max-semi-space-size=1"));
+  assert.ok(words.includes("--v8-flags=--max-semi-space-size=1,--expose-gc"));
   assert.ok(words.includes(`--config=${join(checkout, "deno.json")}`));
   assert.ok(words.includes("--allow-env=FERRY_CODE"));
   // The network, and each network interface for announcements and `@` (lib/net/announce.ts).

@@ -17,7 +17,7 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { writeAll as writeAllBytes } from "../_fs.ts";
 import { ConnectionError, ConnectionLostError, ProtocolError } from "../errors.ts";
-import { releaseBuffer } from "../_memory.ts";
+import { noteCipherUse, releaseBuffer } from "../_memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
 export const RecordType = {
@@ -201,6 +201,7 @@ export class RecordReader {
     const body = await this.#input.readExact(length);
     if (body === null) throw new ConnectionLostError("Connection closed in the middle of a record");
     const plaintextLength = length - RECORD_TAG_BYTES;
+    noteCipherUse();
     const decipher = createDecipheriv(
       "chacha20-poly1305",
       this.#key,
@@ -273,6 +274,7 @@ export class RecordWriter {
       (length >>> 8) & 0xff,
       length & 0xff,
     ]);
+    noteCipherUse();
     const cipher = createCipheriv(
       "chacha20-poly1305",
       this.#key,
