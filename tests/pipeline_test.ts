@@ -5,11 +5,11 @@
  * answers back until several requests have arrived, which a client asking one file at a time
  * would never send.
  */
-import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { getPaths } from "../lib/client/get_paths.ts";
-import { planUpload, putPaths } from "../lib/client/put_paths.ts";
+import { planUpload, putPaths, UPLOADS_IN_FLIGHT } from "../lib/client/put_paths.ts";
 import { IncompleteError, RemoteError } from "../lib/errors.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
@@ -17,6 +17,9 @@ import { decodeClientMessage, type ListEntry } from "../lib/protocol/messages.ts
 import { tempDir } from "./_helpers.ts";
 import { fakeServer } from "./_fake_server.ts";
 import { startTestServer } from "./_hostile.ts";
+import { MemoryStore } from "../lib/store/memory.ts";
+import type { PendingFile } from "../lib/store/store.ts";
+import { COMMIT_GROUP_FILES, DEFERRED_AT_ONCE } from "../lib/server/session.ts";
 
 const FILES = 12;
 /** Answers are held until this many `get`s are waiting. */
@@ -247,4 +250,85 @@ Deno.test("a file the server cannot read is reported by name and skipped; the re
   );
   strictEqual(await Deno.readTextFile(join(out.path, "tree", "a.txt")), "ok");
   strictEqual(await Deno.readTextFile(join(out.path, "tree", "z.txt")), "ok");
+});
+
+/**
+ * A `MemoryStore` whose uploads' flushes wait until {@link release} is called, counting the uploads
+ * begun: a disk that is slow to make bytes durable.
+ */
+class SlowFlushStore extends MemoryStore {
+  begun = 0;
+  flushing = 0;
+  #released = Promise.withResolvers<void>();
+
+  release(): void {
+    this.#released.resolve();
+  }
+
+  override async beginUpload(path: string): Promise<PendingFile> {
+    const inner = await super.beginUpload(path);
+    this.begun++;
+    const released = this.#released.promise;
+    const flushStarted = () => this.flushing++;
+    return {
+      get size() {
+        return inner.size;
+      },
+      hashPrefix: (length) => inner.hashPrefix(length),
+      truncate: (length) => inner.truncate(length),
+      write: (bytes) => inner.write(bytes),
+      async flush() {
+        flushStarted();
+        await released;
+        await inner.flush();
+      },
+      commit: (options) => inner.commit(options),
+      discard: () => inner.discard(),
+      close: () => inner.close(),
+    };
+  }
+}
+
+Deno.test("the server reads the next group of small uploads while the group before it is flushed", async () => {
+  const files = 2 * COMMIT_GROUP_FILES + 5;
+  ok(UPLOADS_IN_FLIGHT >= 2 * COMMIT_GROUP_FILES, "the client sends two groups ahead");
+  ok(DEFERRED_AT_ONCE >= 2 * COMMIT_GROUP_FILES, "the server works on two groups at once");
+  const store = new SlowFlushStore();
+  await using local = await tempDir();
+  await Deno.mkdir(join(local.path, "tree"));
+  const content = (index: number) => new TextEncoder().encode(`small file ${index}\n`);
+  for (let index = 0; index < files; index++) {
+    await Deno.writeFile(join(local.path, "tree", `f${index}.txt`), content(index));
+  }
+  await using server = await startTestServer("", { store });
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  const plan = await planUpload([join(local.path, "tree")]);
+  const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+  // Not one flush has ended, yet the second group's files are read and written.
+  let begunBeforeAnyFlush: number;
+  let flushingThen: number;
+  try {
+    const deadline = Date.now() + 20_000;
+    while (store.begun < 2 * COMMIT_GROUP_FILES && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    begunBeforeAnyFlush = store.begun;
+    flushingThen = store.flushing;
+  } finally {
+    store.release();
+  }
+  const results = await uploading;
+  strictEqual(begunBeforeAnyFlush, 2 * COMMIT_GROUP_FILES, "two groups begun before a flush ended");
+  ok(flushingThen >= COMMIT_GROUP_FILES, "the first group was being flushed meanwhile");
+  strictEqual(results.length, files);
+  for (let index = 0; index < files; index++) {
+    using stored = await store.openRead(`uploaded_tree/f${index}.txt`);
+    const bytes = new Uint8Array(64);
+    const length = await stored.read(bytes);
+    deepStrictEqual(bytes.subarray(0, length ?? 0), content(index), `f${index}.txt`);
+  }
 });

