@@ -91,8 +91,8 @@ export class Session {
   #rights: Rights | undefined;
   /** Settles once every request that finishes later (a commit) has sent its answer. */
   #finishing: Promise<void> = Promise.resolve();
-  /** Requests finishing later now. */
-  #deferred = 0;
+  /** Requests finishing later now, oldest first: each settles once it and those before it end. */
+  #deferred: Promise<void>[] = [];
   #commitGroup = new CommitGroup({ maxFiles: COMMIT_GROUP_FILES, quietMs: FLUSH_QUIET_MS });
 
   /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
@@ -356,7 +356,8 @@ export class Session {
   /**
    * Lets a request finish side by side with the next ones (see `RequestContext.defer`): `finish`
    * starts now, and its messages go out once every earlier answer has. At most
-   * {@link DEFERRED_AT_ONCE} run at once; past that, the request waits for them.
+   * {@link DEFERRED_AT_ONCE} run at once; past that, the request waits until the oldest has ended
+   * (not all of them: the next commit group is read while the one before it is flushed).
    */
   async #defer(
     finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>,
@@ -367,7 +368,6 @@ export class Session {
       await earlier;
       await sendNow(message);
     };
-    this.#deferred++;
     const done = finish(inOrder)
       .catch((error) => {
         // `finish` answers its own refusals: what escapes is a connection that no longer works.
@@ -375,11 +375,16 @@ export class Session {
         this.abort(describe(error));
       })
       .then(() => earlier)
-      .finally(() => this.#deferred--);
+      .finally(() => {
+        // They end in order (each waits for the one before), so the one ending is the oldest.
+        // (Not returned: `finally` would wait for the promise it removes, that is, itself.)
+        this.#deferred.shift();
+      });
+    this.#deferred.push(done);
     this.#finishing = done;
-    if (this.#deferred >= DEFERRED_AT_ONCE) {
-      this.#commitGroup.flushNow(); // no more files join before these are done
-      await done;
+    if (this.#deferred.length >= DEFERRED_AT_ONCE) {
+      this.#commitGroup.flushNow(); // no more files join before the oldest is done
+      await this.#deferred[0];
     }
   }
 
