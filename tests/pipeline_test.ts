@@ -5,11 +5,11 @@
  * answers back until several requests have arrived, which a client asking one file at a time
  * would never send.
  */
-import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { getPaths } from "../lib/client/get_paths.ts";
-import { planUpload, putPaths } from "../lib/client/put_paths.ts";
+import { planUpload, putPaths, UPLOADS_IN_FLIGHT } from "../lib/client/put_paths.ts";
 import { IncompleteError, RemoteError } from "../lib/errors.ts";
 import { codeSecret, generateCode } from "../lib/code.ts";
 import { RecordType } from "../lib/protocol/framing.ts";
@@ -17,6 +17,9 @@ import { decodeClientMessage, type ListEntry } from "../lib/protocol/messages.ts
 import { tempDir } from "./_helpers.ts";
 import { fakeServer } from "./_fake_server.ts";
 import { startTestServer } from "./_hostile.ts";
+import { MemoryStore } from "../lib/store/memory.ts";
+import type { PendingFile } from "../lib/store/store.ts";
+import { COMMIT_GROUP_FILES, DEFERRED_AT_ONCE } from "../lib/server/session.ts";
 
 const FILES = 12;
 /** Answers are held until this many `get`s are waiting. */
@@ -247,4 +250,145 @@ Deno.test("a file the server cannot read is reported by name and skipped; the re
   );
   strictEqual(await Deno.readTextFile(join(out.path, "tree", "a.txt")), "ok");
   strictEqual(await Deno.readTextFile(join(out.path, "tree", "z.txt")), "ok");
+});
+
+/**
+ * A `MemoryStore` whose uploads' flushes wait until {@link release} lets them go, in the order they
+ * were asked for, counting the uploads begun: a disk that is slow to make bytes durable.
+ */
+class SlowFlushStore extends MemoryStore {
+  begun = 0;
+  #gates: PromiseWithResolvers<void>[] = [];
+  #releasedUpTo = 0;
+
+  /** Flushes asked for so far. */
+  get flushing(): number {
+    return this.#gates.length;
+  }
+
+  /** Lets the first `count` flushes (asked for or still to come) go; all of them by default. */
+  release(count = Infinity): void {
+    this.#releasedUpTo = count;
+    for (const gate of this.#gates.slice(0, count)) gate.resolve();
+  }
+
+  override async beginUpload(path: string): Promise<PendingFile> {
+    const inner = await super.beginUpload(path);
+    this.begun++;
+    const gateFor = () => {
+      const gate = Promise.withResolvers<void>();
+      if (this.#gates.push(gate) <= this.#releasedUpTo) gate.resolve();
+      return gate.promise;
+    };
+    return {
+      get size() {
+        return inner.size;
+      },
+      hashPrefix: (length) => inner.hashPrefix(length),
+      truncate: (length) => inner.truncate(length),
+      write: (bytes) => inner.write(bytes),
+      async flush() {
+        await gateFor();
+        await inner.flush();
+      },
+      commit: (options) => inner.commit(options),
+      discard: () => inner.discard(),
+      close: () => inner.close(),
+    };
+  }
+}
+
+/** Waits (up to 20 s) until `condition()` holds; the caller then asserts what it saw. */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!condition() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** A folder `tree` of `files` small files under a new temporary folder, and their contents. */
+async function smallTree(files: number) {
+  const local = await tempDir();
+  await Deno.mkdir(join(local.path, "tree"));
+  const content = (index: number) => new TextEncoder().encode(`small file ${index}\n`);
+  for (let index = 0; index < files; index++) {
+    await Deno.writeFile(join(local.path, "tree", `f${index}.txt`), content(index));
+  }
+  return Object.assign(local, { content });
+}
+
+/** Every file of {@link smallTree} landed whole in `store` under `uploaded_tree/`. */
+async function assertLanded(
+  store: MemoryStore,
+  files: number,
+  content: (index: number) => Uint8Array,
+) {
+  for (let index = 0; index < files; index++) {
+    using stored = await store.openRead(`uploaded_tree/f${index}.txt`);
+    const bytes = new Uint8Array(64);
+    const length = await stored.read(bytes);
+    deepStrictEqual(bytes.subarray(0, length ?? 0), content(index), `f${index}.txt`);
+  }
+}
+
+Deno.test("the server reads the next group of small uploads while the group before it is flushed", async () => {
+  const files = 2 * COMMIT_GROUP_FILES + 5;
+  ok(UPLOADS_IN_FLIGHT >= 2 * COMMIT_GROUP_FILES, "the client sends two groups ahead");
+  ok(DEFERRED_AT_ONCE >= 2 * COMMIT_GROUP_FILES, "the server works on two groups at once");
+  const store = new SlowFlushStore();
+  await using local = await smallTree(files);
+  await using server = await startTestServer("", { store });
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  const plan = await planUpload([join(local.path, "tree")]);
+  const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+  // Not one flush has ended, yet the second group's files are read and written.
+  let begunBeforeAnyFlush: number;
+  let flushingThen: number;
+  try {
+    await waitFor(() => store.begun >= 2 * COMMIT_GROUP_FILES);
+    begunBeforeAnyFlush = store.begun;
+    flushingThen = store.flushing;
+  } finally {
+    store.release();
+  }
+  const results = await uploading;
+  strictEqual(begunBeforeAnyFlush, 2 * COMMIT_GROUP_FILES, "two groups begun before a flush ended");
+  ok(flushingThen >= COMMIT_GROUP_FILES, "the first group was being flushed meanwhile");
+  strictEqual(results.length, files);
+  await assertLanded(store, files, local.content);
+});
+
+Deno.test("a server with every request slot taken goes on once the oldest ends, not all of them", async () => {
+  const files = 3 * COMMIT_GROUP_FILES + 5;
+  const store = new SlowFlushStore();
+  await using local = await smallTree(files);
+  await using server = await startTestServer("", { store });
+  await using client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+  });
+  const plan = await planUpload([join(local.path, "tree")]);
+  const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+  let begunWithSecondGroupHeld: number;
+  try {
+    await waitFor(() => store.begun >= DEFERRED_AT_ONCE);
+    store.release(COMMIT_GROUP_FILES); // the first group only: the second stays unflushed
+    await waitFor(() => store.begun >= DEFERRED_AT_ONCE + COMMIT_GROUP_FILES);
+    begunWithSecondGroupHeld = store.begun;
+  } finally {
+    store.release();
+  }
+  const results = await uploading;
+  strictEqual(
+    begunWithSecondGroupHeld,
+    DEFERRED_AT_ONCE + COMMIT_GROUP_FILES,
+    "the files after the first group were read while the second group was still unflushed",
+  );
+  strictEqual(results.length, files);
+  await assertLanded(store, files, local.content);
 });

@@ -438,6 +438,31 @@ Deno.test("`LocalStore.makeFolder()` refuses a file on the way", async () => {
   await rejects(store.makeFolder("a.txt/x"), PathError);
 });
 
+Deno.test("`LocalStore.beginUpload()` enters folders, also through an inside link, and refuses a file on the way, linked or not", async () => {
+  await using layout = await makeLayout();
+  await layout.link("docs", "docs-link");
+  await layout.link("a.txt", "a-link");
+  const store = await LocalStore.open(layout.root);
+  for (const path of ["docs/c/new.txt", "docs-link/c/linked.txt"]) {
+    const pending = await store.beginUpload(path);
+    await pending.write(new TextEncoder().encode(path));
+    await pending.commit({ force: false });
+  }
+  strictEqual(await Deno.readTextFile(join(layout.root, "docs", "c", "new.txt")), "docs/c/new.txt");
+  strictEqual(
+    await Deno.readTextFile(join(layout.root, "docs", "c", "linked.txt")),
+    "docs-link/c/linked.txt",
+  );
+  for (const path of ["a.txt/x.txt", "a-link/x.txt", "docs/b.md/x.txt"]) {
+    await rejects(store.beginUpload(path), PathError, path);
+  }
+  strictEqual(
+    await Deno.readTextFile(join(layout.root, "a.txt")),
+    "hello",
+    "the file is untouched",
+  );
+});
+
 Deno.test("`LocalStore.makeFolder()` makes nested folders", async () => {
   await using layout = await makeLayout();
   const store = await LocalStore.open(layout.root);

@@ -168,8 +168,12 @@ async function walkLocal(
   }
 }
 
-/** Streamed uploads on the wire before the first answer is read, in a folder upload. */
-const UPLOADS_IN_FLIGHT = 32;
+/**
+ * Streamed uploads on the wire before the first answer is read, in a folder upload: as many as the
+ * server works on at once (two of its commit groups, so that it reads the next files while it
+ * flushes the ones before).
+ */
+export const UPLOADS_IN_FLIGHT = 32;
 
 /**
  * Runs an upload plan: the folders first (parents before children), then the files. The small

@@ -55,11 +55,23 @@ export type SessionState =
   | { name: "stopping" }
   | { name: "closed"; reason: string | undefined };
 
-/** Requests of one session that may finish side by side (commits of streamed uploads). */
-const DEFERRED_AT_ONCE = 32;
+/**
+ * Requests of one session that may finish side by side (commits of streamed uploads, prepared
+ * `get`s).
+ */
+export const DEFERRED_AT_ONCE = 32;
+/**
+ * A commit group flushes once this many uploads wait (see `CommitGroup`): half of
+ * {@link DEFERRED_AT_ONCE}, so that the next group's files are read and written while the group
+ * before it is flushed, instead of every request in flight waiting for one flush. A tree put of
+ * 5,000 files of 1 KiB, median of alternated runs: 2.09 s against 2.27 s with groups of 32 (into
+ * tmpfs, 5 runs), 2.33 s against 2.43 s (ext4, 4 runs). Groups of 8 were no faster; 64 requests
+ * in flight with groups of 32 were as fast, but raised the server's peak RSS by 3 to 10 MB.
+ */
+export const COMMIT_GROUP_FILES = 16;
 /**
  * Uploads finished within this many milliseconds of each other are flushed to disk together
- * (see `CommitGroup`); a group also flushes once {@link DEFERRED_AT_ONCE} files wait.
+ * (see `CommitGroup`); a group also flushes once {@link COMMIT_GROUP_FILES} files wait.
  */
 const FLUSH_QUIET_MS = 2;
 
@@ -79,9 +91,9 @@ export class Session {
   #rights: Rights | undefined;
   /** Settles once every request that finishes later (a commit) has sent its answer. */
   #finishing: Promise<void> = Promise.resolve();
-  /** Requests finishing later now. */
-  #deferred = 0;
-  #commitGroup = new CommitGroup({ maxFiles: DEFERRED_AT_ONCE, quietMs: FLUSH_QUIET_MS });
+  /** Requests finishing later now, oldest first: each settles once it and those before it end. */
+  #deferred: Promise<void>[] = [];
+  #commitGroup = new CommitGroup({ maxFiles: COMMIT_GROUP_FILES, quietMs: FLUSH_QUIET_MS });
 
   /** A session for `socket`, accepted from `peer`, on the server described by `context`. */
   constructor(socket: Socket, peer: Peer, context: ServerContext) {
@@ -344,7 +356,8 @@ export class Session {
   /**
    * Lets a request finish side by side with the next ones (see `RequestContext.defer`): `finish`
    * starts now, and its messages go out once every earlier answer has. At most
-   * {@link DEFERRED_AT_ONCE} run at once; past that, the request waits for them.
+   * {@link DEFERRED_AT_ONCE} run at once; past that, the request waits until the oldest has ended
+   * (not all of them: the next commit group is read while the one before it is flushed).
    */
   async #defer(
     finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>,
@@ -355,7 +368,6 @@ export class Session {
       await earlier;
       await sendNow(message);
     };
-    this.#deferred++;
     const done = finish(inOrder)
       .catch((error) => {
         // `finish` answers its own refusals: what escapes is a connection that no longer works.
@@ -363,11 +375,16 @@ export class Session {
         this.abort(describe(error));
       })
       .then(() => earlier)
-      .finally(() => this.#deferred--);
+      .finally(() => {
+        // They end in order (each waits for the one before), so the one ending is the oldest.
+        // (Not returned: `finally` would wait for the promise it removes, that is, itself.)
+        this.#deferred.shift();
+      });
+    this.#deferred.push(done);
     this.#finishing = done;
-    if (this.#deferred >= DEFERRED_AT_ONCE) {
-      this.#commitGroup.flushNow(); // no more files join before these are done
-      await done;
+    if (this.#deferred.length >= DEFERRED_AT_ONCE) {
+      this.#commitGroup.flushNow(); // no more files join before the oldest is done
+      await this.#deferred[0];
     }
   }
 

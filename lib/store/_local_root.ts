@@ -285,16 +285,23 @@ export class LocalRoot {
     const lexical = join(parent, component);
     for (let attempt = 1; attempt <= MAX_CREATE_ATTEMPTS; attempt++) {
       let realPath: string | undefined;
+      let entry: Deno.FileInfo | undefined;
       try {
-        // Below a real parent, anything but a link is its own real path.
-        realPath = (Deno.lstatSync(lexical)).isSymlink ? Deno.realPathSync(lexical) : lexical;
+        // Below a real parent, anything but a link is its own real path, and its lstat says what
+        // it is: only a link costs a realpath and a stat (a tree upload enters its folders for
+        // every file).
+        entry = Deno.lstatSync(lexical);
+        realPath = entry.isSymlink ? Deno.realPathSync(lexical) : lexical;
       } catch (error) {
         if (error instanceof Deno.errors.FilesystemLoop) throw linkLoop(shown, error);
         if (!isMissing(error)) throw error;
       }
       if (realPath !== undefined) {
         this.confine(realPath, shown);
-        if (!(Deno.statSync(realPath)).isDirectory) {
+        const isFolder = entry!.isSymlink
+          ? (Deno.statSync(realPath)).isDirectory
+          : entry!.isDirectory;
+        if (!isFolder) {
           throw new PathError(
             `Cannot write into ${quote(shown)}: "${sanitizeForDisplay(component)}" is not a folder`,
           );

@@ -49,6 +49,8 @@ export class CommitGroup {
   readonly #quietMs: number | undefined;
   #waiting: Waiting[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last file joined (`performance.now()`), for the quiet timer. */
+  #lastJoined = 0;
 
   constructor(options: CommitGroupOptions) {
     if (!(options.maxFiles >= 1)) throw new RangeError("A commit group holds at least one file");
@@ -70,10 +72,21 @@ export class CommitGroup {
       this.#waiting.push({ file, resolve, reject });
       if (this.#waiting.length >= this.#maxFiles) this.flushNow();
       else if (this.#quietMs !== undefined) {
-        clearTimeout(this.#timer);
-        this.#timer = setTimeout(() => this.flushNow(), this.#quietMs);
+        this.#lastJoined = performance.now();
+        // One timer per quiet period, not one per file: it looks again when it fires.
+        if (this.#timer === undefined) this.#armQuietTimer(this.#quietMs);
       }
     });
+  }
+
+  /** Flushes once no file has joined for `quietMs`: waits `delayMs`, then checks. */
+  #armQuietTimer(delayMs: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const quietFor = performance.now() - this.#lastJoined;
+      if (quietFor >= this.#quietMs!) this.flushNow();
+      else this.#armQuietTimer(this.#quietMs! - quietFor);
+    }, delayMs);
   }
 
   /** Flushes every waiting file now, side by side. */
