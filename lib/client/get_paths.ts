@@ -298,15 +298,18 @@ function downloadFile(
 const REQUESTS_IN_FLIGHT = 32;
 /**
  * Received files whose commits (flushed as one group, then named) run side by side before they
- * are awaited. 32 downloaded 5000 small files as fast as 64 did, with 1.5 MB less memory.
+ * are awaited; the next group is received while one is flushed, so two groups are open at most.
+ * Against one group of 32 that had to be flushed before anything more was read: 5000 files of
+ * 1 KiB in 2.75 s against 2.81 s and 4.84 s against 5.70 s (medians of alternated runs, two disk
+ * states), with 2 MB less memory at the peak.
  */
-const COMMITS_AT_ONCE = 32;
+const COMMITS_AT_ONCE = 16;
 
 /**
  * The files of a folder download, pipelined: up to {@link REQUESTS_IN_FLIGHT} `get`s go out before
  * the first answer is read (the server answers in order), so no file waits a round trip; received
  * files are committed {@link COMMITS_AT_ONCE} at a time, flushed as one group once all of them
- * are written, and named only then. Nothing else is asked of the session until it is drained,
+ * are written, and named only then; the next group is received while one is flushed. Nothing else is asked of the session until it is drained,
  * also when one file fails: the first error is thrown once the answers in flight are read.
  */
 class DownloadPipeline {
@@ -314,6 +317,8 @@ class DownloadPipeline {
   #options: GetOptions;
   #inFlight: { requested: RequestedDownload; shown: string; index: number }[] = [];
   #commits: Promise<void>[] = [];
+  /** The group of commits before {@link #commits}, still being flushed and named. */
+  #previousGroup: Promise<void> = Promise.resolve();
   /** Received files are flushed together, once a whole group of them is written. */
   #group = new CommitGroup({ maxFiles: COMMITS_AT_ONCE });
   #results: TransferResult[] = [];
@@ -376,7 +381,7 @@ class DownloadPipeline {
   async abandon(): Promise<void> {
     while (this.#inFlight.length > 0) await this.#receiveOldest().catch(() => {});
     this.#group.flushNow();
-    await Promise.allSettled(this.#commits.splice(0));
+    await Promise.allSettled([this.#previousGroup, ...this.#commits.splice(0)]);
   }
 
   async #receiveOldest(): Promise<void> {
@@ -401,10 +406,28 @@ class DownloadPipeline {
         this.#results[index] = reportDone("get", shown, result, this.#options);
       }),
     );
-    if (this.#commits.length >= COMMITS_AT_ONCE) await this.#settleCommits();
+    if (this.#commits.length >= COMMITS_AT_ONCE) {
+      // This group starts flushing, and the next one is received meanwhile: only the group
+      // before this one must be done first, so the disk and the network work side by side.
+      const previous = this.#previousGroup;
+      this.#previousGroup = this.#settleGroup();
+      this.#previousGroup.catch(() => {}); // thrown where it is awaited
+      await previous;
+    }
   }
 
+  /** Flushes and names the current group and the one before it; throws the first error. */
   async #settleCommits(): Promise<void> {
+    const previous = this.#previousGroup;
+    this.#previousGroup = Promise.resolve();
+    const current = this.#settleGroup();
+    current.catch(() => {});
+    await previous;
+    await current;
+  }
+
+  /** Flushes the files of the current group together, then names them; throws the first error. */
+  async #settleGroup(): Promise<void> {
     this.#group.flushNow();
     const outcomes = await Promise.allSettled(this.#commits.splice(0));
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
