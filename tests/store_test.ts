@@ -606,3 +606,26 @@ Deno.test("`LocalStore.beginUpload()`: a file discarded just after a background 
   deepStrictEqual(await names(store, ""), ["a.txt", "docs"]);
   await rejects(Deno.lstat(join(layout.root, ".ferry-partial.cut.bin")), Deno.errors.NotFound);
 });
+
+Deno.test("`LocalStore.beginUpload()`: a partial name swapped for a link to a FIFO while a big file is written stalls nothing, and the file still lands whole", async () => {
+  await using layout = await makeLayout();
+  const store = await LocalStore.open(layout.root);
+  const pending = await store.beginUpload("swap.bin");
+  await writePattern(pending, 1024 * 1024);
+  // A local user with write access to the folder moves the partial file aside and plants a link
+  // to a FIFO under its name: opened, it would block; followed, it leads outside.
+  const partialPath = join(layout.root, ".ferry-partial.swap.bin");
+  const aside = join(layout.base, "aside.bin");
+  await Deno.rename(partialPath, aside);
+  const fifo = join(layout.base, "outside", "fifo");
+  await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  await Deno.symlink(fifo, partialPath);
+  await writePattern(pending, FLUSH_AHEAD_BYTES); // reaches the flush-ahead step: must not hang
+  await Deno.remove(partialPath);
+  await Deno.rename(aside, partialPath); // put back, so the commit can name it
+  await pending.commit({ force: false });
+  strictEqual(
+    (await Deno.stat(join(layout.root, "swap.bin"))).size,
+    FLUSH_AHEAD_BYTES + 1024 * 1024,
+  );
+});

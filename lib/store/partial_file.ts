@@ -155,14 +155,18 @@ export class PartialFile implements PendingFile {
 
   /**
    * A second handle on this same file, for flushing in the background; `null` when the partial
-   * name no longer leads to it (then only the final flush runs). Opened for reading and writing so
-   * that even a FIFO planted meanwhile cannot block the open; never written through.
+   * name no longer leads to it (then only the final flush runs). The name is opened only if it is
+   * still this very file, not a link (Deno cannot open without following one), and for reading
+   * and writing, so that even a FIFO swapped in at that instant cannot block the open; the handle
+   * is checked again once open, and never written through.
    */
   #openFlushHandle(): Deno.FsFile | null {
     let handle: Deno.FsFile | undefined;
     try {
-      handle = Deno.openSync(this.path, { read: true, write: true });
       const mine = this.#file.statSync();
+      const named = Deno.lstatSync(this.path);
+      if (!named.isFile || named.ino !== mine.ino || named.dev !== mine.dev) return null;
+      handle = Deno.openSync(this.path, { read: true, write: true });
       const opened = handle.statSync();
       if (opened.ino === mine.ino && opened.dev === mine.dev) return handle;
     } catch {
