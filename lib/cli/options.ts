@@ -23,6 +23,12 @@ export const JSON_OPTION = {
   description: "Print machine-readable JSON instead of text",
 } as const satisfies OptionSpec;
 
+/** `--json` of the transfer commands (`get`, `put`): an event stream rather than one document. */
+export const JSON_EVENTS = {
+  ...JSON_OPTION,
+  description: "Print one JSON object per line for each event",
+} as const satisfies OptionSpec;
+
 /** `--quiet`: no progress bar. */
 export const QUIET = {
   name: "quiet",
