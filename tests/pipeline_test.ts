@@ -317,6 +317,32 @@ async function smallTree(files: number) {
   return Object.assign(local, { content });
 }
 
+/**
+ * Starts `putPaths` of a {@link smallTree} of `files` files into a test server on `store`, without
+ * waiting for it: `uploading` settles when it ends. Disposing closes the client, the server and
+ * the tree, in that order.
+ */
+async function startTreeUpload(store: MemoryStore, files: number) {
+  const resources = new AsyncDisposableStack();
+  try {
+    const local = resources.use(await smallTree(files));
+    const server = resources.use(await startTestServer("", { store }));
+    const client = resources.use(
+      await FerryClient.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+        secret: server.secret,
+      }),
+    );
+    const plan = await planUpload([join(local.path, "tree")]);
+    const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+    return Object.assign(resources, { uploading, content: local.content });
+  } catch (error) {
+    await resources.disposeAsync();
+    throw error;
+  }
+}
+
 /** Every file of {@link smallTree} landed whole in `store` under `uploaded_tree/`. */
 async function assertLanded(
   store: MemoryStore,
@@ -336,15 +362,7 @@ Deno.test("the server reads the next group of small uploads while the group befo
   ok(UPLOADS_IN_FLIGHT >= 2 * COMMIT_GROUP_FILES, "the client sends two groups ahead");
   ok(DEFERRED_AT_ONCE >= 2 * COMMIT_GROUP_FILES, "the server works on two groups at once");
   const store = new SlowFlushStore();
-  await using local = await smallTree(files);
-  await using server = await startTestServer("", { store });
-  await using client = await FerryClient.connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    secret: server.secret,
-  });
-  const plan = await planUpload([join(local.path, "tree")]);
-  const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+  await using upload = await startTreeUpload(store, files);
   // Not one flush has ended, yet the second group's files are read and written.
   let begunBeforeAnyFlush: number;
   let flushingThen: number;
@@ -355,25 +373,17 @@ Deno.test("the server reads the next group of small uploads while the group befo
   } finally {
     store.release();
   }
-  const results = await uploading;
+  const results = await upload.uploading;
   strictEqual(begunBeforeAnyFlush, 2 * COMMIT_GROUP_FILES, "two groups begun before a flush ended");
   ok(flushingThen >= COMMIT_GROUP_FILES, "the first group was being flushed meanwhile");
   strictEqual(results.length, files);
-  await assertLanded(store, files, local.content);
+  await assertLanded(store, files, upload.content);
 });
 
 Deno.test("a server with every request slot taken goes on once the oldest ends, not all of them", async () => {
   const files = 3 * COMMIT_GROUP_FILES + 5;
   const store = new SlowFlushStore();
-  await using local = await smallTree(files);
-  await using server = await startTestServer("", { store });
-  await using client = await FerryClient.connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    secret: server.secret,
-  });
-  const plan = await planUpload([join(local.path, "tree")]);
-  const uploading = putPaths(client, plan, { remoteDir: "", force: false });
+  await using upload = await startTreeUpload(store, files);
   let begunWithSecondGroupHeld: number;
   try {
     await waitFor(() => store.begun >= DEFERRED_AT_ONCE);
@@ -383,12 +393,12 @@ Deno.test("a server with every request slot taken goes on once the oldest ends, 
   } finally {
     store.release();
   }
-  const results = await uploading;
+  const results = await upload.uploading;
   strictEqual(
     begunWithSecondGroupHeld,
     DEFERRED_AT_ONCE + COMMIT_GROUP_FILES,
     "the files after the first group were read while the second group was still unflushed",
   );
   strictEqual(results.length, files);
-  await assertLanded(store, files, local.content);
+  await assertLanded(store, files, upload.content);
 });
