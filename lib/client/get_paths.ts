@@ -309,8 +309,9 @@ const COMMITS_AT_ONCE = 16;
  * The files of a folder download, pipelined: up to {@link REQUESTS_IN_FLIGHT} `get`s go out before
  * the first answer is read (the server answers in order), so no file waits a round trip; received
  * files are committed {@link COMMITS_AT_ONCE} at a time, flushed as one group once all of them
- * are written, and named only then; the next group is received while one is flushed. Nothing else is asked of the session until it is drained,
- * also when one file fails: the first error is thrown once the answers in flight are read.
+ * are written, and named only then; the next group is received while one is flushed. Nothing
+ * else is asked of the session until it is drained, also when one file fails: the first error is
+ * thrown once the answers in flight are read.
  */
 class DownloadPipeline {
   #client: FerryClient;
@@ -406,24 +407,26 @@ class DownloadPipeline {
         this.#results[index] = reportDone("get", shown, result, this.#options);
       }),
     );
-    if (this.#commits.length >= COMMITS_AT_ONCE) {
-      // This group starts flushing, and the next one is received meanwhile: only the group
-      // before this one must be done first, so the disk and the network work side by side.
-      const previous = this.#previousGroup;
-      this.#previousGroup = this.#settleGroup();
-      this.#previousGroup.catch(() => {}); // thrown where it is awaited
-      await previous;
-    }
+    // This group starts flushing, and the next one is received meanwhile: only the group before
+    // this one must be done first, so the disk and the network work side by side.
+    if (this.#commits.length >= COMMITS_AT_ONCE) await this.#startGroup();
   }
 
   /** Flushes and names the current group and the one before it; throws the first error. */
   async #settleCommits(): Promise<void> {
-    const previous = this.#previousGroup;
-    this.#previousGroup = Promise.resolve();
-    const current = this.#settleGroup();
-    current.catch(() => {});
-    await previous;
-    await current;
+    await this.#startGroup();
+    await this.#previousGroup;
+  }
+
+  /**
+   * Starts flushing and naming the current group, which becomes {@link #previousGroup}, and
+   * returns the group before it, for the caller to await (its error is thrown there).
+   */
+  #startGroup(): Promise<void> {
+    const before = this.#previousGroup;
+    this.#previousGroup = this.#settleGroup();
+    this.#previousGroup.catch(() => {}); // thrown where it is awaited
+    return before;
   }
 
   /** Flushes the files of the current group together, then names them; throws the first error. */
