@@ -9,6 +9,14 @@ import { settle } from "../_fs.ts";
 import { entryInfo, fileId } from "./_local_paths.ts";
 import type { EntryInfo, StoredFile } from "./store.ts";
 
+/**
+ * A read into a buffer of at most this many bytes is made in place (`readSync`), a bigger one in
+ * Deno's thread pool. Handing a read to the pool costs about 40 µs of this thread's time against
+ * 2 µs for the read itself from the page cache, which for a folder of small files was a tenth of
+ * the server's time; a read this small waits at worst for one disk access.
+ */
+const READ_IN_PLACE_BYTES = 64 * 1024;
+
 /** A `Deno.FsFile` behind the {@link StoredFile} interface. */
 export class LocalStoredFile implements StoredFile {
   /** What the file was when opened. */
@@ -49,14 +57,18 @@ export class LocalStoredFile implements StoredFile {
     }
   }
 
-  /** Reads into `buffer` from the current position; `null` at the end. */
+  /**
+   * Reads into `buffer` from the current position; `null` at the end. A small buffer is filled in
+   * place (see {@link READ_IN_PLACE_BYTES}), a big one in Deno's thread pool.
+   */
   read(buffer: Uint8Array): Promise<number | null> {
-    return this.#file.read(buffer);
+    if (buffer.length > READ_IN_PLACE_BYTES) return this.#file.read(buffer);
+    return settle(() => this.#file.readSync(buffer));
   }
 
-  /** Moves the read position. */
+  /** Moves the read position (in place: moving it never waits for the disk). */
   seek(offset: number, whence: Deno.SeekMode): Promise<number> {
-    return this.#file.seek(offset, whence);
+    return settle(() => this.#file.seekSync(offset, whence));
   }
 
   /**
