@@ -4,8 +4,10 @@
  * captured, changed, dropped, replayed, reordered or cut.
  */
 import assert from "node:assert/strict";
+import { createCipheriv } from "node:crypto";
 import { ConnectionError, ProtocolError } from "../lib/errors.ts";
 import {
+  BUNDLED_PAYLOAD_MAX_BYTES,
   ByteReader,
   MAX_RECORD_PLAINTEXT,
   RECORD_HEADER_BYTES,
@@ -14,6 +16,7 @@ import {
   RecordType,
   RecordWriter,
 } from "../lib/protocol/framing.ts";
+import { until } from "./_helpers.ts";
 import { BytePipe, concat, sourceOf } from "./_pipes.ts";
 
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
@@ -474,4 +477,209 @@ Deno.test("`RecordWriter` uses a fresh nonce per record: the same plaintext twic
   // Two writers with the same key and IV produce the same stream: the nonce is the sequence
   // number, so the keys must never be reused across connections (the handshake makes them fresh).
   assert.deepEqual(await seal([[RecordType.data, payload]]), first);
+});
+
+// Bundles (the `bundle` feature: small records sealed together)
+
+/** A writer and a reader over one pipe that have both agreed to bundles. */
+function bundlingPair(pipe = new BytePipe()) {
+  const writer = new RecordWriter(pipe, KEY, IV);
+  writer.useBundles();
+  const reader = new RecordReader(new ByteReader(pipe), KEY, IV);
+  reader.acceptBundles();
+  return { pipe, writer, reader };
+}
+
+/** The type byte of every record on the wire. */
+function wireTypes(stream: Uint8Array): number[] {
+  return splitRecords(stream).map((record) => record[0]!);
+}
+
+/** The plaintext of a bundle holding `records`: each `type || u32be(len) || payload`. */
+function bundled(records: readonly [number, Uint8Array][]): Uint8Array {
+  return concat(records.flatMap(([type, payload]) => [header(type, payload.length), payload]));
+}
+
+/**
+ * The first record of a stream, sealed by hand as PROTOCOL.md section 3 says (sequence 0, so the
+ * nonce is the IV itself), whatever its type and plaintext: what a hostile peer can send.
+ */
+function sealFirstByHand(type: number, plaintext: Uint8Array): Uint8Array {
+  const recordHeader = header(type, plaintext.length + RECORD_TAG_BYTES);
+  const cipher = createCipheriv("chacha20-poly1305", KEY, IV, {
+    authTagLength: RECORD_TAG_BYTES,
+  });
+  cipher.setAAD(recordHeader, { plaintextLength: plaintext.length });
+  const ciphertext = cipher.update(plaintext);
+  cipher.final();
+  return concat([recordHeader, ciphertext, cipher.getAuthTag()]);
+}
+
+Deno.test("with bundles agreed, small records written in a row travel as one bundle and come out one by one, exactly as written", async () => {
+  const { pipe, writer, reader } = bundlingPair();
+  const records: Plain[] = [
+    [RecordType.control, new TextEncoder().encode('{"t":"file"}')],
+    [RecordType.data, new Uint8Array(0)],
+    [RecordType.data, patterned(1)],
+    [RecordType.data, patterned(1024, 2)],
+    [RecordType.control, patterned(300, 3)],
+    [RecordType.data, patterned(BUNDLED_PAYLOAD_MAX_BYTES, 4)],
+  ];
+  for (const [type, payload] of records) await writer.write(type, payload);
+  await writer.flush();
+  assert.deepEqual(wireTypes(pipe.sent), [RecordType.bundle], "six records, one cipher call");
+  for (const record of records) {
+    assert.deepEqual(await next(reader), { type: record[0], payload: record[1] });
+  }
+});
+
+Deno.test("with bundles agreed, a record over 64 KiB and the end record are sealed alone, after what was gathered before them", async () => {
+  const { pipe, writer, reader } = bundlingPair();
+  const big = patterned(BUNDLED_PAYLOAD_MAX_BYTES + 1, 5);
+  const records: Plain[] = [
+    [RecordType.control, patterned(40, 1)],
+    [RecordType.data, patterned(40, 2)],
+    [RecordType.data, big],
+    [RecordType.control, patterned(40, 3)],
+  ];
+  for (const [type, payload] of records) await writer.write(type, payload);
+  await writer.end();
+  assert.deepEqual(wireTypes(pipe.sent), [
+    RecordType.bundle,
+    RecordType.data,
+    RecordType.control, // one record gathered alone goes as itself
+    RecordType.end,
+  ]);
+  for (const record of records) {
+    assert.deepEqual(await next(reader), { type: record[0], payload: record[1] });
+  }
+  assert.equal((await reader.next()).type, RecordType.end);
+});
+
+Deno.test("with bundles agreed, a bundle holds at most 256 KiB: records past that start the next one", async () => {
+  const { pipe, writer, reader } = bundlingPair();
+  const records: Plain[] = Array.from(
+    { length: 10 },
+    (_, i) => [RecordType.data, patterned(60 * 1024, i + 1)] as Plain,
+  );
+  for (const [type, payload] of records) await writer.write(type, payload);
+  await writer.flush();
+  const sizes = splitRecords(pipe.sent).map((record) => record.length);
+  assert.equal(sizes.length, 3, "4 + 4 + 2 records of 60 KiB");
+  for (const size of sizes) assert.ok(size <= RECORD_HEADER_BYTES + MAX_LENGTH);
+  for (const record of records) {
+    assert.deepEqual(await next(reader), { type: record[0], payload: record[1] });
+  }
+});
+
+Deno.test("with bundles agreed, writers that do not wait for each other still get every record through whole and in order", async () => {
+  const { writer, reader } = bundlingPair(new BytePipe({ maxRead: 4096, maxWrite: 4093 }));
+  const written: Uint8Array[][] = [[], [], []];
+  const producer = async (id: number) => {
+    for (let i = 0; i < 40; i++) {
+      const size = (i + id) % 5 === 0 ? MAX_RECORD_PLAINTEXT : (i * 997 + id) % 9000;
+      const payload = patterned(Math.max(1, size), id * 100 + i);
+      payload[0] = id;
+      written[id]!.push(payload);
+      await writer.write(RecordType.data, payload);
+      if (i % 7 === id) await writer.flush();
+    }
+  };
+  await Promise.all([producer(0), producer(1), producer(2), writer.flush()]);
+  await writer.end();
+  const received: Uint8Array[][] = [[], [], []];
+  for (
+    let record = await next(reader);
+    record.type !== RecordType.end;
+    record = await next(reader)
+  ) {
+    received[record.payload[0]!]!.push(record.payload);
+  }
+  assert.deepEqual(received, written);
+});
+
+Deno.test("`RecordWriter.flushSoon()` sends the records of one turn of the event loop in one write, once that turn is over", async () => {
+  const { pipe, writer, reader } = bundlingPair();
+  for (let i = 0; i < 5; i++) {
+    await writer.write(RecordType.control, patterned(50, i + 1));
+    writer.flushSoon();
+  }
+  assert.equal(pipe.writes.length, 0, "nothing goes out during the turn");
+  await until(() => pipe.writes.length > 0, "the flush set for later");
+  assert.equal(pipe.writes.length, 1);
+  assert.deepEqual(wireTypes(pipe.sent), [RecordType.bundle]);
+  for (let i = 0; i < 5; i++) assert.deepEqual((await next(reader)).payload, patterned(50, i + 1));
+  // A flush made meanwhile takes the place of the one set for later (no timer is left behind).
+  await writer.write(RecordType.control, patterned(50, 9));
+  writer.flushSoon();
+  await writer.flush();
+  assert.equal(pipe.writes.length, 2);
+});
+
+Deno.test("`RecordWriter` makes bundles itself: writing one by hand is refused", async () => {
+  const writer = new RecordWriter(new BytePipe(), KEY, IV);
+  await assert.rejects(
+    writer.write(RecordType.bundle, bundled([[RecordType.data, patterned(8)]])),
+    TypeError,
+  );
+});
+
+Deno.test("hostile peer: a bundle to a reader that has not agreed to bundles is an unknown record type", async () => {
+  const pipe = new BytePipe();
+  const writer = new RecordWriter(pipe, KEY, IV);
+  writer.useBundles();
+  await writer.write(RecordType.control, patterned(20, 1));
+  await writer.write(RecordType.data, patterned(20, 2));
+  await writer.flush();
+  const { reader } = readerOf(pipe.sent);
+  await assert.rejects(reader.next(), { name: "ProtocolError", message: /Unknown record type 4/ });
+});
+
+Deno.test("hostile peer: a malformed bundle is refused whole, before any record in it is handed out", async () => {
+  const data = [RecordType.data, patterned(10)] as [number, Uint8Array];
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["an empty bundle", new Uint8Array(0), /Empty record bundle/],
+    [
+      "a header cut short",
+      concat([bundled([data]), Uint8Array.of(2, 0, 0)]),
+      /inside a record header/,
+    ],
+    [
+      "a length past the end",
+      concat([bundled([data]), header(RecordType.data, 11), patterned(10)]),
+      /ends inside a record/,
+    ],
+    ["an end record inside", bundled([data, [RecordType.end, new Uint8Array(0)]]), /type 3 inside/],
+    ["a bundle inside a bundle", bundled([data, [RecordType.bundle, bundled([data])]]), /type 4/],
+    ["an unknown type inside", bundled([data, [9, patterned(4)]]), /type 9 inside/],
+    ["a length of 4 GiB", concat([bundled([data]), header(RecordType.data, 0xffffffff)]), /inside/],
+  ];
+  for (const [name, plaintext, reason] of cases) {
+    const { reader } = readerOf(sealFirstByHand(RecordType.bundle, plaintext));
+    reader.acceptBundles();
+    await assert.rejects(reader.next(), (error: Error) => {
+      assert.ok(error instanceof ProtocolError, name);
+      assert.match(error.message, reason, name);
+      return true;
+    });
+  }
+});
+
+Deno.test("hostile peer: a well-formed bundle sealed by hand reads as its records, and a flipped bit in it is refused", async () => {
+  const records: [number, Uint8Array][] = [
+    [RecordType.control, patterned(12, 1)],
+    [RecordType.data, patterned(700, 2)],
+  ];
+  const sealed = sealFirstByHand(RecordType.bundle, bundled(records));
+  const { reader } = readerOf(sealed);
+  reader.acceptBundles();
+  for (const [type, payload] of records) assert.deepEqual(await next(reader), { type, payload });
+  const flipped = sealed.slice();
+  flipped[RECORD_HEADER_BYTES + 3]! ^= 0x01; // a sub-record's length byte, under the cipher
+  const tampered = readerOf(flipped);
+  tampered.reader.acceptBundles();
+  await assert.rejects(tampered.reader.next(), {
+    name: "ProtocolError",
+    message: /failed authentication/,
+  });
 });

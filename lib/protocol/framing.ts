@@ -12,9 +12,16 @@
  * authentication; an explicit {@link RecordType.end} record makes truncation of the stream
  * detectable.
  *
+ * Once both sides have agreed to it (the `bundle` feature, see `messages.ts`), small control and
+ * data records written one after another are sealed together as one {@link RecordType.bundle}
+ * record, whose plaintext is those records back to back, each as `type || u32be(len) || payload`.
+ * A folder of small files then costs one cipher call per batch of files instead of three per file;
+ * the reader hands the records out one by one, as if each had come alone.
+ *
  * @module
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import { clearImmediate, setImmediate } from "node:timers";
 import { writeAll as writeAllBytes } from "../_fs.ts";
 import { ConnectionError, ConnectionLostError, ProtocolError } from "../errors.ts";
 import { noteCipherUse, releaseBuffer } from "../_memory.ts";
@@ -27,6 +34,12 @@ export const RecordType = {
   data: 2,
   /** Orderly end of the stream in this direction; nothing may follow it. */
   end: 3,
+  /**
+   * Control and data records sealed together (only once both sides agreed to it): its plaintext
+   * is one or more `type || u32be(len) || payload`, never an end or another bundle. A reader
+   * never returns it: it returns the records inside, in order.
+   */
+  bundle: 4,
 } as const;
 /** One of the {@link RecordType} values. */
 export type RecordType = typeof RecordType[keyof typeof RecordType];
@@ -44,6 +57,13 @@ const WRITE_BATCH_BYTES = 1024 * 1024;
 /** One batch buffer: a full batch plus the largest record that may overflow it. */
 const BATCH_BUFFER_BYTES = WRITE_BATCH_BYTES + RECORD_HEADER_BYTES + MAX_RECORD_PLAINTEXT +
   RECORD_TAG_BYTES;
+/**
+ * A record with at most this much payload is gathered into a bundle (when bundles are on); a
+ * bigger one is sealed alone, where one more cipher call is small beside its bytes.
+ */
+export const BUNDLED_PAYLOAD_MAX_BYTES = 64 * 1024;
+/** Bytes before each record's payload inside a bundle: its type and its length. */
+const BUNDLED_HEADER_BYTES = 5;
 
 /** The smallest reading surface the record layer needs (a `Deno.Conn` has it). */
 export interface ByteSource {
@@ -153,7 +173,7 @@ function checkKeyMaterial(key: Uint8Array, iv: Uint8Array): void {
 
 /** A record as it comes out of {@link RecordReader.next}. */
 export interface ReceivedRecord {
-  /** Control, data or end. */
+  /** Control, data or end (never a bundle: the records inside it come out one by one). */
   readonly type: RecordType;
   /** The authenticated plaintext (a fresh buffer the caller may keep). */
   readonly payload: Uint8Array;
@@ -166,6 +186,10 @@ export class RecordReader {
   #iv: Uint8Array;
   #sequence = 0;
   #ended = false;
+  #bundlesAccepted = false;
+  /** The plaintext of the bundle being handed out, and where its next record starts. */
+  #bundle: Uint8Array | undefined;
+  #bundleOffset = 0;
 
   /** Reads through `input` with this direction's key and IV. */
   constructor(input: ByteReader, key: Uint8Array, iv: Uint8Array) {
@@ -176,20 +200,31 @@ export class RecordReader {
   }
 
   /**
+   * Accepts {@link RecordType.bundle} records from now on: called once this side has agreed to
+   * them. Before, a bundle is an unknown record type.
+   */
+  acceptBundles(): void {
+    this.#bundlesAccepted = true;
+  }
+
+  /**
    * The next record. Throws {@link ProtocolError} for an unknown type, an oversized length (before
    * reading the body) or a failed authentication, and {@link ConnectionError} when the stream stops
    * without an end record. After an end record it returns it again on every call.
    */
   async next(): Promise<ReceivedRecord> {
+    if (this.#bundle !== undefined) return this.#nextBundled();
     if (this.#ended) return { type: RecordType.end, payload: new Uint8Array(0) };
     const header = await this.#input.readExact(RECORD_HEADER_BYTES);
     if (header === null) {
       throw new ConnectionLostError("Connection closed by the peer without an orderly end");
     }
     const type = header[0]!;
-    const length = ((header[1]! << 24) | (header[2]! << 16) | (header[3]! << 8) | header[4]!) >>>
-      0;
-    if (type !== RecordType.control && type !== RecordType.data && type !== RecordType.end) {
+    const length = readLength(header, 1);
+    if (
+      type !== RecordType.control && type !== RecordType.data && type !== RecordType.end &&
+      (type !== RecordType.bundle || !this.#bundlesAccepted)
+    ) {
       throw new ProtocolError(`Unknown record type ${type}`);
     }
     if (length < RECORD_TAG_BYTES || length > MAX_RECORD_PLAINTEXT + RECORD_TAG_BYTES) {
@@ -219,11 +254,59 @@ export class RecordReader {
       throw new ProtocolError("Record failed authentication (modified, replayed or reordered)");
     }
     this.#sequence++;
+    if (type === RecordType.bundle) {
+      checkBundle(payload);
+      this.#bundle = payload;
+      this.#bundleOffset = 0;
+      return this.#nextBundled();
+    }
     if (type === RecordType.end) {
       if (plaintextLength !== 0) throw new ProtocolError("End record must be empty");
       this.#ended = true;
     }
     return { type: type as RecordType, payload };
+  }
+
+  /** The next record of the current bundle (checked whole by {@link checkBundle}). */
+  #nextBundled(): ReceivedRecord {
+    const bundle = this.#bundle!;
+    const start = this.#bundleOffset;
+    const type = bundle[start]! as RecordType;
+    const length = readLength(bundle, start + 1);
+    const end = start + BUNDLED_HEADER_BYTES + length;
+    this.#bundleOffset = end;
+    if (end === bundle.length) this.#bundle = undefined;
+    return { type, payload: bundle.subarray(start + BUNDLED_HEADER_BYTES, end) };
+  }
+}
+
+/** The big-endian 32-bit length at `offset`. */
+function readLength(bytes: Uint8Array, offset: number): number {
+  return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) |
+    bytes[offset + 3]!) >>> 0;
+}
+
+/**
+ * Throws {@link ProtocolError} unless the plaintext of a bundle is one or more control or data
+ * records laid end to end, each length within what is left: checked whole before its first record
+ * is handed out, so that a malformed bundle delivers nothing.
+ */
+function checkBundle(bundle: Uint8Array): void {
+  if (bundle.length === 0) throw new ProtocolError("Empty record bundle");
+  let offset = 0;
+  while (offset < bundle.length) {
+    if (bundle.length - offset < BUNDLED_HEADER_BYTES) {
+      throw new ProtocolError("Record bundle ends inside a record header");
+    }
+    const type = bundle[offset];
+    if (type !== RecordType.control && type !== RecordType.data) {
+      throw new ProtocolError(`Record type ${type} inside a bundle`);
+    }
+    const length = readLength(bundle, offset + 1);
+    if (length > bundle.length - offset - BUNDLED_HEADER_BYTES) {
+      throw new ProtocolError("Record bundle ends inside a record");
+    }
+    offset += BUNDLED_HEADER_BYTES + length;
   }
 }
 
@@ -240,6 +323,12 @@ export class RecordWriter {
   #ended = false;
   #inFlight: Promise<void> | undefined;
   #error: unknown;
+  #bundling = false;
+  /** Plaintext of the bundle being gathered: records not sealed yet, in the order written. */
+  #gathered: Uint8Array | undefined;
+  #gatheredBytes = 0;
+  #gatheredRecords = 0;
+  #flushSoon: ReturnType<typeof setImmediate> | undefined;
 
   /** Writes to `sink` with this direction's key and IV. */
   constructor(sink: ByteSink, key: Uint8Array, iv: Uint8Array) {
@@ -250,23 +339,100 @@ export class RecordWriter {
   }
 
   /**
+   * Seals small records written one after another as one {@link RecordType.bundle} from now on:
+   * called once the peer has agreed to read them. Records still go out in the order written.
+   */
+  useBundles(): void {
+    this.#bundling = true;
+  }
+
+  /**
    * Seals `payload` into one record and queues it; the queue goes out when it passes 1 MiB or on
-   * {@link flush}. The payload is copied, so the caller may reuse its buffer at once.
+   * {@link flush}. The payload is copied, so the caller may reuse its buffer at once. With
+   * bundles on, a small control or data record is only gathered here, and sealed with the records
+   * around it when the queue goes out (or the bundle is full, or a record that is not gathered
+   * comes).
    */
   async write(type: RecordType, payload: Uint8Array): Promise<void> {
     if (this.#ended) throw new ProtocolError("Cannot write after the end record");
     if (this.#error !== undefined) throw this.#error;
+    if (type === RecordType.bundle) throw new TypeError("Bundles are made by the writer itself");
     if (payload.length > MAX_RECORD_PLAINTEXT) {
       throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
     }
+    if (this.#bundling && type !== RecordType.end && payload.length <= BUNDLED_PAYLOAD_MAX_BYTES) {
+      await this.#gather(type, payload);
+      return;
+    }
     const length = payload.length + RECORD_TAG_BYTES;
     // Writers that do not wait for each other (a keepalive beside a transfer, answers finished
-    // side by side) may fill the batch before it goes out. The check and the sealing below have
-    // no await between them.
-    while (this.#used + RECORD_HEADER_BYTES + length > BATCH_BUFFER_BYTES) {
+    // side by side) may fill the batch before it goes out, or gather records meanwhile. Records
+    // gathered before this one are sealed first; the checks and the sealing below have no await
+    // between them.
+    while (true) {
+      if (this.#gatheredRecords > 0 && this.#gatheredFit()) this.#sealGathered();
+      if (
+        this.#gatheredRecords === 0 &&
+        this.#used + RECORD_HEADER_BYTES + length <= BATCH_BUFFER_BYTES
+      ) break;
       await this.#startBatch();
     }
     if (this.#ended) throw new ProtocolError("Cannot write after the end record");
+    this.#seal(type, payload);
+    if (type === RecordType.end) this.#ended = true;
+    if (this.#used >= WRITE_BATCH_BYTES) await this.#startBatch();
+  }
+
+  /** Adds a record to the bundle being gathered, sealing the bundle first when it is full. */
+  async #gather(type: RecordType, payload: Uint8Array): Promise<void> {
+    const entry = BUNDLED_HEADER_BYTES + payload.length;
+    while (this.#gatheredBytes + entry > MAX_RECORD_PLAINTEXT) {
+      if (this.#gatheredFit()) this.#sealGathered();
+      else await this.#startBatch();
+    }
+    if (this.#ended) throw new ProtocolError("Cannot write after the end record");
+    const gathered = this.#gathered ??= new Uint8Array(MAX_RECORD_PLAINTEXT);
+    const at = this.#gatheredBytes;
+    gathered[at] = type;
+    gathered[at + 1] = payload.length >>> 24;
+    gathered[at + 2] = (payload.length >>> 16) & 0xff;
+    gathered[at + 3] = (payload.length >>> 8) & 0xff;
+    gathered[at + 4] = payload.length & 0xff;
+    gathered.set(payload, at + BUNDLED_HEADER_BYTES);
+    this.#gatheredBytes += entry;
+    this.#gatheredRecords++;
+    if (this.#used + this.#gatheredSealedBytes() >= WRITE_BATCH_BYTES) await this.#startBatch();
+  }
+
+  /** Bytes the gathered records take on the wire once sealed (one record alone is not bundled). */
+  #gatheredSealedBytes(): number {
+    if (this.#gatheredRecords === 0) return 0;
+    const plaintext = this.#gatheredRecords === 1
+      ? this.#gatheredBytes - BUNDLED_HEADER_BYTES
+      : this.#gatheredBytes;
+    return RECORD_HEADER_BYTES + plaintext + RECORD_TAG_BYTES;
+  }
+
+  /** Whether the gathered records, sealed, fit in the batch buffer now. */
+  #gatheredFit(): boolean {
+    return this.#used + this.#gatheredSealedBytes() <= BATCH_BUFFER_BYTES;
+  }
+
+  /** Seals the gathered records into the batch (the caller checked they fit): one alone as itself. */
+  #sealGathered(): void {
+    const gathered = this.#gathered!.subarray(0, this.#gatheredBytes);
+    if (this.#gatheredRecords === 1) {
+      this.#seal(gathered[0]! as RecordType, gathered.subarray(BUNDLED_HEADER_BYTES));
+    } else {
+      this.#seal(RecordType.bundle, gathered);
+    }
+    this.#gatheredBytes = 0;
+    this.#gatheredRecords = 0;
+  }
+
+  /** Seals one record into the batch buffer, which the caller made sure has room for it. */
+  #seal(type: RecordType, payload: Uint8Array): void {
+    const length = payload.length + RECORD_TAG_BYTES;
     const header = new Uint8Array([
       type,
       length >>> 24,
@@ -292,8 +458,6 @@ export class RecordWriter {
     batch.set(tag, this.#used + RECORD_HEADER_BYTES + payload.length);
     this.#used += RECORD_HEADER_BYTES + length;
     releaseBuffer(ciphertext); // copied into the batch
-    if (type === RecordType.end) this.#ended = true;
-    if (this.#used >= WRITE_BATCH_BYTES) await this.#startBatch();
   }
 
   /**
@@ -309,6 +473,8 @@ export class RecordWriter {
     // start below: another caller cannot start a batch in between.
     while (this.#inFlight) await this.#awaitInFlight();
     if (this.#error !== undefined) throw this.#error;
+    // Gathered records go out with this batch if they fit in it, else with the next one.
+    if (this.#gatheredRecords > 0 && this.#gatheredFit()) this.#sealGathered();
     if (this.#used === 0) return;
     const filled = this.#batch!.subarray(0, this.#used);
     // The rejection is kept and rethrown by the next write or flush, never left unhandled.
@@ -331,8 +497,28 @@ export class RecordWriter {
 
   /** Sends everything queued and waits until the socket has taken it. */
   async flush(): Promise<void> {
-    await this.#startBatch();
+    if (this.#flushSoon !== undefined) {
+      clearImmediate(this.#flushSoon); // this flush sends what it was set for
+      this.#flushSoon = undefined;
+    }
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#used === 0 && this.#gatheredRecords === 0 && !this.#inFlight) return;
+    do await this.#startBatch(); while (this.#gatheredRecords > 0);
     await this.#awaitInFlight();
+  }
+
+  /**
+   * Sends everything queued once the work under way has paused (`setImmediate`: after the I/O
+   * this turn of the event loop brought in has been handled) rather than now: answers finished one
+   * after another share one bundle and one socket write. About 40 µs later, where a timer of 0 ms
+   * would wait 1 to 2 ms. A failure is thrown by the next write or flush.
+   */
+  flushSoon(): void {
+    if (this.#flushSoon !== undefined) return;
+    this.#flushSoon = setImmediate(() => {
+      this.#flushSoon = undefined;
+      this.flush().catch(() => {}); // kept, and thrown by the next write or flush
+    });
   }
 
   /** Writes one record and sends it (with anything queued) at once. */
