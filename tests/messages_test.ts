@@ -50,6 +50,8 @@ const CLIENT_MESSAGES: ClientMessage[] = [
   { t: "put-end", sha256: "" },
   { t: "put-cancel" },
   { t: "keepalive" },
+  { t: "features", use: ["bundle"] },
+  { t: "features", use: [] },
 ];
 
 const SERVER_MESSAGES: ServerMessage[] = [
@@ -73,6 +75,7 @@ const SERVER_MESSAGES: ServerMessage[] = [
   { t: "mkdir-done", name: "uploaded_new folder" },
   { t: "error", code: "not-found", message: "No such file: a.txt" },
   { t: "put-done", name: "uploaded_again.bin", size: 3, sha256: SHA, skipped: true },
+  { t: "welcome", server: "ferry", mode: "read-write", maxUpload: -1, features: ["bundle"] },
 ];
 
 type Decoder = (bytes: Uint8Array) => unknown;
@@ -98,6 +101,7 @@ function withField(message: object, key: string, value: unknown): Record<string,
 Deno.test("`encodeMessage()` and `decodeClientMessage()` round-trip every client message type", () => {
   const types = new Set(CLIENT_MESSAGES.map((message) => message.t));
   assert.deepEqual([...types].sort(), [
+    "features",
     "get",
     "keepalive",
     "list",
@@ -200,9 +204,9 @@ for (const [name, decode, messages] of DIRECTIONS) {
 
   Deno.test(`\`${name}\` refuses each message with any field missing`, () => {
     for (const message of messages) {
-      // `ifIdentical`, `skipped`, `verify` and `idleTimeoutMs` may be left out (they default to
-      // "", false, false and "not said").
-      const optional = ["t", "ifIdentical", "skipped", "verify", "idleTimeoutMs"];
+      // `ifIdentical`, `skipped`, `verify`, `idleTimeoutMs` and `features` may be left out (they
+      // default to "", false, false, "not said" and none).
+      const optional = ["t", "ifIdentical", "skipped", "verify", "idleTimeoutMs", "features"];
       for (const key of Object.keys(message).filter((key) => !optional.includes(key))) {
         assertRefused(decode, json(withField(message, key, undefined)), `${message.t} - ${key}`);
       }
@@ -406,6 +410,38 @@ Deno.test("`decodeServerMessage()` takes a mode it does not know as a plain word
     const message = { t: "welcome", server: "ferry", mode, maxUpload: -1 };
     assertRefused(decodeServerMessage, json(message), String(mode));
   }
+});
+
+Deno.test("feature lists (`welcome.features`, `features.use`) are at most 16 plain words; anything else is refused", () => {
+  const welcome = (features: unknown) =>
+    json({ t: "welcome", server: "ferry", mode: "read-write", maxUpload: -1, features });
+  const features = (use: unknown) => json({ t: "features", use });
+  // Words this side does not know are kept: the caller ignores them.
+  const known = ["bundle", "zstd-2", ...Array.from({ length: 14 }, (_, i) => `x${i}`)];
+  assert.deepEqual((decodeServerMessage(welcome(known)) as { features: string[] }).features, known);
+  assert.deepEqual(decodeClientMessage(features(known)), { t: "features", use: known });
+  assert.equal(
+    "features" in
+      decodeServerMessage(json({ t: "welcome", server: "f", mode: "none", maxUpload: 0 })),
+    false,
+    "absent from an older server's welcome",
+  );
+  for (
+    const bad of [
+      "bundle",
+      {},
+      null,
+      [1],
+      ["Bundle"],
+      ["bundle\u001b[31m"],
+      ["a".repeat(33)],
+      [...known, "one-more"],
+    ]
+  ) {
+    assertRefused(decodeServerMessage, welcome(bad), JSON.stringify(bad));
+    assertRefused(decodeClientMessage, features(bad), JSON.stringify(bad));
+  }
+  assertRefused(decodeClientMessage, json({ t: "features" }), "no list");
 });
 
 Deno.test("decoders refuse a file mode above 0o777", () => {

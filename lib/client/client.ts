@@ -16,6 +16,7 @@
 import { ConnectionError, RefusedError, RemoteError, UsageError } from "../errors.ts";
 import { type Dial, dialTcp } from "../net/dial.ts";
 import { formatAddress } from "../net/address.ts";
+import { BUNDLE_FEATURE } from "../protocol/constants.ts";
 import { clientHandshake, RefusalStatus } from "../protocol/handshake.ts";
 import { WireError } from "../protocol/wire_errors.ts";
 import type { ListEntry, Welcome } from "../protocol/messages.ts";
@@ -116,6 +117,7 @@ export class FerryClient {
       const conversation = new ClientConversation(conn, channel, options.idleTimeoutMs ?? 120_000);
       const welcome = await conversation.expect("welcome");
       conversation.serverIdleTimeoutMs = welcome.idleTimeoutMs;
+      if (welcome.features?.includes(BUNDLE_FEATURE)) await conversation.useBundles();
       return new FerryClient(conversation, welcome);
     } catch (error) {
       closeQuietly(conn);

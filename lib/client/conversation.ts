@@ -6,6 +6,7 @@
  * @module
  */
 import { ConnectionError, ConnectionLostError, ProtocolError, RemoteError } from "../errors.ts";
+import { BUNDLE_FEATURE } from "../protocol/constants.ts";
 import { type ReceivedRecord, RecordType } from "../protocol/framing.ts";
 import type { SecureChannel } from "../protocol/handshake.ts";
 import {
@@ -63,9 +64,30 @@ export class ClientConversation {
     this.#serverIdleTimeoutMs = ms;
   }
 
+  /**
+   * Takes up the server's offer of bundles (see `framing.ts`): says so (the message goes out with
+   * the first request), then reads bundles and gathers small records into them from here on.
+   */
+  async useBundles(): Promise<void> {
+    const message: ClientMessage = { t: "features", use: [BUNDLE_FEATURE] };
+    await this.#channel.writer.write(RecordType.control, encodeMessage(message));
+    this.#channel.reader.acceptBundles();
+    this.#channel.writer.useBundles();
+  }
+
   /** Sends one control message. */
   async send(message: ClientMessage): Promise<void> {
     await this.#channel.writer.send(RecordType.control, encodeMessage(message));
+    this.#waitFromNow();
+  }
+
+  /**
+   * Queues one control message, which goes out with the next ones: at the latest when the client
+   * next waits for the server ({@link next} sends what is queued first). For requests sent in a
+   * row before their answers are read, so that they share one bundle and one write.
+   */
+  async queue(message: ClientMessage): Promise<void> {
+    await this.#channel.writer.write(RecordType.control, encodeMessage(message));
     this.#waitFromNow();
   }
 
@@ -95,6 +117,7 @@ export class ClientConversation {
     this.#watchdog.arm(Math.max(0, this.#idleTimeoutMs + extraMs - sinceProgress), "stalled");
     let record: ReceivedRecord;
     try {
+      await this.#channel.writer.flush(); // what is queued is what the server is to answer
       record = await this.#channel.reader.next();
     } catch (error) {
       throw this.explain(error);

@@ -88,7 +88,7 @@ export async function requestDownload(
       : await conversation.whileWorking(() =>
         offerKeptPrefix(partial.size, (length) => partial.hashPrefix(length))
       );
-    await conversation.send({
+    await conversation.queue({
       t: "get",
       path: remotePath,
       offset: kept.offset,

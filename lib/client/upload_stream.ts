@@ -56,7 +56,7 @@ export async function sendStreamedUpload(
   }
   // Read whole, synchronously (see lib/_fs.ts): the file is small, and fewer reads than one.
   const bytes = readUpTo(file, size);
-  await conversation.send(putRequest(info, remoteDir, name, options, { stream: true }));
+  await conversation.queue(putRequest(info, remoteDir, name, options, { stream: true }));
   options.onStart?.({ size, offset: 0 });
   const hash = options.verify ? newSha256().update(bytes) : undefined;
   if (bytes.length > 0) {

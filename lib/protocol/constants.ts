@@ -15,6 +15,13 @@ export const PROTOCOL_VERSION = 2;
 /** The version before codes had identifiers, which a client still speaks with a default code. */
 export const LEGACY_PROTOCOL_VERSION = 1;
 
+/**
+ * The feature a server offers in its `welcome` and a client takes up with `features`: from then on
+ * small records written one after another may travel sealed together as one bundle (see
+ * `framing.ts`). An older peer neither offers nor takes it up, and records go one by one.
+ */
+export const BUNDLE_FEATURE = "bundle";
+
 /** Default port of `ferry serve`, and of a client address without one. */
 export const DEFAULT_PORT = 7878;
 

@@ -26,6 +26,9 @@ export type AccessMode = ServeMode | "none";
 /** What a `welcome`'s mode may look like: a newer server may name a mode this client does not know. */
 const MODE_WORD = /^[a-z][a-z0-9-]{0,31}$/;
 
+/** Most features a `welcome` may offer or a `features` message take up. */
+const MAX_FEATURES = 16;
+
 /** One entry of a listing; `name` is a POSIX path relative to the listed folder. */
 export interface ListEntry {
   /** POSIX path relative to the listed folder; "" for the file itself when a file is listed. */
@@ -124,6 +127,16 @@ export interface KeepAlive {
   t: "keepalive";
 }
 
+/**
+ * Client to server, right after the `welcome`: the features of its offer that the client takes up
+ * (its other words, and words not offered, are ignored). Never answered. With `bundle`, each side
+ * reads bundles from the record after this message on, and may send them from then on too.
+ */
+export interface UseFeatures {
+  t: "features";
+  use: string[];
+}
+
 /** Server to client, first message after the handshake. */
 export interface Welcome {
   /** The message type. */
@@ -143,6 +156,12 @@ export interface Welcome {
    * on the wire): a client busy with local work sends `keepalive` well within it.
    */
   idleTimeoutMs?: number;
+  /**
+   * What this server can do beyond the base protocol, offered to the client (optional on the
+   * wire): today `bundle` (`BUNDLE_FEATURE`). A client takes up what it knows with
+   * {@link UseFeatures} and ignores the rest.
+   */
+  features?: string[];
 }
 /** Server to client: a batch of entries; `done` on the last batch. */
 export interface Listing {
@@ -223,7 +242,8 @@ export type ClientMessage =
   | PutEnd
   | PutCancel
   | MkdirRequest
-  | KeepAlive;
+  | KeepAlive
+  | UseFeatures;
 /** Any message a server sends. */
 export type ServerMessage =
   | Welcome
@@ -244,6 +264,20 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Arra
     throw new RangeError(`Control message of ${bytes.length} bytes exceeds the maximum`);
   }
   return bytes;
+}
+
+/** A short list of feature words (lowercase letters, digits, dashes). */
+function words(fields: Fields, field: string): string[] {
+  const value = fields[field];
+  if (!Array.isArray(value) || value.length > MAX_FEATURES) {
+    throw new ProtocolError(`"${field}" must be an array of at most ${MAX_FEATURES} words`);
+  }
+  for (const word of value) {
+    if (typeof word !== "string" || !MODE_WORD.test(word)) {
+      throw new ProtocolError(`"${field}" must hold words of lowercase letters, digits and dashes`);
+    }
+  }
+  return value as string[];
 }
 
 function entry(value: unknown): ListEntry {
@@ -307,6 +341,8 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
       return { t: "put-start", offset: int(fields, "offset") };
     case "keepalive":
       return { t: "keepalive" };
+    case "features":
+      return { t: "features", use: words(fields, "use") };
     case "put-end":
       return { t: "put-end", sha256: sha256Hex(fields, "sha256", true) };
     case "put-cancel":
@@ -339,6 +375,7 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         ...(fields.idleTimeoutMs === undefined
           ? {}
           : { idleTimeoutMs: int(fields, "idleTimeoutMs", 1) }),
+        ...(fields.features === undefined ? {} : { features: words(fields, "features") }),
       };
     }
     case "listing": {

@@ -20,6 +20,7 @@ import {
   ProtocolError,
   RefusedError,
 } from "../errors.ts";
+import { BUNDLE_FEATURE } from "../protocol/constants.ts";
 import { RecordType } from "../protocol/framing.ts";
 import {
   type CodeChoice,
@@ -239,8 +240,14 @@ export class Session {
 
   async #serve(channel: SecureChannel): Promise<void> {
     const { reader, writer } = channel;
-    const sendNow = (message: ServerMessage) =>
-      writer.send(RecordType.control, encodeMessage(message));
+    // Answers go out when the work under way pauses: a run of answers finished together (a
+    // commit group's uploads, small files read side by side) shares one bundle and one write. A
+    // refusal goes out at once: the session may end right after it (a failed upload).
+    const sendNow = async (message: ServerMessage) => {
+      await writer.write(RecordType.control, encodeMessage(message));
+      if (message.t === "error") await writer.flush();
+      else writer.flushSoon();
+    };
     // Every answer goes out after the answers of requests that finish later (see `defer`).
     const send = async (message: ServerMessage) => {
       await this.#finishing;
@@ -254,6 +261,7 @@ export class Session {
       mode: rights.mode,
       maxUpload: rights.maxUpload ?? -1,
       idleTimeoutMs: this.#context.idleTimeoutMs,
+      features: [BUNDLE_FEATURE],
     });
     while (true) {
       if (this.#state.name === "stopping") {
@@ -277,6 +285,13 @@ export class Session {
       }
       const request = decodeClientMessage(record.payload);
       if (request.t === "keepalive") continue; // the client works locally; the deadline restarts
+      if (request.t === "features") {
+        if (request.use.includes(BUNDLE_FEATURE)) {
+          reader.acceptBundles();
+          writer.useBundles();
+        }
+        continue;
+      }
       const handle = handlerFor(request);
       if (handle === undefined) {
         throw new ProtocolError(`Message "${request.t}" outside its place in the conversation`);
