@@ -115,7 +115,7 @@ export async function upload(
     if (!replied) {
       // The records prove the server got these bytes as read; that they were one version of the
       // file is this side's to check, and a file written meanwhile is withdrawn, never committed.
-      const changed = offset + sent < size || sourceChanged(file, localPath, info);
+      const changed = offset + sent < size || sourceChanged(localPath, info);
       const end = changed
         ? { t: "put-cancel" as const }
         : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
@@ -193,22 +193,23 @@ export function putRequest(
 }
 
 /**
- * Whether the local file changed since `before` was taken: its size or modification time
- * (through the open handle), or what its path leads to (device and inode).
+ * Whether the local file opened at `path` changed since `before` was taken (through its handle):
+ * its size or modification time, or what its path leads to (device and inode).
  */
 export function sourceChanged(
-  file: Deno.FsFile,
   path: string,
   before: Deno.FileInfo,
 ): boolean {
-  const now = file.statSync();
-  if (now.size !== before.size || now.mtime?.getTime() !== before.mtime?.getTime()) return true;
+  // Through the path alone: while the name leads to the file open as `file` (same device and
+  // inode, which an open file keeps), its size and time are that file's (one lookup, not two).
+  let now: Deno.FileInfo;
   try {
-    const current = Deno.statSync(path);
-    return current.ino !== before.ino || current.dev !== before.dev;
+    now = Deno.statSync(path);
   } catch {
     return true; // removed or renamed away
   }
+  if (now.ino !== before.ino || now.dev !== before.dev) return true;
+  return now.size !== before.size || now.mtime?.getTime() !== before.mtime?.getTime();
 }
 
 /** What `reply` settles to within {@link REPLY_AFTER_FAILURE_MS} (its error, if it fails). */

@@ -68,7 +68,7 @@ export async function sendStreamedUpload(
   options.onProgress?.({ bytes: bytes.length, size });
   // The server waits for exactly `size` bytes: a file that shrank is made up with nothing but a
   // cancel, which the server reads as the end of this upload.
-  const withdrawn = bytes.length < size || sourceChanged(file, localPath, info);
+  const withdrawn = bytes.length < size || sourceChanged(localPath, info);
   const end = withdrawn
     ? { t: "put-cancel" as const }
     : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
