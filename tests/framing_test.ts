@@ -683,3 +683,41 @@ Deno.test("hostile peer: a well-formed bundle sealed by hand reads as its record
     message: /failed authentication/,
   });
 });
+
+Deno.test("`RecordReader.ready` says whether the next record is already here: left in a bundle, or received whole", async () => {
+  const pipe = new BytePipe();
+  const writer = new RecordWriter(pipe, KEY, IV);
+  await writer.write(RecordType.control, patterned(30, 1)); // sealed alone: bundles are not on yet
+  writer.useBundles();
+  await writer.write(RecordType.data, patterned(30, 2));
+  await writer.write(RecordType.data, patterned(30, 3)); // these two: one bundle
+  await writer.flush();
+  const stream = pipe.sent;
+  const cutShort = stream.subarray(0, stream.length - 1);
+  const { reader } = readerOf(cutShort);
+  reader.acceptBundles();
+  assert.equal(reader.ready, false, "nothing received yet");
+  await reader.next(); // receives all it can: the first record and most of the bundle
+  assert.equal(reader.ready, false, "the bundle is not whole");
+  const whole = readerOf(stream).reader;
+  whole.acceptBundles();
+  await whole.next();
+  assert.equal(whole.ready, true, "the bundle is here whole");
+  await whole.next();
+  assert.equal(whole.ready, true, "one record is left in the bundle");
+  await whole.next();
+  assert.equal(whole.ready, false);
+});
+
+Deno.test("`RecordWriter.unsent` counts the records written since a batch last went out", async () => {
+  const pipe = new BytePipe();
+  const writer = new RecordWriter(pipe, KEY, IV);
+  await writer.write(RecordType.control, patterned(10, 1));
+  writer.useBundles();
+  await writer.write(RecordType.control, patterned(10, 2));
+  await writer.write(RecordType.data, patterned(10, 3));
+  assert.equal(writer.unsent, 3);
+  await writer.flush();
+  assert.equal(writer.unsent, 0);
+  assert.equal(pipe.writes.length, 1);
+});

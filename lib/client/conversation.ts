@@ -24,6 +24,15 @@ export const KEEPALIVE_MAX_INTERVAL_MS = 10_000;
 /** The shortest wait between two keep-alive messages, whatever the server's deadline. */
 export const KEEPALIVE_MIN_INTERVAL_MS = 20;
 
+/**
+ * Records queued while answers are already here go out once this many have gathered, and in any
+ * case before the client waits. Sending each request as soon as the previous answer is read cost a
+ * cipher call and a socket write per file of a folder download; waiting until no answer is left
+ * let the server run out of work (5,000-file tree: 2.95 s median sending each, 3.3-3.8 s waiting,
+ * 2.73 s with 8; 4 and 16 measured between).
+ */
+export const QUEUED_RECORDS_SENT_TOGETHER = 8;
+
 /** Something that can be closed: the connection under the channel. */
 export interface Closable {
   /** Closes it; closing twice is harmless. */
@@ -117,7 +126,10 @@ export class ClientConversation {
     this.#watchdog.arm(Math.max(0, this.#idleTimeoutMs + extraMs - sinceProgress), "stalled");
     let record: ReceivedRecord;
     try {
-      await this.#channel.writer.flush(); // what is queued is what the server is to answer
+      // What is queued goes out before this side waits: the server is to answer it. While answers
+      // are already here, requests queued meanwhile gather and go out together.
+      const { reader, writer } = this.#channel;
+      if (!reader.ready || writer.unsent >= QUEUED_RECORDS_SENT_TOGETHER) await writer.flush();
       record = await this.#channel.reader.next();
     } catch (error) {
       throw this.explain(error);

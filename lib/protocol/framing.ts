@@ -100,6 +100,12 @@ export class ByteReader {
     return this.#end - this.#start;
   }
 
+  /** The `length` bytes at `offset` past the next unconsumed byte, if received (a view). */
+  peek(offset: number, length: number): Uint8Array | undefined {
+    if (this.#end - this.#start < offset + length) return undefined;
+    return this.#buffer.subarray(this.#start + offset, this.#start + offset + length);
+  }
+
   /**
    * Returns the next `length` bytes, or `null` if the stream ended cleanly before the first of
    * them. A stream that ends in the middle throws {@link ConnectionError}.
@@ -197,6 +203,17 @@ export class RecordReader {
     this.#input = input;
     this.#key = key;
     this.#iv = iv;
+  }
+
+  /**
+   * Whether {@link next} can return a record without waiting for the socket: one is left in the
+   * current bundle, or a whole record has been received.
+   */
+  get ready(): boolean {
+    if (this.#bundle !== undefined || this.#ended) return true;
+    const header = this.#input.peek(0, RECORD_HEADER_BYTES);
+    return header !== undefined &&
+      this.#input.buffered >= RECORD_HEADER_BYTES + readLength(header, 1);
   }
 
   /**
@@ -328,6 +345,7 @@ export class RecordWriter {
   #gathered: Uint8Array | undefined;
   #gatheredBytes = 0;
   #gatheredRecords = 0;
+  #unsent = 0;
   #flushSoon: ReturnType<typeof setImmediate> | undefined;
 
   /** Writes to `sink` with this direction's key and IV. */
@@ -336,6 +354,11 @@ export class RecordWriter {
     this.#sink = sink;
     this.#key = key;
     this.#iv = iv;
+  }
+
+  /** Records written since the last batch went to the socket (sealed or gathered). */
+  get unsent(): number {
+    return this.#unsent;
   }
 
   /**
@@ -360,6 +383,7 @@ export class RecordWriter {
     if (payload.length > MAX_RECORD_PLAINTEXT) {
       throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
     }
+    this.#unsent++;
     if (this.#bundling && type !== RecordType.end && payload.length <= BUNDLED_PAYLOAD_MAX_BYTES) {
       await this.#gather(type, payload);
       return;
@@ -483,6 +507,7 @@ export class RecordWriter {
     });
     [this.#batch, this.#spare] = [this.#spare, this.#batch];
     this.#used = 0;
+    this.#unsent = this.#gatheredRecords; // those that did not fit wait for the next batch
   }
 
   async #awaitInFlight(): Promise<void> {
