@@ -33,24 +33,26 @@ export function releaseBuffer(view: Uint8Array): void {
 
 /**
  * Records sealed or opened between two full collections, when the runtime lets ferry ask for one
- * (see {@link noteCipherUse}).
+ * (see {@link noteRecord}).
  */
 export const RECORDS_PER_COLLECTION = 4096;
 
-let cipherUses = 0;
+let records = 0;
 
 /**
- * Counts one record sealed or opened, and every {@link RECORDS_PER_COLLECTION} asks V8 for a full
- * garbage collection, if the process runs with `--v8-flags=--expose-gc` (as every documented
- * command does; without it this only counts). Each record needs a fresh `node:crypto` cipher: a
- * stream object with a native cipher context behind it, whose memory V8 does not see, so
- * thousands of them pile up before a collection comes by itself. Measured on a download of 5000
- * files of 1 KiB (about 20,000 records): peak RSS 70-71 MB, against 72-73 MB collecting every
- * 8192 records and 75-79 MB never; each collection takes a few milliseconds, and a 1 GiB file's
- * 4096 records need one.
+ * Counts one record written or read (alone or in a bundle), and every
+ * {@link RECORDS_PER_COLLECTION} asks V8 for a full garbage collection, if the process runs with
+ * `--v8-flags=--expose-gc` (as every documented command does; without it this only counts). A
+ * record sealed alone needs a fresh `node:crypto` cipher: a stream object with a native cipher
+ * context behind it, whose memory V8 does not see, so thousands of them pile up before a
+ * collection comes by itself; and each small file's records leave their share of garbage that V8
+ * lets grow for a long while. Measured on a download of 5000 files of 1 KiB (about 20,000
+ * records): peak RSS 70-71 MB, against 72-73 MB collecting every 8192 records and 75-79 MB never;
+ * counting only cipher calls once small records travelled in bundles, 79.8 MB. Each collection
+ * takes a few milliseconds, and a 1 GiB file's 4096 records need one.
  */
-export function noteCipherUse(): void {
-  if (++cipherUses % RECORDS_PER_COLLECTION !== 0) return;
+export function noteRecord(): void {
+  if (++records % RECORDS_PER_COLLECTION !== 0) return;
   const collect = (globalThis as { gc?: () => void }).gc;
   if (typeof collect === "function") collect();
 }

@@ -4,7 +4,7 @@
  */
 import { strictEqual } from "node:assert/strict";
 import {
-  noteCipherUse,
+  noteRecord,
   RECORDS_PER_COLLECTION,
   RELEASE_MIN_BYTES,
   releaseBuffer,
@@ -26,13 +26,13 @@ Deno.test("releaseBuffer() frees a large buffer it owns whole, and leaves small 
   strictEqual(shared.buffer.detached, false, "a view into a larger buffer is not the owner");
 });
 
-Deno.test("noteCipherUse() asks for one full collection per RECORDS_PER_COLLECTION records when gc() is exposed", () => {
+Deno.test("noteRecord() asks for one full collection per RECORDS_PER_COLLECTION records when gc() is exposed", () => {
   const global = globalThis as { gc?: () => void };
   const exposed = global.gc;
   let collections = 0;
   global.gc = () => collections++;
   try {
-    for (let record = 0; record < 3 * RECORDS_PER_COLLECTION; record++) noteCipherUse();
+    for (let record = 0; record < 3 * RECORDS_PER_COLLECTION; record++) noteRecord();
     strictEqual(collections, 3);
   } finally {
     if (exposed === undefined) delete global.gc;

@@ -24,7 +24,7 @@ import { createCipheriv, createDecipheriv } from "node:crypto";
 import { clearImmediate, setImmediate } from "node:timers";
 import { writeAll as writeAllBytes } from "../_fs.ts";
 import { ConnectionError, ConnectionLostError, ProtocolError } from "../errors.ts";
-import { noteCipherUse, releaseBuffer } from "../_memory.ts";
+import { noteRecord, releaseBuffer } from "../_memory.ts";
 
 /** The kinds of record. The type byte is authenticated as part of the AAD. */
 export const RecordType = {
@@ -253,7 +253,7 @@ export class RecordReader {
     const body = await this.#input.readExact(length);
     if (body === null) throw new ConnectionLostError("Connection closed in the middle of a record");
     const plaintextLength = length - RECORD_TAG_BYTES;
-    noteCipherUse();
+    noteRecord();
     const decipher = createDecipheriv(
       "chacha20-poly1305",
       this.#key,
@@ -286,6 +286,7 @@ export class RecordReader {
 
   /** The next record of the current bundle (checked whole by {@link checkBundle}). */
   #nextBundled(): ReceivedRecord {
+    noteRecord();
     const bundle = this.#bundle!;
     const start = this.#bundleOffset;
     const type = bundle[start]! as RecordType;
@@ -384,6 +385,7 @@ export class RecordWriter {
       throw new RangeError(`Record payload of ${payload.length} bytes exceeds the maximum`);
     }
     this.#unsent++;
+    noteRecord();
     if (this.#bundling && type !== RecordType.end && payload.length <= BUNDLED_PAYLOAD_MAX_BYTES) {
       await this.#gather(type, payload);
       return;
@@ -464,7 +466,6 @@ export class RecordWriter {
       (length >>> 8) & 0xff,
       length & 0xff,
     ]);
-    noteCipherUse();
     const cipher = createCipheriv(
       "chacha20-poly1305",
       this.#key,
