@@ -299,10 +299,52 @@ async function sftpTreeRun(
   };
 }
 
+/** Files each probe of {@link waitForQuietDisk} creates. */
+const PROBE_FILES = 200;
+/** A probe this fast per file (µs) finds the disk quiet: about 3x a quiet disk's, measured here. */
+const QUIET_MICROSECONDS_PER_FILE = 150;
+/** The longest wait for a quiet disk before a tree run goes ahead anyway. */
+const QUIET_WAIT_MAX_SECONDS = 120;
+let probes = 0;
+
+/**
+ * Waits until creating files is as cheap as on a quiet disk again, and says how long it waited.
+ * On ext4 without a journal (this VM's), after many files were deleted every new inode is found by
+ * skipping each lately freed one, for any program: 0.3-0.8 ms of kernel time per file for a minute
+ * or more (`recently_deleted`, seen with `perf`), which once made `sftp -r` 2.5x slower in the run
+ * after another benchmark's clean-up. Each probe creates {@link PROBE_FILES} files of 1 KiB in a
+ * new folder of `scratch`, deleted only with the rest at the end.
+ */
+async function waitForQuietDisk(scratch: string): Promise<void> {
+  const started = performance.now();
+  const bytes = new Uint8Array(1024);
+  while (true) {
+    const folder = join(scratch, `disk-probe-${probes++}`);
+    await Deno.mkdir(folder, { recursive: true });
+    const probeStarted = performance.now();
+    for (let index = 0; index < PROBE_FILES; index++) {
+      Deno.writeFileSync(join(folder, `probe-${index}`), bytes);
+    }
+    const perFile = (performance.now() - probeStarted) * 1000 / PROBE_FILES;
+    const waited = (performance.now() - started) / 1000;
+    if (perFile <= QUIET_MICROSECONDS_PER_FILE || waited >= QUIET_WAIT_MAX_SECONDS) {
+      if (waited >= 1) {
+        console.log(
+          `  (waited ${waited.toFixed(0)} s for file creation to be cheap again: ` +
+            `${perFile.toFixed(0)} µs per file)`,
+        );
+      }
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+  }
+}
+
 /**
  * Downloads then uploads the tree with ferry and sftp alternately, `runs` times each, the order
- * swapped every run; before each run, `sync` and a read of the whole source tree (page cache).
- * Prints a line per run.
+ * swapped every run; before each run, `sync`, a wait for file creation to be cheap (see
+ * {@link waitForQuietDisk}) and a read of the whole source tree (page cache). Prints a line per
+ * run.
  */
 export async function measureTrees(
   setup: TreeSetup,
@@ -317,6 +359,7 @@ export async function measureTrees(
       for (const tool of order) {
         if (tool === "sftp" && !setup.sshd) continue;
         await syncDisk();
+        await waitForQuietDisk(setup.scratch);
         await digestTree(source.root);
         const sample = tool === "ferry"
           ? await ferryTreeRun(setup, source, direction)
