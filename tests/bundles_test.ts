@@ -86,6 +86,18 @@ async function smallTree(root: string): Promise<Map<string, string>> {
   return contents;
 }
 
+/** A client of `server` whose connection is tapped; disposing closes it. */
+async function tappedClient(server: { port: number; secret: Uint8Array }) {
+  const tap: Tap = { fromServer: [], fromClient: [] };
+  const client = await FerryClient.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    secret: server.secret,
+    dial: tappingDial(tap),
+  });
+  return { client, tap, [Symbol.asyncDispose]: () => client[Symbol.asyncDispose]() };
+}
+
 /** Every file of `contents` is in `folder`, byte for byte. */
 async function assertSame(folder: string, contents: Map<string, string>): Promise<void> {
   for (const [name, text] of contents) {
@@ -98,13 +110,8 @@ Deno.test("the server offers bundles in its welcome, and a folder download comes
   await using local = await tempDir();
   const contents = await smallTree(served.path);
   await using server = await startTestServer(served.path);
-  const tap: Tap = { fromServer: [], fromClient: [] };
-  await using client = await FerryClient.connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    secret: server.secret,
-    dial: tappingDial(tap),
-  });
+  await using tapped = await tappedClient(server);
+  const { client, tap } = tapped;
   deepStrictEqual(client.welcome.features, [BUNDLE_FEATURE]);
   const results = await getPaths(client, ["tree"], { outputDir: local.path, force: false });
   strictEqual(results.length, FILES);
@@ -121,13 +128,8 @@ Deno.test("a folder upload goes in bundles: the client's three records per file 
   await using local = await tempDir();
   const contents = await smallTree(local.path);
   await using server = await startTestServer(served.path);
-  const tap: Tap = { fromServer: [], fromClient: [] };
-  await using client = await FerryClient.connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    secret: server.secret,
-    dial: tappingDial(tap),
-  });
+  await using tapped = await tappedClient(server);
+  const { client, tap } = tapped;
   const plan = await planUpload([join(local.path, "tree")]);
   const results = await putPaths(client, plan, { remoteDir: "", force: false });
   strictEqual(results.length, FILES);
