@@ -13,9 +13,9 @@ import { getPaths } from "../lib/client/get_paths.ts";
 import { planUpload, putPaths } from "../lib/client/put_paths.ts";
 import type { Dial } from "../lib/net/dial.ts";
 import { BUNDLE_FEATURE } from "../lib/protocol/constants.ts";
-import { RECORD_HEADER_BYTES, RecordType } from "../lib/protocol/framing.ts";
+import { MAX_RECORD_PLAINTEXT, RECORD_HEADER_BYTES, RecordType } from "../lib/protocol/framing.ts";
 import { encodeMessage } from "../lib/protocol/messages.ts";
-import { tempDir } from "./_helpers.ts";
+import { makeFile, sha256File, tempDir } from "./_helpers.ts";
 import { assertStillServes, manualSession, startTestServer } from "./_hostile.ts";
 
 /** Bytes of the handshake before the first record, each way (PROTOCOL.md section 2.1). */
@@ -144,6 +144,27 @@ Deno.test("a folder upload goes in bundles: the client's three records per file 
   ok(total(fromServer) < FILES / 2, `${total(fromServer)} records from the server`);
 });
 
+Deno.test("a single large file travels record by record, as without bundles: only small files' records are gathered", async () => {
+  await using served = await tempDir();
+  await using local = await tempDir();
+  const size = 2 * MAX_RECORD_PLAINTEXT + 1000; // three data records, the last a small one
+  await makeFile(join(served.path, "big.bin"), size, 3);
+  await using server = await startTestServer(served.path);
+  await using tapped = await tappedClient(server);
+  const result = await tapped.client.download("big.bin", local.path, "big.bin");
+  strictEqual(result.size, size);
+  strictEqual(
+    await sha256File(join(local.path, "big.bin")),
+    await sha256File(join(served.path, "big.bin")),
+  );
+  const fromServer = recordTypes(tapped.tap.fromServer, HANDSHAKE_FROM_SERVER);
+  // `welcome`, `file`, the three data records, `file-end`: each its own record.
+  deepStrictEqual(
+    [...fromServer.entries()].sort(),
+    [[RecordType.control, 3], [RecordType.data, 3]],
+  );
+});
+
 Deno.test("a client that does not take up bundles (an older one) gets records one by one", async () => {
   await using served = await tempDir();
   await smallTree(served.path);
@@ -169,11 +190,17 @@ Deno.test("hostile client: a bundle sent without taking up the feature ends that
   await using served = await tempDir();
   await using server = await startTestServer(served.path);
   await using session = await manualSession(server.port, server.secret);
-  session.channel.writer.useBundles(); // without the `features` message
-  await session.channel.writer.write(RecordType.control, new TextEncoder().encode('{"t":"list"}'));
+  session.channel.writer.useBundles(); // without taking them up in its first request
+  const gather = { gather: true };
+  await session.channel.writer.write(
+    RecordType.control,
+    new TextEncoder().encode('{"t":"list","path":"","recursive":false}'),
+    gather,
+  );
   await session.channel.writer.write(
     RecordType.control,
     new TextEncoder().encode('{"t":"keepalive"}'),
+    gather,
   );
   await session.channel.writer.flush();
   await server.log.waitFor(/closed: Unknown record type 4/);

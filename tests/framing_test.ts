@@ -489,6 +489,9 @@ Deno.test("`RecordWriter` uses a fresh nonce per record: the same plaintext twic
 
 // Bundles (the `bundle` feature: small records sealed together)
 
+/** What the traffic of small files writes with: records that may travel in a bundle. */
+const GATHER = { gather: true } as const;
+
 /** A writer and a reader over one pipe that have both agreed to bundles. */
 function bundlingPair(pipe = new BytePipe()) {
   const writer = new RecordWriter(pipe, KEY, IV);
@@ -523,7 +526,7 @@ function sealFirstByHand(type: number, plaintext: Uint8Array): Uint8Array {
   return concat([recordHeader, ciphertext, cipher.getAuthTag()]);
 }
 
-Deno.test("with bundles agreed, small records written in a row travel as one bundle and come out one by one, exactly as written", async () => {
+Deno.test("with bundles agreed, small records gathered in a row travel as one bundle and come out one by one, exactly as written", async () => {
   const { pipe, writer, reader } = bundlingPair();
   const records: Plain[] = [
     [RecordType.control, new TextEncoder().encode('{"t":"file"}')],
@@ -533,7 +536,7 @@ Deno.test("with bundles agreed, small records written in a row travel as one bun
     [RecordType.control, patterned(300, 3)],
     [RecordType.data, patterned(BUNDLED_PAYLOAD_MAX_BYTES, 4)],
   ];
-  for (const [type, payload] of records) await writer.write(type, payload);
+  for (const [type, payload] of records) await writer.write(type, payload, GATHER);
   await writer.flush();
   assert.deepEqual(wireTypes(pipe.sent), [RecordType.bundle], "six records, one cipher call");
   for (const record of records) {
@@ -550,7 +553,7 @@ Deno.test("with bundles agreed, a record over 64 KiB and the end record are seal
     [RecordType.data, big],
     [RecordType.control, patterned(40, 3)],
   ];
-  for (const [type, payload] of records) await writer.write(type, payload);
+  for (const [type, payload] of records) await writer.write(type, payload, GATHER);
   await writer.end();
   assert.deepEqual(wireTypes(pipe.sent), [
     RecordType.bundle,
@@ -570,7 +573,7 @@ Deno.test("with bundles agreed, a bundle holds at most 256 KiB: records past tha
     { length: 10 },
     (_, i) => [RecordType.data, patterned(60 * 1024, i + 1)] as Plain,
   );
-  for (const [type, payload] of records) await writer.write(type, payload);
+  for (const [type, payload] of records) await writer.write(type, payload, GATHER);
   await writer.flush();
   const sizes = splitRecords(pipe.sent).map((record) => record.length);
   assert.equal(sizes.length, 3, "4 + 4 + 2 records of 60 KiB");
@@ -589,7 +592,7 @@ Deno.test("with bundles agreed, writers that do not wait for each other still ge
       const payload = patterned(Math.max(1, size), id * 100 + i);
       payload[0] = id;
       written[id]!.push(payload);
-      await writer.write(RecordType.data, payload);
+      await writer.write(RecordType.data, payload, GATHER);
       if (i % 7 === id) await writer.flush();
     }
   };
@@ -601,7 +604,7 @@ Deno.test("with bundles agreed, writers that do not wait for each other still ge
 Deno.test("`RecordWriter.flushSoon()` sends the records of one turn of the event loop in one write, once that turn is over", async () => {
   const { pipe, writer, reader } = bundlingPair();
   for (let i = 0; i < 5; i++) {
-    await writer.write(RecordType.control, patterned(50, i + 1));
+    await writer.write(RecordType.control, patterned(50, i + 1), GATHER);
     writer.flushSoon();
   }
   assert.equal(pipe.writes.length, 0, "nothing goes out during the turn");
@@ -610,7 +613,7 @@ Deno.test("`RecordWriter.flushSoon()` sends the records of one turn of the event
   assert.deepEqual(wireTypes(pipe.sent), [RecordType.bundle]);
   for (let i = 0; i < 5; i++) assert.deepEqual((await next(reader)).payload, patterned(50, i + 1));
   // A flush made meanwhile takes the place of the one set for later (no timer is left behind).
-  await writer.write(RecordType.control, patterned(50, 9));
+  await writer.write(RecordType.control, patterned(50, 9), GATHER);
   writer.flushSoon();
   await writer.flush();
   assert.equal(pipe.writes.length, 2);
@@ -628,8 +631,8 @@ Deno.test("hostile peer: a bundle to a reader that has not agreed to bundles is 
   const pipe = new BytePipe();
   const writer = new RecordWriter(pipe, KEY, IV);
   writer.useBundles();
-  await writer.write(RecordType.control, patterned(20, 1));
-  await writer.write(RecordType.data, patterned(20, 2));
+  await writer.write(RecordType.control, patterned(20, 1), GATHER);
+  await writer.write(RecordType.data, patterned(20, 2), GATHER);
   await writer.flush();
   const { reader } = readerOf(pipe.sent);
   await assert.rejects(reader.next(), { name: "ProtocolError", message: /Unknown record type 4/ });
@@ -689,8 +692,8 @@ Deno.test("`RecordReader.ready` says whether the next record is already here: le
   const writer = new RecordWriter(pipe, KEY, IV);
   await writer.write(RecordType.control, patterned(30, 1)); // sealed alone: bundles are not on yet
   writer.useBundles();
-  await writer.write(RecordType.data, patterned(30, 2));
-  await writer.write(RecordType.data, patterned(30, 3)); // these two: one bundle
+  await writer.write(RecordType.data, patterned(30, 2), GATHER);
+  await writer.write(RecordType.data, patterned(30, 3), GATHER); // these two: one bundle
   await writer.flush();
   const stream = pipe.sent;
   const cutShort = stream.subarray(0, stream.length - 1);
@@ -714,10 +717,34 @@ Deno.test("`RecordWriter.unsent` counts the records written since a batch last w
   const writer = new RecordWriter(pipe, KEY, IV);
   await writer.write(RecordType.control, patterned(10, 1));
   writer.useBundles();
-  await writer.write(RecordType.control, patterned(10, 2));
+  await writer.write(RecordType.control, patterned(10, 2), GATHER);
   await writer.write(RecordType.data, patterned(10, 3));
   assert.equal(writer.unsent, 3);
   await writer.flush();
   assert.equal(writer.unsent, 0);
   assert.equal(pipe.writes.length, 1);
+});
+
+Deno.test("with bundles agreed, records written without `gather` keep a record each, as on a connection without bundles", async () => {
+  const { pipe, writer, reader } = bundlingPair();
+  const records: Plain[] = [
+    [RecordType.control, patterned(40, 1)],
+    [RecordType.data, patterned(4000, 2)],
+    [RecordType.data, patterned(12, 3)],
+    [RecordType.control, patterned(40, 4)],
+  ];
+  await writer.write(RecordType.control, patterned(40, 5), GATHER);
+  await writer.write(RecordType.data, patterned(40, 6), GATHER);
+  for (const [type, payload] of records) await writer.write(type, payload);
+  await writer.flush();
+  assert.deepEqual(wireTypes(pipe.sent), [
+    RecordType.bundle, // the two gathered first, sealed before the next record
+    RecordType.control,
+    RecordType.data,
+    RecordType.data,
+    RecordType.control,
+  ]);
+  await reader.next();
+  await reader.next();
+  for (const [type, payload] of records) assert.deepEqual(await next(reader), { type, payload });
 });

@@ -286,15 +286,17 @@ Deno.test("fuzz: with bundles agreed, `RecordReader` still never returns a recor
   await fc.assert(
     fc.asyncProperty(
       plainRecords,
+      fc.array(fc.boolean(), { minLength: 1, maxLength: 6 }),
       fc.array(fc.nat(5), { maxLength: 3 }),
       mutation,
       fc.integer({ min: 1, max: 512 }),
-      async (plain, flushesAfter, change, chunk) => {
+      async (plain, gathers, flushesAfter, change, chunk) => {
         const pipe = new BytePipe();
         const writer = new RecordWriter(pipe, KEY, IV);
         writer.useBundles();
         for (const [index, [type, payload]] of plain.entries()) {
-          await writer.write(type, payload);
+          // Gathered or not, record by record: bundles of every size, and records between them.
+          await writer.write(type, payload, { gather: gathers[index % gathers.length] });
           if (flushesAfter.includes(index)) await writer.flush(); // bundles of every size
         }
         await writer.end();

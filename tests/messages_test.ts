@@ -50,8 +50,7 @@ const CLIENT_MESSAGES: ClientMessage[] = [
   { t: "put-end", sha256: "" },
   { t: "put-cancel" },
   { t: "keepalive" },
-  { t: "features", use: ["bundle"] },
-  { t: "features", use: [] },
+  { t: "get", path: "first.txt", offset: 0, prefixSha256: "", verify: false, features: ["bundle"] },
 ];
 
 const SERVER_MESSAGES: ServerMessage[] = [
@@ -101,7 +100,6 @@ function withField(message: object, key: string, value: unknown): Record<string,
 Deno.test("`encodeMessage()` and `decodeClientMessage()` round-trip every client message type", () => {
   const types = new Set(CLIENT_MESSAGES.map((message) => message.t));
   assert.deepEqual([...types].sort(), [
-    "features",
     "get",
     "keepalive",
     "list",
@@ -412,20 +410,28 @@ Deno.test("`decodeServerMessage()` takes a mode it does not know as a plain word
   }
 });
 
-Deno.test("feature lists (`welcome.features`, `features.use`) are at most 16 plain words; anything else is refused", () => {
+Deno.test("feature lists (`welcome.features`, a request's `features`) are at most 16 plain words; anything else is refused", () => {
   const welcome = (features: unknown) =>
     json({ t: "welcome", server: "ferry", mode: "read-write", maxUpload: -1, features });
-  const features = (use: unknown) => json({ t: "features", use });
+  const requests = (features: unknown) => [
+    json({ t: "list", path: "", recursive: false, features }),
+    json({ t: "get", path: "a", offset: 0, prefixSha256: "", features }),
+    json({ t: "put", dir: "", name: "a", size: 0, mode: 0, mtime: 0, force: false, features }),
+    json({ t: "mkdir", dir: "", name: "a", mode: 0, mtime: 0, features }),
+  ];
   // Words this side does not know are kept: the caller ignores them.
   const known = ["bundle", "zstd-2", ...Array.from({ length: 14 }, (_, i) => `x${i}`)];
   assert.deepEqual((decodeServerMessage(welcome(known)) as { features: string[] }).features, known);
-  assert.deepEqual(decodeClientMessage(features(known)), { t: "features", use: known });
+  for (const request of requests(known)) {
+    assert.deepEqual((decodeClientMessage(request) as { features: string[] }).features, known);
+  }
   assert.equal(
     "features" in
       decodeServerMessage(json({ t: "welcome", server: "f", mode: "none", maxUpload: 0 })),
     false,
     "absent from an older server's welcome",
   );
+  assert.equal("features" in decodeClientMessage(json(CLIENT_MESSAGES[0])), false);
   for (
     const bad of [
       "bundle",
@@ -439,9 +445,10 @@ Deno.test("feature lists (`welcome.features`, `features.use`) are at most 16 pla
     ]
   ) {
     assertRefused(decodeServerMessage, welcome(bad), JSON.stringify(bad));
-    assertRefused(decodeClientMessage, features(bad), JSON.stringify(bad));
+    for (const request of requests(bad)) {
+      assertRefused(decodeClientMessage, request, JSON.stringify(bad));
+    }
   }
-  assertRefused(decodeClientMessage, json({ t: "features" }), "no list");
 });
 
 Deno.test("decoders refuse a file mode above 0o777", () => {

@@ -10,10 +10,6 @@
  *
  * Cuts are made by a relay that parses the record stream (record headers are not encrypted: type
  * and length) and drops both connections just before a chosen record, so each phase is hit exactly.
- * Small records written one after another travel sealed together as one bundle (PROTOCOL.md
- * section 3), which the relay cannot see into: the files here end in a data record too big to be
- * gathered, so that each phase is a record of its own, and a small file's data (gathered with its
- * messages) is never counted as a data record.
  *
  * @module
  */
@@ -22,12 +18,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { FerryClient } from "../lib/client/client.ts";
 import { codeSecret } from "../lib/code.ts";
-import {
-  BUNDLED_PAYLOAD_MAX_BYTES,
-  MAX_RECORD_PLAINTEXT,
-  RecordType,
-  writeAll,
-} from "../lib/protocol/framing.ts";
+import { MAX_RECORD_PLAINTEXT, RecordType, writeAll } from "../lib/protocol/framing.ts";
 import { PARTIAL_PREFIX } from "../lib/protocol/remote_path.ts";
 import {
   exists,
@@ -50,13 +41,6 @@ import { manualSession } from "./_hostile.ts";
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = MAX_RECORD_PLAINTEXT;
-/** A last data record too big to be gathered into a bundle: it travels as a record of its own. */
-const TAIL = BUNDLED_PAYLOAD_MAX_BYTES + 1234;
-/**
- * Control records the client sends before its first request: its `features` message, which takes
- * up the server's bundles (PROTOCOL.md section 4.1).
- */
-const CLIENT_CONTROLS_FIRST = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -231,15 +215,10 @@ async function writePrefix(source: string, path: string, length: number): Promis
   await Deno.writeFile(path, (await Deno.readFile(source)).subarray(0, length));
 }
 
-/**
- * A cut before the control record number `index` (from 0) in `direction`; upwards, counted from the
- * client's first request (after its `features` message).
- */
+/** A cut before the control record number `index` (from 0) in `direction`. */
 function beforeControl(direction: "up" | "down", index: number): (seen: Seen) => boolean {
-  const skipped = direction === "up" ? CLIENT_CONTROLS_FIRST : 0;
   return (seen) =>
-    seen.direction === direction && seen.type === RecordType.control &&
-    seen.controls === index + skipped;
+    seen.direction === direction && seen.type === RecordType.control && seen.controls === index;
 }
 
 /** A cut before the data record number `index` (from 0) in `direction`. */
@@ -267,7 +246,7 @@ interface Phase {
   earlier?: number;
 }
 
-const SIZE = 4 * CHUNK + TAIL; // five data records, none gathered into a bundle
+const SIZE = 4 * CHUNK + 1234; // five data records
 
 Deno.test("`ferry put` cut at every phase: no final name before the commit, and the re-run resumes exactly", async (t) => {
   await using dir = await tempDir();
@@ -713,7 +692,7 @@ Deno.test("re-running a cut folder download skips the files already complete, re
   await Deno.mkdir(join(srv, "photos", "sub"), { recursive: true });
   await Deno.mkdir(join(srv, "photos", "empty"));
   await Deno.mkdir(out);
-  await makeFile(join(srv, "photos", "a.bin"), CHUNK + TAIL, 14); // data records 0-1
+  await makeFile(join(srv, "photos", "a.bin"), CHUNK + 5, 14); // data records 0-1
   await makeFile(join(srv, "photos", "b.bin"), 2 * MiB, 15); // data records 2-9
   await makeFile(join(srv, "photos", "sub", "c.bin"), 1000, 16);
   await using server = await startServe(srv);
@@ -779,7 +758,8 @@ Deno.test("re-running a cut download of several files skips the complete ones, a
   const out = join(dir.path, "out");
   await Deno.mkdir(srv);
   await Deno.mkdir(out);
-  // one.bin's 1000 bytes travel in a bundle with its messages: two.bin's are data records 0-3.
+  // one.bin's 1000 bytes travel in a bundle with its messages (small files' answers are
+  // gathered, PROTOCOL.md section 3): two.bin's are data records 0-3.
   await makeFile(join(srv, "one.bin"), 1000, 17);
   await makeFile(join(srv, "two.bin"), MiB, 18);
   await using server = await startServe(srv);
@@ -827,7 +807,7 @@ Deno.test("re-running a cut folder upload skips the file already uploaded and re
   const local = join(dir.path, "docs");
   await Deno.mkdir(srv);
   await Deno.mkdir(local);
-  await makeFile(join(local, "a.bin"), CHUNK + TAIL, 21); // data records 0-1
+  await makeFile(join(local, "a.bin"), CHUNK + 5, 21); // data records 0-1
   await makeFile(join(local, "b.bin"), MiB, 22); // data records 2-5
   await using server = await startServe(srv);
   {
@@ -847,7 +827,7 @@ Deno.test("re-running a cut folder upload skips the file already uploaded and re
       event,
     ) => [event.remote, event.resumedFrom, event.transferred, event.skipped ?? false]),
     [
-      ["uploaded_docs/a.bin", CHUNK + TAIL, 0, true],
+      ["uploaded_docs/a.bin", CHUNK + 5, 0, true],
       ["uploaded_docs/b.bin", 2 * CHUNK, MiB - 2 * CHUNK, false],
     ],
   );
@@ -859,7 +839,7 @@ Deno.test("an upload whose target appears just before the commit is refused nami
   const srv = join(dir.path, "srv");
   await Deno.mkdir(srv);
   const source = join(dir.path, "late.bin");
-  await makeFile(source, MiB + TAIL, 23);
+  await makeFile(source, MiB + 3, 23);
   await using server = await startServe(srv);
   const target = join(srv, "uploaded_late.bin");
   {
@@ -874,7 +854,7 @@ Deno.test("an upload whose target appears just before the commit is refused nami
   }
   assert.equal(await Deno.readTextFile(target), "someone else's\n");
   const forced = doneOne(await ferry("put", server, [source, "--force"]));
-  assert.equal(forced.resumedFrom, MiB + TAIL);
+  assert.equal(forced.resumedFrom, MiB + 3);
   assert.equal(forced.transferred, 0);
   assert.equal(await sha256File(target), await sha256File(source));
   assert.deepEqual(await names(srv), ["uploaded_late.bin"]);

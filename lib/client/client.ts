@@ -117,7 +117,7 @@ export class FerryClient {
       const conversation = new ClientConversation(conn, channel, options.idleTimeoutMs ?? 120_000);
       const welcome = await conversation.expect("welcome");
       conversation.serverIdleTimeoutMs = welcome.idleTimeoutMs;
-      if (welcome.features?.includes(BUNDLE_FEATURE)) await conversation.useBundles();
+      if (welcome.features?.includes(BUNDLE_FEATURE)) conversation.useBundles();
       return new FerryClient(conversation, welcome);
     } catch (error) {
       closeQuietly(conn);

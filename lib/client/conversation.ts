@@ -14,6 +14,7 @@ import {
   decodeServerMessage,
   encodeMessage,
   type ServerMessage,
+  type TakesUpFeatures,
 } from "../protocol/messages.ts";
 import { sanitizeForDisplay } from "../protocol/remote_path.ts";
 import { Watchdog } from "../net/watchdog.ts";
@@ -51,6 +52,8 @@ export class ClientConversation {
   #stalled = false;
   /** When the server last made progress (`performance.now()`): a stall is measured from it. */
   #progressAt = performance.now();
+  /** The next request takes up the server's bundles (see {@link useBundles}). */
+  #takeUpBundles = false;
   /** {@link #progressAt} before the last record, for a message that turns out to be empty. */
   #progressBefore = this.#progressAt;
 
@@ -74,19 +77,17 @@ export class ClientConversation {
   }
 
   /**
-   * Takes up the server's offer of bundles (see `framing.ts`): says so (the message goes out with
-   * the first request), then reads bundles and gathers small records into them from here on.
+   * Takes up the server's offer of bundles (see `framing.ts`) with the next request: it carries
+   * `features`, and from then on this side reads bundles and gathers queued records into them.
    */
-  async useBundles(): Promise<void> {
-    const message: ClientMessage = { t: "features", use: [BUNDLE_FEATURE] };
-    await this.#channel.writer.write(RecordType.control, encodeMessage(message));
-    this.#channel.reader.acceptBundles();
-    this.#channel.writer.useBundles();
+  useBundles(): void {
+    this.#takeUpBundles = true;
   }
 
   /** Sends one control message. */
   async send(message: ClientMessage): Promise<void> {
-    await this.#channel.writer.send(RecordType.control, encodeMessage(message));
+    await this.#write(message, false);
+    await this.#channel.writer.flush();
     this.#waitFromNow();
   }
 
@@ -96,8 +97,22 @@ export class ClientConversation {
    * row before their answers are read, so that they share one bundle and one write.
    */
   async queue(message: ClientMessage): Promise<void> {
-    await this.#channel.writer.write(RecordType.control, encodeMessage(message));
+    await this.#write(message, true);
     this.#waitFromNow();
+  }
+
+  /** Writes `message`; the first request after {@link useBundles} takes the bundles up. */
+  async #write(message: ClientMessage, gather: boolean): Promise<void> {
+    const { reader, writer } = this.#channel;
+    if (this.#takeUpBundles && isRequest(message)) {
+      this.#takeUpBundles = false;
+      const takingUp: ClientMessage = { ...message, features: [BUNDLE_FEATURE] };
+      await writer.write(RecordType.control, encodeMessage(takingUp)); // alone, before any bundle
+      reader.acceptBundles();
+      writer.useBundles();
+      return;
+    }
+    await writer.write(RecordType.control, encodeMessage(message), { gather });
   }
 
   /** Restarts the stall deadline while data is being sent: a dead server is noticed. */
@@ -230,6 +245,14 @@ export class ClientConversation {
     }
     closeQuietly(this.#connection);
   }
+}
+
+/** Whether `message` is a request (`list`, `get`, `put`, `mkdir`), which may take up features. */
+function isRequest(
+  message: ClientMessage,
+): message is Extract<ClientMessage, TakesUpFeatures & { t: "list" | "get" | "put" | "mkdir" }> {
+  return message.t === "list" || message.t === "get" || message.t === "put" ||
+    message.t === "mkdir";
 }
 
 /** Closes `connection`, ignoring that it may be closed already. */

@@ -20,6 +20,9 @@ import { openUploadSource, putRequest, sourceChanged } from "./upload.ts";
  */
 export const STREAMED_UPLOAD_MAX_BYTES = 64 * 1024;
 
+/** A streamed upload's records travel in bundles with the others around them (see `framing.ts`). */
+const GATHERED = { gather: true } as const;
+
 /** A streamed upload sent (see {@link sendStreamedUpload}), whose answer is still to be read. */
 export interface SentUpload {
   /** The local file. */
@@ -60,7 +63,7 @@ export async function sendStreamedUpload(
   options.onStart?.({ size, offset: 0 });
   const hash = options.verify ? newSha256().update(bytes) : undefined;
   if (bytes.length > 0) {
-    await conversation.writer.write(RecordType.data, bytes).catch((error) => {
+    await conversation.writer.write(RecordType.data, bytes, GATHERED).catch((error) => {
       throw conversation.explain(error);
     });
   }
@@ -72,9 +75,11 @@ export async function sendStreamedUpload(
   const end = withdrawn
     ? { t: "put-cancel" as const }
     : { t: "put-end" as const, sha256: hash?.digest("hex") ?? "" };
-  await conversation.writer.write(RecordType.control, encodeMessage(end)).catch((error) => {
-    throw conversation.explain(error);
-  });
+  await conversation.writer.write(RecordType.control, encodeMessage(end), GATHERED).catch(
+    (error) => {
+      throw conversation.explain(error);
+    },
+  );
   return { localPath, size, withdrawn, started };
 }
 

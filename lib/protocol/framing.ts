@@ -328,6 +328,15 @@ function checkBundle(bundle: Uint8Array): void {
   }
 }
 
+/** How {@link RecordWriter.write} may send a record. */
+export interface WriteOptions {
+  /**
+   * The record may travel sealed in one bundle with the records gathered around it (once the peer
+   * has agreed to bundles, and if its payload is at most {@link BUNDLED_PAYLOAD_MAX_BYTES}).
+   */
+  gather?: boolean;
+}
+
 /** Encrypts records for one direction, gathering them into large socket writes. */
 export class RecordWriter {
   #sink: ByteSink;
@@ -372,12 +381,13 @@ export class RecordWriter {
 
   /**
    * Seals `payload` into one record and queues it; the queue goes out when it passes 1 MiB or on
-   * {@link flush}. The payload is copied, so the caller may reuse its buffer at once. With
-   * bundles on, a small control or data record is only gathered here, and sealed with the records
-   * around it when the queue goes out (or the bundle is full, or a record that is not gathered
-   * comes).
+   * {@link flush}. The payload is copied, so the caller may reuse its buffer at once. A small
+   * control or data record written with `gather` (the traffic of many small files), once bundles
+   * are on, is only gathered here, and sealed with the records gathered around it when the queue
+   * goes out, the bundle is full, or a record that is not gathered comes: every other record keeps
+   * its own, as on a connection without bundles.
    */
-  async write(type: RecordType, payload: Uint8Array): Promise<void> {
+  async write(type: RecordType, payload: Uint8Array, options: WriteOptions = {}): Promise<void> {
     if (this.#ended) throw new ProtocolError("Cannot write after the end record");
     if (this.#error !== undefined) throw this.#error;
     if (type === RecordType.bundle) throw new TypeError("Bundles are made by the writer itself");
@@ -386,7 +396,10 @@ export class RecordWriter {
     }
     this.#unsent++;
     noteRecord();
-    if (this.#bundling && type !== RecordType.end && payload.length <= BUNDLED_PAYLOAD_MAX_BYTES) {
+    if (
+      options.gather && this.#bundling && type !== RecordType.end &&
+      payload.length <= BUNDLED_PAYLOAD_MAX_BYTES
+    ) {
       await this.#gather(type, payload);
       return;
     }

@@ -26,7 +26,7 @@ export type AccessMode = ServeMode | "none";
 /** What a `welcome`'s mode may look like: a newer server may name a mode this client does not know. */
 const MODE_WORD = /^[a-z][a-z0-9-]{0,31}$/;
 
-/** Most features a `welcome` may offer or a `features` message take up. */
+/** Most features a `welcome` may offer or a request take up. */
 const MAX_FEATURES = 16;
 
 /** One entry of a listing; `name` is a POSIX path relative to the listed folder. */
@@ -43,14 +43,24 @@ export interface ListEntry {
   mode: number;
 }
 
+/**
+ * What every request (`list`, `get`, `put`, `mkdir`) may carry: the features of the `welcome`'s
+ * offer that the client takes up, on its first request only (optional on the wire; words the server
+ * did not offer, and all words on later requests, are ignored). With `bundle`, each side reads
+ * bundles from the record after this request on, and may send them from then on too.
+ */
+export interface TakesUpFeatures {
+  features?: string[];
+}
+
 /** Client to server: list a folder (or one file); `recursive` walks the whole tree. */
-export interface ListRequest {
+export interface ListRequest extends TakesUpFeatures {
   t: "list";
   path: string;
   recursive: boolean;
 }
 /** Client to server: send a file from `offset`, which the server accepts only if the hash of its first `offset` bytes equals `prefixSha256`. */
-export interface GetRequest {
+export interface GetRequest extends TakesUpFeatures {
   t: "get";
   path: string;
   offset: number;
@@ -63,7 +73,7 @@ export interface GetRequest {
   verify?: boolean;
 }
 /** Client to server: announce an upload of `size` bytes to `<prefix>name` inside folder `dir`. */
-export interface PutRequest {
+export interface PutRequest extends TakesUpFeatures {
   t: "put";
   dir: string;
   name: string;
@@ -111,7 +121,7 @@ export interface PutCancel {
   t: "put-cancel";
 }
 /** Client to server: create folder `<prefix>name` inside `dir` (folder uploads, empty folders). */
-export interface MkdirRequest {
+export interface MkdirRequest extends TakesUpFeatures {
   t: "mkdir";
   dir: string;
   name: string;
@@ -125,16 +135,6 @@ export interface MkdirRequest {
  */
 export interface KeepAlive {
   t: "keepalive";
-}
-
-/**
- * Client to server, right after the `welcome`: the features of its offer that the client takes up
- * (its other words, and words not offered, are ignored). Never answered. With `bundle`, each side
- * reads bundles from the record after this message on, and may send them from then on too.
- */
-export interface UseFeatures {
-  t: "features";
-  use: string[];
 }
 
 /** Server to client, first message after the handshake. */
@@ -159,7 +159,7 @@ export interface Welcome {
   /**
    * What this server can do beyond the base protocol, offered to the client (optional on the
    * wire): today `bundle` (`BUNDLE_FEATURE`). A client takes up what it knows with
-   * {@link UseFeatures} and ignores the rest.
+   * {@link TakesUpFeatures} on its first request and ignores the rest.
    */
   features?: string[];
 }
@@ -242,8 +242,7 @@ export type ClientMessage =
   | PutEnd
   | PutCancel
   | MkdirRequest
-  | KeepAlive
-  | UseFeatures;
+  | KeepAlive;
 /** Any message a server sends. */
 export type ServerMessage =
   | Welcome
@@ -264,6 +263,13 @@ export function encodeMessage(message: ClientMessage | ServerMessage): Uint8Arra
     throw new RangeError(`Control message of ${bytes.length} bytes exceeds the maximum`);
   }
   return bytes;
+}
+
+/** `request` with the features the client takes up in `fields`, when it names any. */
+function takingUp<T extends TakesUpFeatures>(fields: Fields, request: T): T {
+  return fields.features === undefined
+    ? request
+    : { ...request, features: words(fields, "features") };
 }
 
 /** A short list of feature words (lowercase letters, digits, dashes). */
@@ -315,17 +321,21 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
   const fields = parseObject(bytes);
   switch (fields.t) {
     case "list":
-      return { t: "list", path: str(fields, "path"), recursive: bool(fields, "recursive") };
+      return takingUp<ListRequest>(fields, {
+        t: "list",
+        path: str(fields, "path"),
+        recursive: bool(fields, "recursive"),
+      });
     case "get":
-      return {
+      return takingUp<GetRequest>(fields, {
         t: "get",
         path: str(fields, "path"),
         offset: int(fields, "offset"),
         prefixSha256: sha256Hex(fields, "prefixSha256", true),
         verify: fields.verify === undefined ? true : bool(fields, "verify"),
-      };
+      });
     case "put":
-      return {
+      return takingUp<PutRequest>(fields, {
         t: "put",
         dir: str(fields, "dir"),
         name: str(fields, "name"),
@@ -336,25 +346,23 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
         ifIdentical: fields.ifIdentical === undefined ? "" : sha256Hex(fields, "ifIdentical", true),
         verify: fields.verify === undefined ? true : bool(fields, "verify"),
         ...(fields.stream === undefined ? {} : { stream: bool(fields, "stream") }),
-      };
+      });
     case "put-start":
       return { t: "put-start", offset: int(fields, "offset") };
     case "keepalive":
       return { t: "keepalive" };
-    case "features":
-      return { t: "features", use: words(fields, "use") };
     case "put-end":
       return { t: "put-end", sha256: sha256Hex(fields, "sha256", true) };
     case "put-cancel":
       return { t: "put-cancel" };
     case "mkdir":
-      return {
+      return takingUp<MkdirRequest>(fields, {
         t: "mkdir",
         dir: str(fields, "dir"),
         name: str(fields, "name"),
         mode: mode(fields),
         mtime: mtime(fields),
-      };
+      });
     default:
       throw new ProtocolError("Unknown client message type");
   }

@@ -12,7 +12,6 @@ import type {
   PutEnd,
   PutStart,
   ServerMessage,
-  UseFeatures,
 } from "../protocol/messages.ts";
 import type { FileStore, PendingFile } from "../store/store.ts";
 import type { Admission } from "./admission.ts";
@@ -54,12 +53,9 @@ export interface ServerContext {
 
 /**
  * The requests a client may send between others that get an answer (not `put-start`/`put-end`,
- * parts of `put`, nor `keepalive` and `features`, which the session takes itself).
+ * parts of `put`, nor `keepalive`, which the session takes itself).
  */
-export type Request = Exclude<
-  ClientMessage,
-  PutStart | PutEnd | PutCancel | KeepAlive | UseFeatures
->;
+export type Request = Exclude<ClientMessage, PutStart | PutEnd | PutCancel | KeepAlive>;
 
 /** Controls the deadline of the connection while a request runs. */
 export interface Deadline {

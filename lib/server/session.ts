@@ -240,11 +240,14 @@ export class Session {
 
   async #serve(channel: SecureChannel): Promise<void> {
     const { reader, writer } = channel;
-    // Answers go out when the work under way pauses: a run of answers finished together (a
-    // commit group's uploads, small files read side by side) shares one bundle and one write. A
-    // refusal goes out at once: the session may end right after it (a failed upload).
-    const sendNow = async (message: ServerMessage) => {
-      await writer.write(RecordType.control, encodeMessage(message));
+    const sendNow = (message: ServerMessage) =>
+      writer.send(RecordType.control, encodeMessage(message));
+    // The answers of requests finished side by side (small files read or stored many at a time)
+    // are gathered into bundles and go out when the work under way pauses, so that a run of them
+    // shares one cipher call and one write. A refusal goes out at once: the session may end right
+    // after it (a failed upload).
+    const sendDeferred = async (message: ServerMessage) => {
+      await writer.write(RecordType.control, encodeMessage(message), { gather: true });
       if (message.t === "error") await writer.flush();
       else writer.flushSoon();
     };
@@ -263,6 +266,7 @@ export class Session {
       idleTimeoutMs: this.#context.idleTimeoutMs,
       features: [BUNDLE_FEATURE],
     });
+    let firstRequest = true;
     while (true) {
       if (this.#state.name === "stopping") {
         await this.#finishing;
@@ -285,20 +289,19 @@ export class Session {
       }
       const request = decodeClientMessage(record.payload);
       if (request.t === "keepalive") continue; // the client works locally; the deadline restarts
-      if (request.t === "features") {
-        if (request.use.includes(BUNDLE_FEATURE)) {
-          reader.acceptBundles();
-          writer.useBundles();
-        }
-        continue;
+      // The client takes up offered features with its first request only.
+      if (firstRequest && "features" in request && request.features?.includes(BUNDLE_FEATURE)) {
+        reader.acceptBundles();
+        writer.useBundles();
       }
+      firstRequest = false;
       const handle = handlerFor(request);
       if (handle === undefined) {
         throw new ProtocolError(`Message "${request.t}" outside its place in the conversation`);
       }
       try {
         const store = await this.#store(request as Request);
-        await handle(this.#requestContext(channel, send, sendNow, store));
+        await handle(this.#requestContext(channel, send, sendDeferred, store));
       } catch (error) {
         if (error instanceof ConnectionError || error instanceof ProtocolError) throw error;
         this.#log(`${request.t} refused: ${describe(error)}`);
@@ -343,7 +346,7 @@ export class Session {
   #requestContext(
     channel: SecureChannel,
     send: (message: ServerMessage) => Promise<void>,
-    sendNow: (message: ServerMessage) => Promise<void>,
+    sendDeferred: (message: ServerMessage) => Promise<void>,
     store: FileStore,
   ): RequestContext {
     const server = this.#context;
@@ -351,7 +354,7 @@ export class Session {
       store,
       channel,
       send,
-      defer: (finish) => this.#defer(finish, sendNow),
+      defer: (finish) => this.#defer(finish, sendDeferred),
       flushed: (file) => this.#commitGroup.flushed(file),
       rights: this.#rights!,
       uploadPrefix: server.uploadPrefix,
@@ -376,12 +379,12 @@ export class Session {
    */
   async #defer(
     finish: (send: (message: ServerMessage) => Promise<void>) => Promise<void>,
-    sendNow: (message: ServerMessage) => Promise<void>,
+    sendDeferred: (message: ServerMessage) => Promise<void>,
   ): Promise<void> {
     const earlier = this.#finishing;
     const inOrder = async (message: ServerMessage) => {
       await earlier;
-      await sendNow(message);
+      await sendDeferred(message);
     };
     const done = finish(inOrder)
       .catch((error) => {

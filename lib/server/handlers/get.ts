@@ -75,7 +75,7 @@ async function answer(
     for (let start = 0; start < whole.length; start += MAX_RECORD_PLAINTEXT) {
       const chunk = whole.subarray(start, start + MAX_RECORD_PLAINTEXT);
       if (request.verify) hash.update(chunk);
-      await writer.write(RecordType.data, chunk);
+      await writer.write(RecordType.data, chunk, { gather: true }); // with its messages
       deadline.stall();
     }
     sent = whole.length;
