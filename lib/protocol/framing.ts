@@ -298,7 +298,19 @@ export class RecordReader {
   }
 }
 
-/** The big-endian 32-bit length at `offset`. */
+/**
+ * Writes a 5-byte header, `type || u32be(length)`, into `bytes` at `offset`: a record's (with the
+ * length of its ciphertext and tag) or, inside a bundle, a gathered record's (of its payload).
+ */
+function writeHeader(bytes: Uint8Array, offset: number, type: RecordType, length: number): void {
+  bytes[offset] = type;
+  bytes[offset + 1] = length >>> 24;
+  bytes[offset + 2] = (length >>> 16) & 0xff;
+  bytes[offset + 3] = (length >>> 8) & 0xff;
+  bytes[offset + 4] = length & 0xff;
+}
+
+/** The big-endian 32-bit length at `offset` (of a header {@link writeHeader} wrote). */
 function readLength(bytes: Uint8Array, offset: number): number {
   return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) |
     bytes[offset + 3]!) >>> 0;
@@ -372,8 +384,9 @@ export class RecordWriter {
   }
 
   /**
-   * Seals small records written one after another as one {@link RecordType.bundle} from now on:
-   * called once the peer has agreed to read them. Records still go out in the order written.
+   * Seals the small records written with `gather` one after another as one
+   * {@link RecordType.bundle} from now on: called once the peer has agreed to read them. Records
+   * still go out in the order written.
    */
   useBundles(): void {
     this.#bundling = true;
@@ -432,11 +445,7 @@ export class RecordWriter {
     if (this.#ended) throw new ProtocolError("Cannot write after the end record");
     const gathered = this.#gathered ??= new Uint8Array(MAX_RECORD_PLAINTEXT);
     const at = this.#gatheredBytes;
-    gathered[at] = type;
-    gathered[at + 1] = payload.length >>> 24;
-    gathered[at + 2] = (payload.length >>> 16) & 0xff;
-    gathered[at + 3] = (payload.length >>> 8) & 0xff;
-    gathered[at + 4] = payload.length & 0xff;
+    writeHeader(gathered, at, type, payload.length);
     gathered.set(payload, at + BUNDLED_HEADER_BYTES);
     this.#gatheredBytes += entry;
     this.#gatheredRecords++;
@@ -472,13 +481,9 @@ export class RecordWriter {
   /** Seals one record into the batch buffer, which the caller made sure has room for it. */
   #seal(type: RecordType, payload: Uint8Array): void {
     const length = payload.length + RECORD_TAG_BYTES;
-    const header = new Uint8Array([
-      type,
-      length >>> 24,
-      (length >>> 16) & 0xff,
-      (length >>> 8) & 0xff,
-      length & 0xff,
-    ]);
+    const batch = this.#batch ??= new Uint8Array(BATCH_BUFFER_BYTES);
+    writeHeader(batch, this.#used, type, length);
+    const header = batch.subarray(this.#used, this.#used + RECORD_HEADER_BYTES);
     const cipher = createCipheriv(
       "chacha20-poly1305",
       this.#key,
@@ -490,8 +495,6 @@ export class RecordWriter {
     cipher.final();
     const tag = cipher.getAuthTag();
     this.#sequence++;
-    const batch = this.#batch ??= new Uint8Array(BATCH_BUFFER_BYTES);
-    batch.set(header, this.#used);
     batch.set(ciphertext, this.#used + RECORD_HEADER_BYTES);
     batch.set(tag, this.#used + RECORD_HEADER_BYTES + payload.length);
     this.#used += RECORD_HEADER_BYTES + length;
