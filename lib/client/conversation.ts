@@ -145,7 +145,7 @@ export class ClientConversation {
       // are already here, requests queued meanwhile gather and go out together.
       const { reader, writer } = this.#channel;
       if (!reader.ready || writer.unsent >= QUEUED_RECORDS_SENT_TOGETHER) await writer.flush();
-      record = await this.#channel.reader.next();
+      record = await reader.next();
     } catch (error) {
       throw this.explain(error);
     } finally {

@@ -200,7 +200,7 @@ export function sourceChanged(
   path: string,
   before: Deno.FileInfo,
 ): boolean {
-  // Through the path alone: while the name leads to the file open as `file` (same device and
+  // Through the path alone: while the name leads to the very file that is open (same device and
   // inode, which an open file keeps), its size and time are that file's (one lookup, not two).
   let now: Deno.FileInfo;
   try {
